@@ -1,0 +1,29 @@
+// Virtual time. The engine counts nanoseconds (Nanos); the kernel model sees jiffies, because
+// the 10-s port-offset resalt and TCP timers are jiffy-quantised (HZ=250 on our machines).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace portsim {
+
+using Nanos = uint64_t;  // virtual time since the scenario's t=0, or a duration
+constexpr Nanos kNsPerSec = 1'000'000'000ULL;
+constexpr Nanos kNsPerMs = 1'000'000ULL;
+
+// include/linux/jiffies.h: INITIAL_JIFFIES = (unsigned long)(unsigned int)(-300*HZ), so that
+// the 32-bit jiffies wraps five minutes after boot.
+constexpr uint64_t initial_jiffies(uint32_t hz) { return uint64_t(uint32_t(-300 * int64_t(hz))); }
+
+// Jiffies elapsed after `t` nanoseconds (floor).
+constexpr uint64_t nanos_to_jiffies(Nanos t, uint32_t hz) {
+  return uint64_t((unsigned __int128)t * hz / kNsPerSec);
+}
+
+// "1.5ms", "10s", "250us", "3ns", "2m", "1h" → nanoseconds; nullopt on bad syntax / overflow.
+std::optional<Nanos> parse_duration(std::string_view text);
+// Nanoseconds → the shortest exact human form ("1.5ms", "131s", "0s").
+std::string format_duration(Nanos t);
+
+}  // namespace portsim

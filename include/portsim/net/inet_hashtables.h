@@ -1,0 +1,120 @@
+// The bind and established hash tables (include/net/inet_hashtables.h) and connect()'s autobind
+// (net/ipv4/inet_hashtables.c). See sim/net/inet_hashtables.cc for the story of the scan.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "portsim/net/inet_addr.h"
+#include "portsim/net/port_bitmap.h"
+#include "portsim/net/sock.h"
+
+namespace portsim::net {
+
+struct world;
+struct netns;
+
+// include/net/inet_hashtables.h: struct inet_bind_bucket — one per (netns, port): the port's
+// owners through its bind2 buckets. fastreuse/fastreuseport are -1 while only connect()
+// autobind made and holds the bucket; bind() sets them >= 0 (inet_csk_update_fastreuse).
+struct inet_bind_bucket {
+  inet_addr fast_rcv_saddr;  // the fast* fields record the reuseport owner for the fast path
+  uint32_t fastuid = 0;
+  uint32_t bhash2 = kNone;   // first inet_bind2_bucket of this port
+  uint16_t netns = 0;
+  uint16_t port = 0;
+  int8_t fastreuse = 0;      // inet_bind_bucket_create() starts at 0; connect() sets -1
+  int8_t fastreuseport = 0;  // -1, 0, FASTREUSEPORT_ANY = 1, FASTREUSEPORT_STRICT = 2
+  bool fast_ipv6_only = false;
+  bool fast_v4 = true;
+};
+inline constexpr int8_t FASTREUSEPORT_ANY = 1, FASTREUSEPORT_STRICT = 2;
+
+// include/net/inet_hashtables.h: struct inet_bind2_bucket — one per (netns, port, address);
+// 6.18 keeps fastreuse/fastreuseport here too (d57f4b874946).
+struct inet_bind2_bucket {
+  inet_addr rcv_saddr;       // v6_rcv_saddr; IPv4 stored v4-mapped
+  uint32_t tb = kNone;       // parent inet_bind_bucket
+  uint32_t next = kNone;     // next tb2 of the same tb
+  sock_id owners = kNone;    // head of the owners list (sock::bind_next)
+  uint32_t nowners = 0;
+  int8_t fastreuse = -1;
+  int8_t fastreuseport = -1;
+};
+
+// portsim's index for connect(): per (netns, saddr, daddr, dport), the local ports whose
+// 4-tuple is held in ehash by a connecting socket that is not in TIME_WAIT — ports a scan toward
+// that destination can skip without a lookup. A subset of the truth: candidates it does not
+// list are still checked exactly (__inet_check_established). Small sets are a vector; past
+// kDestBitmapAt ports it becomes a PortBitmap (8 KiB) that the scan reads 64 ports a word.
+struct connect_dest {
+  inet_addr saddr, daddr;
+  uint16_t netns = 0, dport = 0;
+  uint32_t count = 0;
+  std::vector<uint16_t> small;
+  std::unique_ptr<PortBitmap> big;
+};
+inline constexpr uint32_t kDestBitmapAt = 128;
+
+// What one connect() autobind did, for the trace and --explain.
+struct connect_info {
+  uint64_t port_offset = 0;   // secure_ipv4_port_ephemeral()
+  uint32_t timeseed = 0;      // jiffies / (10 * HZ), the 4th SipHash word
+  uint32_t index = 0;         // table_perturb index (low 16 bits of port_offset)
+  uint32_t perturb = 0;       // table_perturb[index] before the update
+  uint32_t offset = 0;        // starting offset (first pass)
+  uint32_t low = 0, high = 0; // range used, high exclusive
+  uint32_t remaining = 0;
+  uint8_t step = 2;
+  uint8_t pass = 0;           // 1 or 2: the pass that found the port (0: none)
+  uint32_t i = 0;             // the kernel's i at success, within that pass
+  uint64_t examined = 0;      // candidates visited over both passes, the chosen one included
+  uint32_t perturb_inc = 0;   // added to table_perturb[index]
+  bool autobind = false;      // false: socket already had a port (4-tuple check only)
+  bool tw_recycled = false;
+};
+
+using check_established_fn = int (*)(world&, sock_id, uint16_t lport, sock_id* twp);
+
+// net/ipv4/inet_hashtables.c: inet_bind_bucket_create() / inet_bind_bucket_destroy().
+uint32_t inet_bind_bucket_create(world& w, netns& ns, uint16_t port);
+void inet_bind_bucket_destroy(world& w, uint32_t tb);
+// net/ipv4/inet_hashtables.c: inet_bind2_bucket_find() / _create() / _destroy().
+uint32_t inet_bind2_bucket_find(const world& w, uint32_t tb, const inet_addr& addr);
+uint32_t inet_bind2_bucket_create(world& w, uint32_t tb, const inet_addr& addr);
+// net/ipv4/inet_hashtables.c: inet_bind_hash() — make sk an owner of (tb, tb2) at `port`.
+void inet_bind_hash(world& w, sock_id sk, uint32_t tb, uint32_t tb2, uint16_t port);
+// net/ipv4/inet_hashtables.c: __inet_put_port() — release sk's port (6.18 bucket state update).
+void inet_put_port(world& w, sock_id sk);
+// net/ipv4/inet_hashtables.c: __inet_inherit_port() — a child joins its listener's port.
+void inet_inherit_port(world& w, sock_id listener, sock_id child);
+// net/ipv4/inet_hashtables.c: inet_bhash2_update_saddr() — move a bound sk to (port, saddr).
+void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr);
+// Keeps the connect destination index in step with a hashed sock's state.
+void connect_dest_refresh(world& w, sock_id sk);
+// Recomputes netns::connect_skip for one port (reserved, or a bucket made by bind()).
+void connect_skip_update(world& w, netns& ns, uint16_t port);
+
+// net/ipv4/inet_hashtables.c: inet_ehash_insert() / sk_nulls_del_node (removal).
+void inet_ehash_insert(world& w, sock_id sk);
+void inet_ehash_remove(world& w, sock_id sk);
+// Exact 4-tuple lookup in ehash (inet_match over the chain); kNone when absent.
+sock_id inet_ehash_lookup(const world& w, uint16_t netns, const inet_addr& laddr, uint16_t lport,
+                          const inet_addr& raddr, uint16_t rport);
+
+// net/ipv4/inet_hashtables.c: __inet_check_established() — may sk use lport toward its
+// destination? 0, or EADDRNOTAVAIL. A reusable TIME_WAIT is handed back through twp, or, when
+// twp is null (the already-bound path), recycled at once.
+int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp);
+
+// net/ipv4/inet_connection_sock.c: inet_sk_get_local_port_range() — the netns range narrowed
+// by IP_LOCAL_PORT_RANGE; true when the socket has a range of its own (step 1, no parity).
+bool inet_sk_get_local_port_range(const world& w, const sock& sk, int& low, int& high);
+
+// net/ipv4/inet_hashtables.c: __inet_hash_connect() (6.18). Returns 0 or an errno.
+int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
+                           check_established_fn check_established, connect_info& info);
+// net/ipv4/inet_hashtables.c: inet_hash_connect() — offset from SipHash when unbound.
+int inet_hash_connect(world& w, sock_id sk, connect_info& info);
+
+}  // namespace portsim::net

@@ -1,0 +1,90 @@
+// Machines, network namespaces and the world that owns every table. A machine is one kernel:
+// net_secret and table_perturb are kernel-global (KERNEL-MAP §1.1–1.2), shared by its netns.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "portsim/base/random.h"
+#include "portsim/base/siphash.h"
+#include "portsim/base/time.h"
+#include "portsim/net/id_table.h"
+#include "portsim/net/inet_hashtables.h"
+#include "portsim/net/sysctl.h"
+
+namespace portsim::net {
+
+class observer;
+class timer_sink;
+
+// CONFIG_INET_TABLE_PERTURB_ORDER default 16 (net/ipv4/Kconfig).
+inline constexpr uint32_t INET_TABLE_PERTURB_SIZE = 1u << 16;
+
+struct machine {
+  std::string name;
+  uint32_t hz = 250;
+  uint64_t jiffies0 = 0;  // jiffies at virtual t=0: INITIAL_JIFFIES + uptime
+  siphash_key net_secret;
+  std::vector<uint32_t> table_perturb;  // INET_TABLE_PERTURB_SIZE cells
+  Random random;  // get_random_u32_below() draws of this kernel
+
+  machine(std::string n, uint32_t hz_, uint64_t seed)
+      : name(std::move(n)), hz(hz_), random(seed, "get_random_u32:" + name) {}
+  uint64_t jiffies(Nanos now) const { return jiffies0 + nanos_to_jiffies(now, hz); }
+};
+
+struct netns {
+  std::string name;
+  uint16_t id = 0;
+  uint32_t machine = 0;
+  sysctls sys;
+  std::vector<ifaddr> addrs;       // loopback 127.0.0.1/8 and ::1 are implicit
+  std::vector<uint32_t> bhash;     // port -> inet_bind_bucket (kNone: none)
+  PortBitmap connect_skip;         // reserved, or a bucket made by bind(): connect() skips
+  std::unordered_map<uint16_t, std::vector<sock_id>> listeners;  // by port (lhash2's role)
+  uint32_t tw_count = 0;           // tcp_death_row.tw_refcount - 1
+
+  bool owns(const inet_addr& a) const;  // a local address of this namespace?
+};
+
+// Counters that the summary and the sweeps report.
+struct stats {
+  uint64_t connects = 0, connects_ok = 0;
+  uint64_t candidates = 0;  // connect() candidates examined, over all calls
+  uint64_t tw_recycled = 0;       // TcpExtTWRecycled
+  uint64_t tw_overflow = 0;       // TcpExtTCPTimeWaitOverflow
+  uint64_t time_wait = 0, time_wait_peak = 0;
+};
+
+struct world {
+  std::vector<machine> machines;
+  std::vector<netns> nets;
+  std::vector<sock> socks;
+  std::vector<sock_id> free_socks;
+  std::vector<inet_bind_bucket> tbs;
+  std::vector<uint32_t> free_tbs;
+  std::vector<inet_bind2_bucket> tb2s;
+  std::vector<uint32_t> free_tb2s;
+  IdTable ehash;                    // established + TIME_WAIT, keyed by (netns, 4-tuple)
+  IdTable dest_table;               // connect_dest index, keyed by (netns, saddr, daddr, dport)
+  std::vector<connect_dest> dests;
+  std::vector<uint32_t> free_dests;
+  observer* obs = nullptr;          // trace / explain hooks; null = off
+  timer_sink* timers = nullptr;     // where TIME_WAIT and other timers are armed
+  std::unordered_map<sock_id, std::vector<sock_id>> accept_queue;  // listener -> children
+  Nanos now = 0;
+  stats st;
+
+  sock& sk(sock_id id) { return socks[id]; }
+  const sock& sk(sock_id id) const { return socks[id]; }
+  netns& ns_of(sock_id id) { return nets[socks[id].netns]; }
+  machine& machine_of(const netns& ns) { return machines[ns.machine]; }
+
+  sock_id sock_alloc(uint16_t netns);
+  void sock_free(sock_id id);
+  // net/ipv4/tcp.c: tcp_set_state() — records the change (trace) and keeps indexes in step.
+  void set_state(sock_id id, tcp_state to);
+};
+
+}  // namespace portsim::net

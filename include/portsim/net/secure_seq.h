@@ -1,0 +1,21 @@
+// net/core/secure_seq.c: the SipHash port offset that decides where connect() starts looking.
+#pragma once
+#include <cstdint>
+
+#include "portsim/base/siphash.h"
+
+namespace portsim::net {
+
+// include/net/secure_seq.h: EPHEMERAL_PORT_SHUFFLE_PERIOD = 10 * HZ ("tcp: resalt the secret
+// every 10 seconds", 4dfa9b438ee3, 5.18).
+constexpr uint32_t ephemeral_timeseed(uint64_t jiffies, uint32_t hz) {
+  return uint32_t(jiffies / (10ull * hz));
+}
+
+// net/core/secure_seq.c: secure_ipv4_port_ephemeral() — siphash_4u32(saddr, daddr, dport,
+// timeseed) keyed by net_secret. Addresses in host order here; the kernel hashes them as stored
+// (network byte order), which is what this function reproduces on a little-endian machine.
+uint64_t secure_ipv4_port_ephemeral(uint32_t saddr, uint32_t daddr, uint16_t dport,
+                                    uint32_t timeseed, const siphash_key& net_secret);
+
+}  // namespace portsim::net

@@ -1,0 +1,60 @@
+// struct sock, reduced to what port selection and the connection lifecycle need.
+// Kept small on purpose (~80 bytes): a million connections must fit in 200 MB.
+#pragma once
+#include <cstdint>
+#include <string_view>
+
+#include "portsim/net/inet_addr.h"
+
+namespace portsim::net {
+
+using sock_id = uint32_t;
+inline constexpr uint32_t kNone = UINT32_MAX;
+
+// include/net/tcp_states.h: the TCP_* states with the kernel's numbering.
+enum class tcp_state : uint8_t {
+  ESTABLISHED = 1, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT,
+  LAST_ACK, LISTEN, CLOSING, NEW_SYN_RECV,
+};
+std::string_view tcp_state_name(tcp_state s);
+
+// include/net/sock.h: sk_userlocks bits.
+enum : uint8_t {
+  SOCK_BINDADDR_LOCK = 4,
+  SOCK_BINDPORT_LOCK = 8,
+  SOCK_CONNECT_BIND = 16,  // 6.18: the port was chosen by connect() autobind
+};
+
+// include/net/sock.h: sk_reuse values.
+enum : uint8_t { SK_NO_REUSE = 0, SK_CAN_REUSE = 1 };
+
+struct sock {
+  inet_addr rcv_saddr;          // inet_rcv_saddr: bound / chosen local address
+  inet_addr daddr;              // inet_daddr
+  uint32_t uid = 0;             // sk_uid: owner uid (SO_REUSEPORT same-uid rule)
+  uint32_t local_port_range = 0;  // IP_LOCAL_PORT_RANGE, packed lo | hi << 16 (0 = unset)
+  sock_id bind_next = kNone, bind_prev = kNone;  // sk_bind2_node: owners list of tb2
+  uint32_t tb2 = kNone;         // icsk_bind2_hash (tb is tb2's parent)
+  sock_id peer = kNone;         // the other end, when it is modelled
+  sock_id listener = kNone;     // for a child: the listener it was accepted from
+  uint32_t timer_gen = 0;       // bumps on every (re)arm and free: stale timer events are ignored
+  uint32_t tw_entry_stamp = 0;  // TIME_WAIT: tw_entry_stamp (ms, tcp_time_stamp_ms)
+  uint16_t num = 0;             // inet_num: local port, 0 = unbound
+  uint16_t dport = 0;           // inet_dport
+  uint16_t netns = 0;           // sock_net(sk)
+  tcp_state state = tcp_state::CLOSE;
+  tcp_state tw_substate = tcp_state::CLOSE;  // TIME_WAIT sockets: TIME_WAIT or FIN_WAIT2
+  uint8_t userlocks = 0;        // sk_userlocks
+  uint8_t reuse = SK_NO_REUSE;  // sk_reuse (SO_REUSEADDR)
+  bool reuseport : 1 = false;   // sk_reuseport (SO_REUSEPORT)
+  bool bind_address_no_port : 1 = false;  // IP_BIND_ADDRESS_NO_PORT
+  bool ipv6only : 1 = false;    // sk_ipv6only
+  bool hashed : 1 = false;      // in ehash
+  bool in_dest_index : 1 = false;  // counted in the connect destination index (portsim's)
+  bool cap_net_bind_service : 1 = false;  // owner holds CAP_NET_BIND_SERVICE
+  bool orphan : 1 = false;      // closed by the application
+  bool alive : 1 = false;       // slot in use
+  bool ts_recent : 1 = false;   // a peer timestamp was received (tw_ts_recent_stamp != 0)
+};
+
+}  // namespace portsim::net

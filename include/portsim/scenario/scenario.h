@@ -1,0 +1,91 @@
+// The parsed scenario: what `portsim run` replays. Produced by load_scenario() (load.h),
+// consumed by the Runner (runner.h). The format is documented in scenarios/README.md.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "portsim/base/siphash.h"
+#include "portsim/base/time.h"
+#include "portsim/net/af_inet.h"
+#include "portsim/net/inet_addr.h"
+
+namespace portsim::scenario {
+
+struct SysctlSetting {
+  std::string name, value, path;
+};
+
+struct NetnsSpec {
+  std::string name;
+  std::vector<net::ifaddr> addrs;
+  std::vector<SysctlSetting> sysctls;  // in file order, each validated against the state before
+};
+
+struct MachineSpec {
+  std::string name;
+  uint32_t hz = 250;
+  std::optional<Nanos> uptime;              // seeded when absent
+  std::optional<siphash_key> net_secret;    // seeded when absent
+  bool perturb_zero = false;                // table_perturb all zero (worked examples, tests)
+  std::vector<NetnsSpec> netns;
+};
+
+enum class Op { socket, setsockopt, bind, listen, connect, accept, close, sysctl };
+const char* op_name(Op op);
+
+// A socket option as the scenario sets it.
+enum class SockOpt { SO_REUSEADDR, SO_REUSEPORT, IP_BIND_ADDRESS_NO_PORT, IP_LOCAL_PORT_RANGE, IPV6_V6ONLY };
+struct OptSetting {
+  SockOpt opt;
+  uint32_t value = 0;  // IP_LOCAL_PORT_RANGE: packed lo | hi << 16, as the kernel packs it
+};
+
+// packetdrill-style expectation on one call (each repetition of a repeated call).
+struct Expect {
+  std::optional<int> err;                     // 0 = success ("ret": 0)
+  std::optional<uint16_t> port;
+  std::optional<std::pair<uint16_t, uint16_t>> port_in;
+  std::optional<int> parity;                  // 0 even, 1 odd
+};
+
+// Expectations over all repetitions of a repeated call.
+struct ExpectTotal {
+  std::optional<uint64_t> ok;
+  std::map<int, uint64_t> errors;             // errno -> count
+  std::optional<uint64_t> distinct_ports;
+};
+
+struct Call {
+  std::string path;        // "$.timeline[3]", for messages
+  Nanos t = 0;
+  Op op = Op::socket;
+  int netns = -1;          // resolved host; -1 = the socket's own
+  std::string sock;        // name, or a pattern with "{i}" when repeated
+  std::string as;          // accept: the name given to the accepted socket
+  net::endpoint addr;      // bind / connect
+  int backlog = 128;
+  std::vector<OptSetting> opts;   // setsockopt, or options of an implicitly created socket
+  net::cred cred;                 // of an implicitly created socket
+  SysctlSetting sysctl;           // sysctl op
+  uint64_t count = 1;
+  Nanos every = 0;
+  std::optional<Expect> expect;
+  std::optional<ExpectTotal> expect_total;
+};
+
+struct Scenario {
+  std::string file;
+  std::string name, description, kernel = "6.18";
+  uint64_t seed = 1;
+  std::vector<MachineSpec> machines;
+  std::vector<net::external_endpoint> externals;
+  std::vector<Call> timeline;  // sorted by t (the file must list calls in time order)
+};
+
+// The name the socket of repetition k gets: "{i}" in the pattern replaced by k.
+std::string sock_name(const std::string& pattern, uint64_t k);
+
+}  // namespace portsim::scenario

@@ -1,0 +1,47 @@
+// The JSON Lines trace: one object per line, in event order; see README "Trace format".
+// Writes to `path`.tmp and renames on commit(), so a failed run leaves no partial file.
+#pragma once
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "portsim/net/observer.h"
+
+namespace portsim::trace {
+
+class JsonlTrace final : public net::observer {
+ public:
+  using NameFn = std::function<std::string(net::sock_id)>;
+  // An empty path makes a trace that writes nothing (explain output may still go to stderr).
+  JsonlTrace(std::string path, NameFn name_of, bool explain);
+  ~JsonlTrace() override;
+  bool ok() const { return path_.empty() || f_ != nullptr; }
+  bool enabled() const { return f_ != nullptr; }
+
+  // Commit: flush, close and rename the temporary file into place. False on an I/O error.
+  bool commit();
+  // Abandon: remove the temporary file.
+  void abandon();
+
+  // A record assembled by the caller: `{"t":…,"ev":"<ev>",<body>}`.
+  void record(uint64_t t, std::string_view ev, std::string_view body);
+
+  void bind_bucket(const net::world&, net::table_op, uint32_t tb) override;
+  void bind2_bucket(const net::world&, net::table_op, uint32_t tb2) override;
+  void ehash(const net::world&, net::table_op, net::sock_id) override;
+  void state_change(const net::world&, net::sock_id, net::tcp_state from, net::tcp_state to) override;
+  bool explaining() const override { return explain_; }
+  void explain(std::string_view kernel_function, std::string_view what) override;
+
+ private:
+  std::string path_, tmp_;
+  std::FILE* f_ = nullptr;
+  NameFn name_of_;
+  bool explain_;
+};
+
+// JSON string escaping for trace bodies.
+std::string json_str(std::string_view s);
+
+}  // namespace portsim::trace

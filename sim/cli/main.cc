@@ -1,0 +1,166 @@
+// portsim: the command table (ninja's kTools). Each command owns its options and returns an
+// exit status: 0 ok, 1 an expectation failed, 2 bad input or usage.
+#include <fmt/format.h>
+
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "portsim/base/errno_name.h"
+#include "portsim/base/spellcheck.h"
+#include "portsim/scenario/load.h"
+#include "portsim/scenario/runner.h"
+
+namespace po = boost::program_options;
+using namespace portsim;
+
+namespace {
+
+enum ExitStatus { kExitOk = 0, kExitExpectationFailed = 1, kExitBadInput = 2 };
+
+long peak_rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+
+// Parses argv for one command; prints help or a usage error. Returns -1 to continue.
+int parse(const char* cmd, const char* synopsis, po::options_description& opts,
+          po::positional_options_description& pos, int argc, char** argv, po::variables_map& vm) {
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: portsim " << cmd << " " << synopsis << "\n\n" << opts;
+      return kExitOk;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "portsim " << cmd << ": " << e.what() << " (see 'portsim " << cmd << " --help')\n";
+    return kExitBadInput;
+  }
+  return -1;
+}
+
+int cmd_check(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()("help,h", "this help")("scenario", po::value<std::string>()->required(), "scenario file");
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (int rc = parse("check", "SCENARIO", opts, pos, argc, argv, vm); rc >= 0) return rc;
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>());
+  if (lr.error) {
+    std::cerr << lr.error->message << "\n";
+    return kExitBadInput;
+  }
+  fmt::print("{}: ok ({} machines, {} timeline entries)\n", lr.scenario->file, lr.scenario->machines.size(),
+             lr.scenario->timeline.size());
+  return kExitOk;
+}
+
+int cmd_run(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()("help,h", "this help")
+      ("scenario", po::value<std::string>()->required(), "scenario file (JSON, comments allowed)")
+      ("trace,t", po::value<std::string>(), "write the JSON Lines trace to this file")
+      ("seed,s", po::value<uint64_t>(), "override the scenario's seed")
+      ("explain,e", "narrate each call's kernel steps (function by function) on stderr")
+      ("quiet,q", "print only expectation failures and errors");
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (int rc = parse("run", "SCENARIO [--trace FILE] [--seed N] [--explain]", opts, pos, argc, argv, vm); rc >= 0)
+    return rc;
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>());
+  if (lr.error) {
+    std::cerr << lr.error->message << "\n";
+    return kExitBadInput;
+  }
+  scenario::RunOptions ro;
+  if (vm.count("trace")) ro.trace_path = vm["trace"].as<std::string>();
+  if (vm.count("seed")) ro.seed = vm["seed"].as<uint64_t>();
+  ro.explain = vm.count("explain") > 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  scenario::Runner runner(*lr.scenario, ro);
+  const scenario::RunReport rep = runner.run();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!rep.runtime_error.empty()) {
+    std::cerr << rep.runtime_error << "\n";
+    return kExitBadInput;
+  }
+  for (const auto& f : rep.failures) std::cerr << f << "\n";
+  if (rep.expectation_failures > rep.failures.size())
+    std::cerr << fmt::format("... and {} more expectation failures\n", rep.expectation_failures - rep.failures.size());
+  if (!vm.count("quiet")) {
+    const auto& sc = *lr.scenario;
+    fmt::print("portsim run {} (seed {}, kernel {})\n", sc.file, ro.seed.value_or(sc.seed), sc.kernel);
+    std::string errs;
+    for (const auto& [e, n] : rep.errors) errs += fmt::format(", {} {}", e, n);
+    fmt::print("  calls        {} (ok {}{})\n", rep.calls, rep.calls_ok, errs);
+    if (rep.st.connects)
+      fmt::print("  connect      {} autobind scans, {} ok, {} candidates examined ({:.1f} per connect)\n",
+                 rep.st.connects, rep.st.connects_ok, rep.st.candidates,
+                 double(rep.st.candidates) / double(rep.st.connects));
+    fmt::print("  TIME_WAIT    peak {}, recycled {}, overflow {}\n", rep.st.time_wait_peak, rep.st.tw_recycled,
+               rep.st.tw_overflow);
+    fmt::print("  virtual time {}\n", format_duration(rep.virtual_end));
+    fmt::print("  wall time    {:.3f} s, {:.0f} events/s, peak RSS {} MiB\n", wall,
+               wall > 0 ? double(rep.events) / wall : 0.0, peak_rss_kib() / 1024);
+    fmt::print("  expectations {} held, {} failed\n", rep.expectations - rep.expectation_failures,
+               rep.expectation_failures);
+  }
+  return rep.expectation_failures ? kExitExpectationFailed : kExitOk;
+}
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*fn)(int, char**);
+};
+
+constexpr Command kCommands[] = {
+    {"run", "replay a scenario in virtual time, write a trace, check its expectations", cmd_run},
+    {"check", "parse and validate a scenario; run nothing", cmd_check},
+};
+
+void usage(std::FILE* to) {
+  fmt::print(to, "portsim — a kernel-faithful simulator of how Linux picks local ports (model: Linux 6.18)\n\n"
+                 "usage: portsim COMMAND [options]   ('portsim COMMAND --help' for its options)\n\ncommands:\n");
+  for (const auto& c : kCommands) fmt::print(to, "  {:<8} {}\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return kExitBadInput;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    if (cmd == "help" && argc > 2) {
+      for (const auto& c : kCommands)
+        if (argv[2] == std::string(c.name)) {
+          char help[] = "--help";
+          char* args[] = {argv[0], help};
+          return c.fn(2, args);
+        }
+    }
+    usage(stdout);
+    return kExitOk;
+  }
+  std::vector<std::string_view> names;
+  for (const auto& c : kCommands) {
+    names.push_back(c.name);
+    if (cmd == c.name) return c.fn(argc - 1, argv + 1);
+  }
+  fmt::print(stderr, "portsim: unknown command '{}'{}\n", cmd, did_you_mean(cmd, names));
+  usage(stderr);
+  return kExitBadInput;
+}

@@ -1,0 +1,98 @@
+#include "portsim/net/inet_addr.h"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <fmt/format.h>
+
+namespace portsim::net {
+
+std::optional<inet_addr> parse_addr(std::string_view text) {
+  std::string s(text);
+  in_addr a4{};
+  if (inet_pton(AF_INET, s.c_str(), &a4) == 1) return inet_addr::v4(ntohl(a4.s_addr));
+  in6_addr a6{};
+  if (inet_pton(AF_INET6, s.c_str(), &a6) != 1) return std::nullopt;
+  inet_addr r;
+  for (int i = 0; i < 8; ++i) r.hi = r.hi << 8 | a6.s6_addr[i];
+  for (int i = 8; i < 16; ++i) r.lo = r.lo << 8 | a6.s6_addr[i];
+  return r;
+}
+
+std::optional<endpoint> parse_endpoint(std::string_view text) {
+  std::string_view host, port;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find("]:");
+    if (close == std::string_view::npos) return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (port.empty() || port.size() > 5) return std::nullopt;
+  uint32_t p = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return std::nullopt;
+    p = p * 10 + uint32_t(c - '0');
+  }
+  if (p > 65535) return std::nullopt;
+  auto a = parse_addr(host);
+  if (!a) return std::nullopt;
+  if (!a->is_v4() && text.front() != '[') return std::nullopt;  // v6 needs brackets
+  return endpoint{*a, uint16_t(p)};
+}
+
+std::string to_string(const inet_addr& a) {
+  char buf[INET6_ADDRSTRLEN];
+  if (a.is_v4()) {
+    in_addr a4{htonl(a.v4_host())};
+    inet_ntop(AF_INET, &a4, buf, sizeof buf);
+  } else {
+    in6_addr a6{};
+    for (int i = 0; i < 8; ++i) a6.s6_addr[i] = uint8_t(a.hi >> (56 - 8 * i));
+    for (int i = 0; i < 8; ++i) a6.s6_addr[8 + i] = uint8_t(a.lo >> (56 - 8 * i));
+    inet_ntop(AF_INET6, &a6, buf, sizeof buf);
+  }
+  return buf;
+}
+
+std::string to_string(const endpoint& e) {
+  return e.addr.is_v4() ? fmt::format("{}:{}", to_string(e.addr), e.port)
+                        : fmt::format("[{}]:{}", to_string(e.addr), e.port);
+}
+
+bool ifaddr::contains(const inet_addr& a) const {
+  if (addr.is_v4() != a.is_v4()) return false;
+  const unsigned bits = addr.is_v4() ? 96u + prefix : prefix;  // compare the 128-bit forms
+  auto masked = [bits](const inet_addr& x) {
+    inet_addr m = x;
+    if (bits < 64) { m.hi = bits ? m.hi & (~0ULL << (64 - bits)) : 0; m.lo = 0; }
+    else if (bits < 128) m.lo = bits > 64 ? m.lo & (~0ULL << (128 - bits)) : 0;
+    return m;
+  };
+  return masked(addr) == masked(a);
+}
+
+std::optional<ifaddr> parse_ifaddr(std::string_view text) {
+  const size_t slash = text.find('/');
+  auto a = parse_addr(text.substr(0, slash));
+  if (!a) return std::nullopt;
+  const unsigned max = a->is_v4() ? 32 : 128;
+  unsigned prefix = max;
+  if (slash != std::string_view::npos) {
+    const auto digits = text.substr(slash + 1);
+    if (digits.empty() || digits.size() > 3) return std::nullopt;
+    prefix = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      prefix = prefix * 10 + unsigned(c - '0');
+    }
+    if (prefix > max) return std::nullopt;
+  }
+  return ifaddr{*a, uint8_t(prefix)};
+}
+
+}  // namespace portsim::net

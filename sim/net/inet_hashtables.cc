@@ -1,0 +1,540 @@
+// net/ipv4/inet_hashtables.c — bind buckets, ehash, and connect()'s autobind.
+//
+// How connect() picks a local port (6.18, __inet_hash_connect):
+//   port_offset = SipHash-2-4(net_secret; saddr, daddr, dport, jiffies / (10*HZ))   (64 bits)
+//   index       = port_offset & 0xffff            — a cell of table_perturb[65536]
+//   offset      = (table_perturb[index] + (u32)(port_offset >> 32)) % remaining, made even
+//   pass 1      : ports low+offset, +2, +4, … (one wrap by subtracting remaining); pass 2: the
+//                 other parity, starting one port later. Each candidate is skipped when it is
+//                 reserved, when its bind bucket was made by bind() (fastreuse or
+//                 fastreuseport >= 0), or when its 4-tuple is taken (__inet_check_established).
+//   on success  : table_perturb[index] += max(i, get_random_u32_below(8) * step) + step.
+// Worked example (live kernel, range 40000-40009, one destination): remaining = 10; the
+// first five connects land on 40000..40008 in some rotation (even pass), the next five on the
+// odd ports, and the 11th finds nothing in either pass: EADDRNOTAVAIL.
+//
+// What portsim adds: the kernel visits candidates one at a time (~55 ns each live). We visit
+// exactly the same candidates and count them exactly, but skip runs of candidates that provably
+// fail — ports in connect_skip (reserved / bind-made buckets) or in the destination's
+// connect_dest index (4-tuple held by a non-TIME_WAIT socket) — 64 per word. Every candidate
+// the index does not exclude is checked exactly as the kernel checks it. Locks, RCU and the 6.15
+// RCU pre-check (outcome-identical) are not modelled.
+#include "portsim/net/inet_hashtables.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "portsim/base/assert.h"
+#include "portsim/net/netns.h"
+#include "portsim/net/observer.h"
+#include "portsim/net/secure_seq.h"
+
+namespace portsim::net {
+
+namespace {
+
+struct tuple_key {
+  inet_addr laddr, raddr;
+  uint16_t netns, lport, rport, pad = 0;
+};
+
+uint32_t tuple_hash(uint16_t netns, const inet_addr& laddr, uint16_t lport, const inet_addr& raddr,
+                    uint16_t rport) {
+  const tuple_key k{laddr, raddr, netns, lport, rport};
+  return uint32_t(XXH3_64bits(&k, sizeof k));
+}
+
+uint32_t sock_hash(const sock& s) { return tuple_hash(s.netns, s.rcv_saddr, s.num, s.daddr, s.dport); }
+
+uint32_t dest_hash(uint16_t netns, const inet_addr& saddr, const inet_addr& daddr, uint16_t dport) {
+  return tuple_hash(netns, saddr, 0, daddr, dport);
+}
+
+template <typename T>
+uint32_t pool_alloc(std::vector<T>& pool, std::vector<uint32_t>& free_list) {
+  if (!free_list.empty()) {  // freed slots are already reset
+    const uint32_t id = free_list.back();
+    free_list.pop_back();
+    return id;
+  }
+  pool.emplace_back();
+  return uint32_t(pool.size() - 1);
+}
+
+// --- the connect destination index (portsim's, see connect_dest) -------------------------
+
+connect_dest* dest_find(world& w, uint16_t netns, const inet_addr& saddr, const inet_addr& daddr,
+                        uint16_t dport) {
+  const int64_t id = w.dest_table.find(dest_hash(netns, saddr, daddr, dport), [&](uint32_t d) {
+    const connect_dest& e = w.dests[d];
+    return e.netns == netns && e.dport == dport && e.saddr == saddr && e.daddr == daddr;
+  });
+  return id < 0 ? nullptr : &w.dests[size_t(id)];
+}
+
+// A sock counts in the index while it is hashed, was connected by this host (not a child
+// accepted from a listener) and is not a TIME_WAIT (whose reuse depends on time and sysctls).
+bool dest_indexable(const sock& s) {
+  return s.hashed && s.listener == kNone && s.state != tcp_state::TIME_WAIT;
+}
+
+void dest_add(world& w, sock_id id) {
+  sock& s = w.sk(id);
+  connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
+  if (!d) {
+    const uint32_t di = pool_alloc(w.dests, w.free_dests);
+    d = &w.dests[di];
+    d->saddr = s.rcv_saddr;
+    d->daddr = s.daddr;
+    d->netns = s.netns;
+    d->dport = s.dport;
+    w.dest_table.insert(dest_hash(s.netns, s.rcv_saddr, s.daddr, s.dport), di);
+  }
+  if (d->big) {
+    d->big->set(s.num);
+  } else if (d->count + 1 >= kDestBitmapAt) {
+    d->big = std::make_unique<PortBitmap>();
+    for (uint16_t p : d->small) d->big->set(p);
+    d->big->set(s.num);
+    std::vector<uint16_t>().swap(d->small);
+  } else {
+    d->small.push_back(s.num);
+  }
+  ++d->count;
+  s.in_dest_index = true;
+}
+
+void dest_remove(world& w, sock_id id) {
+  sock& s = w.sk(id);
+  s.in_dest_index = false;
+  connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
+  PORTSIM_ASSERT(d != nullptr, "sock {} indexed without a destination entry", id);
+  if (d->big) {
+    d->big->clear(s.num);
+  } else {
+    auto it = std::find(d->small.begin(), d->small.end(), s.num);
+    PORTSIM_ASSERT(it != d->small.end(), "port {} missing from destination index", s.num);
+    *it = d->small.back();
+    d->small.pop_back();
+  }
+  if (--d->count == 0) {
+    const uint32_t di = uint32_t(d - w.dests.data());
+    w.dest_table.erase(dest_hash(d->netns, d->saddr, d->daddr, d->dport), di);
+    w.dests[di] = connect_dest{};
+    w.free_dests.push_back(di);
+  }
+}
+
+}  // namespace
+
+// Keeps the index in step after a change of a hashed sock's state (e.g. into TIME_WAIT).
+void connect_dest_refresh(world& w, sock_id id) {
+  const bool want = dest_indexable(w.sk(id));
+  if (want && !w.sk(id).in_dest_index) dest_add(w, id);
+  else if (!want && w.sk(id).in_dest_index) dest_remove(w, id);
+}
+
+// --- world ---------------------------------------------------------------------------------
+
+sock_id world::sock_alloc(uint16_t ns) {
+  const sock_id id = pool_alloc(socks, free_socks);
+  socks[id].netns = ns;
+  socks[id].alive = true;
+  return id;
+}
+
+void world::sock_free(sock_id id) {
+  PORTSIM_ASSERT(!socks[id].hashed && socks[id].tb2 == kNone, "freeing a hashed/bound sock {}", id);
+  const uint32_t gen = socks[id].timer_gen + 1;  // invalidates timers armed for the old sock
+  socks[id] = sock{};
+  socks[id].timer_gen = gen;
+  free_socks.push_back(id);
+}
+
+bool netns::owns(const inet_addr& a) const {
+  if (a.is_loopback()) return true;  // lo: 127.0.0.0/8 and ::1 (local route table)
+  for (const auto& ia : addrs)
+    if (ia.addr == a) return true;
+  return false;
+}
+
+// --- bind buckets ---------------------------------------------------------------------------
+
+void connect_skip_update(world& w, netns& ns, uint16_t port) {
+  bool skip = ns.sys.ip_local_reserved_ports.test(port);
+  if (const uint32_t tb = ns.bhash[port]; tb != kNone)
+    skip = skip || w.tbs[tb].fastreuse >= 0 || w.tbs[tb].fastreuseport >= 0;
+  ns.connect_skip.assign(port, skip);
+}
+
+// net/ipv4/inet_hashtables.c: inet_bind_bucket_create().
+uint32_t inet_bind_bucket_create(world& w, netns& ns, uint16_t port) {
+  const uint32_t tb = pool_alloc(w.tbs, w.free_tbs);
+  w.tbs[tb].netns = ns.id;
+  w.tbs[tb].port = port;
+  ns.bhash[port] = tb;
+  if (w.obs) w.obs->bind_bucket(w, table_op::create, tb);
+  connect_skip_update(w, ns, port);
+  return tb;
+}
+
+// net/ipv4/inet_hashtables.c: inet_bind_bucket_destroy() — frees an empty tb; 6.18
+// (d57f4b874946): a tb whose every tb2 is back to -1/-1 becomes connect-shareable again.
+void inet_bind_bucket_destroy(world& w, uint32_t tb) {
+  inet_bind_bucket& b = w.tbs[tb];
+  netns& ns = w.nets[b.netns];
+  const uint16_t port = b.port;
+  if (b.bhash2 == kNone) {
+    if (w.obs) w.obs->bind_bucket(w, table_op::destroy, tb);
+    ns.bhash[port] = kNone;
+    b = inet_bind_bucket{};
+    w.free_tbs.push_back(tb);
+  } else if (b.fastreuse != -1 || b.fastreuseport != -1) {
+    bool all_connect = true;
+    for (uint32_t t2 = b.bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
+      all_connect = all_connect && w.tb2s[t2].fastreuse == -1 && w.tb2s[t2].fastreuseport == -1;
+    if (!all_connect) return;
+    b.fastreuse = b.fastreuseport = -1;
+    if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
+  } else {
+    return;
+  }
+  connect_skip_update(w, ns, port);
+}
+
+// net/ipv4/inet_hashtables.c: inet_bind2_bucket_find() — the (port, address) bucket of tb.
+uint32_t inet_bind2_bucket_find(const world& w, uint32_t tb, const inet_addr& addr) {
+  for (uint32_t t2 = w.tbs[tb].bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
+    if (w.tb2s[t2].rcv_saddr == addr) return t2;
+  return kNone;
+}
+
+// net/ipv4/inet_hashtables.c: inet_bind2_bucket_create() — fastreuse* start at -1 (6.18).
+uint32_t inet_bind2_bucket_create(world& w, uint32_t tb, const inet_addr& addr) {
+  const uint32_t t2 = pool_alloc(w.tb2s, w.free_tb2s);
+  w.tb2s[t2].rcv_saddr = addr;
+  w.tb2s[t2].tb = tb;
+  w.tb2s[t2].next = w.tbs[tb].bhash2;
+  w.tbs[tb].bhash2 = t2;
+  if (w.obs) w.obs->bind2_bucket(w, table_op::create, t2);
+  return t2;
+}
+
+// net/ipv4/inet_hashtables.c: inet_bind2_bucket_destroy() — frees an empty tb2; 6.18: when
+// every remaining owner was bound by connect() (SOCK_CONNECT_BIND), back to -1/-1.
+static void inet_bind2_bucket_destroy(world& w, uint32_t t2) {
+  inet_bind2_bucket& b2 = w.tb2s[t2];
+  if (b2.owners == kNone) {
+    if (w.obs) w.obs->bind2_bucket(w, table_op::destroy, t2);
+    uint32_t* link = &w.tbs[b2.tb].bhash2;
+    while (*link != t2) link = &w.tb2s[*link].next;
+    *link = b2.next;
+    b2 = inet_bind2_bucket{};
+    w.free_tb2s.push_back(t2);
+    return;
+  }
+  if (b2.fastreuse == -1 && b2.fastreuseport == -1) return;
+  for (sock_id o = b2.owners; o != kNone; o = w.sk(o).bind_next)
+    if (!(w.sk(o).userlocks & SOCK_CONNECT_BIND)) return;
+  b2.fastreuse = b2.fastreuseport = -1;
+  if (w.obs) w.obs->bind2_bucket(w, table_op::update, t2);
+}
+
+static void bind_node_add(world& w, sock_id sk, uint32_t t2) {
+  sock& s = w.sk(sk);
+  inet_bind2_bucket& b2 = w.tb2s[t2];
+  s.tb2 = t2;
+  s.bind_prev = kNone;
+  s.bind_next = b2.owners;
+  if (b2.owners != kNone) w.sk(b2.owners).bind_prev = sk;
+  b2.owners = sk;
+  ++b2.nowners;
+}
+
+static void bind_node_del(world& w, sock_id sk) {
+  sock& s = w.sk(sk);
+  inet_bind2_bucket& b2 = w.tb2s[s.tb2];
+  if (s.bind_prev != kNone) w.sk(s.bind_prev).bind_next = s.bind_next;
+  else b2.owners = s.bind_next;
+  if (s.bind_next != kNone) w.sk(s.bind_next).bind_prev = s.bind_prev;
+  s.bind_next = s.bind_prev = kNone;
+  s.tb2 = kNone;
+  --b2.nowners;
+}
+
+// net/ipv4/inet_hashtables.c: inet_bind_hash().
+void inet_bind_hash(world& w, sock_id sk, uint32_t tb, uint32_t t2, uint16_t port) {
+  PORTSIM_ASSERT(w.tb2s[t2].tb == tb, "tb2 {} is not a child of tb {}", t2, tb);
+  w.sk(sk).num = port;
+  bind_node_add(w, sk, t2);
+}
+
+// net/ipv4/inet_hashtables.c: __inet_put_port() (inet_put_port's BH wrapper has no model).
+void inet_put_port(world& w, sock_id sk) {
+  sock& s = w.sk(sk);
+  if (s.tb2 == kNone) return;
+  const uint32_t t2 = s.tb2, tb = w.tb2s[t2].tb;
+  bind_node_del(w, sk);
+  s.num = 0;
+  s.userlocks &= uint8_t(~SOCK_CONNECT_BIND);
+  inet_bind2_bucket_destroy(w, t2);
+  inet_bind_bucket_destroy(w, tb);
+}
+
+// net/ipv4/inet_hashtables.c: __inet_inherit_port() — the child joins the tb2 of its own
+// (specific) local address under the listener's tb, creating it when needed.
+void inet_inherit_port(world& w, sock_id listener, sock_id child) {
+  const uint32_t tb = w.tb2s[w.sk(listener).tb2].tb;
+  uint32_t t2 = inet_bind2_bucket_find(w, tb, w.sk(child).rcv_saddr);
+  if (t2 == kNone) {
+    t2 = inet_bind2_bucket_create(w, tb, w.sk(child).rcv_saddr);
+    w.tb2s[t2].fastreuse = w.tbs[tb].fastreuse;  // inet_bind2_bucket_init copies tb's state
+    w.tb2s[t2].fastreuseport = w.tbs[tb].fastreuseport;
+  }
+  inet_bind_hash(w, child, tb, t2, w.sk(listener).num);
+}
+
+// net/ipv4/inet_hashtables.c: __inet_bhash2_update_saddr() — connect() fixed the source
+// address of a socket bound to the wildcard: move it to the (port, saddr) tb2.
+void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr) {
+  sock& s = w.sk(sk);
+  if (s.tb2 == kNone) {
+    s.rcv_saddr = saddr;
+    return;
+  }
+  const uint32_t old = s.tb2, tb = w.tb2s[old].tb;
+  bind_node_del(w, sk);
+  inet_bind2_bucket_destroy(w, old);
+  s.rcv_saddr = saddr;
+  uint32_t t2 = inet_bind2_bucket_find(w, tb, saddr);
+  if (t2 == kNone) {
+    t2 = inet_bind2_bucket_create(w, tb, saddr);
+    w.tb2s[t2].fastreuse = w.tbs[tb].fastreuse;
+    w.tb2s[t2].fastreuseport = w.tbs[tb].fastreuseport;
+  }
+  bind_node_add(w, sk, t2);
+}
+
+// --- ehash -----------------------------------------------------------------------------------
+
+sock_id inet_ehash_lookup(const world& w, uint16_t netns, const inet_addr& laddr, uint16_t lport,
+                          const inet_addr& raddr, uint16_t rport) {
+  const int64_t id = w.ehash.find(tuple_hash(netns, laddr, lport, raddr, rport), [&](uint32_t i) {
+    const sock& s = w.sk(i);
+    return s.netns == netns && s.num == lport && s.dport == rport && s.rcv_saddr == laddr &&
+           s.daddr == raddr;
+  });
+  return id < 0 ? kNone : sock_id(id);
+}
+
+// net/ipv4/inet_hashtables.c: inet_ehash_insert().
+void inet_ehash_insert(world& w, sock_id sk) {
+  sock& s = w.sk(sk);
+  PORTSIM_ASSERT(!s.hashed, "sock {} hashed twice", sk);
+  w.ehash.insert(sock_hash(s), sk);
+  s.hashed = true;
+  connect_dest_refresh(w, sk);
+  if (w.obs) w.obs->ehash(w, table_op::create, sk);
+}
+
+void inet_ehash_remove(world& w, sock_id sk) {
+  sock& s = w.sk(sk);
+  if (!s.hashed) return;
+  if (w.obs) w.obs->ehash(w, table_op::destroy, sk);
+  w.ehash.erase(sock_hash(s), sk);
+  s.hashed = false;
+  connect_dest_refresh(w, sk);
+}
+
+// --- connect() -----------------------------------------------------------------------------
+
+// net/ipv4/tcp_ipv4.c: tcp_twsk_unique() lives with the TIME_WAIT code; declared here.
+bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp);
+// net/ipv4/inet_timewait_sock.c: inet_twsk_bind_unhash() + inet_twsk_deschedule_put().
+void inet_twsk_kill(world& w, sock_id tw);
+
+// net/ipv4/inet_hashtables.c: __inet_check_established().
+int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp) {
+  const sock& s = w.sk(sk);
+  const sock_id other = inet_ehash_lookup(w, s.netns, s.rcv_saddr, lport, s.daddr, s.dport);
+  sock_id tw = kNone;
+  if (other != kNone) {
+    if (w.sk(other).state != tcp_state::TIME_WAIT || !tcp_twsk_unique(w, sk, other, twp != nullptr))
+      return EADDRNOTAVAIL;
+    tw = other;
+  }
+  w.sk(sk).num = lport;
+  inet_ehash_insert(w, sk);
+  if (tw != kNone) {
+    ++w.st.tw_recycled;  // LINUX_MIB_TIMEWAITRECYCLED
+    inet_ehash_remove(w, tw);
+    if (twp) *twp = tw;
+    else inet_twsk_kill(w, tw);
+  }
+  return 0;
+}
+
+// net/ipv4/inet_connection_sock.c: inet_sk_get_local_port_range() (6.3+, 91d0b78c5177).
+bool inet_sk_get_local_port_range(const world& w, const sock& sk, int& low, int& high) {
+  const sysctls& sys = w.nets[sk.netns].sys;
+  low = sys.ip_local_port_range_lo;
+  high = sys.ip_local_port_range_hi;
+  const int sk_lo = int(sk.local_port_range & 0xffff), sk_hi = int(sk.local_port_range >> 16);
+  if (sk_lo && sk_lo >= low && sk_lo <= high) low = sk_lo;  // only if inside the netns range
+  if (sk_hi && sk_hi >= low && sk_hi <= high) high = sk_hi;
+  return sk.local_port_range != 0;
+}
+
+namespace {
+
+// One parity pass of the scan (kernel label: other_parity_scan). Visits candidates
+// k = 0, 1, …: port = low + offset + k*step, minus `remaining` once it reaches `high`.
+// Returns the port found (0 if none) and sets `k_found` / `visited`.
+struct pass_result {
+  uint16_t port = 0;
+  uint32_t visited = 0;  // candidates examined in this pass (the found one included)
+  uint32_t k = 0;
+  sock_id tw = kNone;
+};
+
+// First k in [k0, k_end) of the segment starting at port `first` with `step` that is not
+// excluded by the bitmaps; k_end if none.
+uint32_t next_candidate(const PortBitmap& skip, const PortBitmap* dest, uint32_t first, uint32_t step,
+                        uint32_t k0, uint32_t k_end) {
+  if (k0 >= k_end) return k_end;
+  if (step == 2) return k0 + find_free_step2(skip, dest, first + 2 * k0, k_end - k0);
+  // step 1: the earliest free port of either parity class
+  const uint32_t p0 = first + k0, n = k_end - k0;
+  uint32_t best = n;
+  for (uint32_t par = 0; par < 2; ++par) {
+    const uint32_t start = p0 + ((p0 & 1) != par);
+    if (start >= p0 + n) continue;
+    const uint32_t cnt = (p0 + n - start + 1) / 2;
+    const uint32_t j = find_free_step2(skip, dest, start, cnt);
+    if (j < cnt) best = std::min(best, start - p0 + 2 * j);
+  }
+  return k0 + best;
+}
+
+pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, int low, int high,
+                      uint32_t remaining, uint32_t offset, uint32_t step,
+                      check_established_fn check_established) {
+  pass_result r;
+  const uint32_t n = (remaining + step - 1) / step;  // iterations of `for (i = 0; i < remaining; i += step)`
+  const uint32_t start = uint32_t(low) + offset;
+  // Segment 1: ports start, start+step, … below high. Segment 2: after the wrap.
+  const uint32_t k1 = std::min(n, (uint32_t(high) - start + step - 1) / step);
+  const PortBitmap* dest_bits = d ? d->big.get() : nullptr;
+  const bool explain = w.obs && w.obs->explaining();
+  for (uint32_t seg = 0; seg < 2; ++seg) {
+    const uint32_t k_begin = seg == 0 ? 0 : k1, k_end = seg == 0 ? k1 : n;
+    const uint32_t first = seg == 0 ? start : start + k1 * step - remaining;  // port at k_begin
+    for (uint32_t k = k_begin; k < k_end; ++k) {
+      k = k_begin + next_candidate(ns.connect_skip, dest_bits, first, step, k - k_begin, k_end - k_begin);
+      if (k >= k_end) break;
+      const uint16_t port = uint16_t(first + (k - k_begin) * step);
+      const uint32_t tb = ns.bhash[port];
+      if (tb == kNone) {  // no bucket: the port is free in this netns
+        r = {port, k + 1, k, kNone};
+        return r;
+      }
+      PORTSIM_ASSERT(w.tbs[tb].fastreuse < 0 && w.tbs[tb].fastreuseport < 0,
+                     "bind-made bucket {} not in connect_skip", port);
+      sock_id tw = kNone;
+      if (check_established(w, sk, port, &tw) == 0) {
+        r = {port, k + 1, k, tw};
+        return r;
+      }
+      if (explain)
+        w.obs->explain("__inet_check_established", "port " + std::to_string(port) +
+                                                       ": 4-tuple in use, next candidate");
+    }
+  }
+  r.visited = n;
+  return r;
+}
+
+}  // namespace
+
+// net/ipv4/inet_hashtables.c: __inet_hash_connect() (6.18). See the head of this file.
+int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
+                           check_established_fn check_established, connect_info& info) {
+  sock& s = w.sk(sk);
+  netns& ns = w.nets[s.netns];
+  if (s.num) {  // bound already: only the 4-tuple must be unique
+    info.autobind = false;
+    return check_established(w, sk, s.num, nullptr);
+  }
+  info.autobind = true;
+  int low, high;
+  const bool local_ports = inet_sk_get_local_port_range(w, s, low, high);
+  const uint32_t step = local_ports ? 1 : 2;
+  high++;  // [32768, 60999] -> [32768, 61000[
+  uint32_t remaining = uint32_t(high - low);
+  if (!local_ports && remaining > 1) remaining &= ~1u;
+
+  machine& m = w.machines[ns.machine];
+  const uint32_t index = uint32_t(port_offset & (INET_TABLE_PERTURB_SIZE - 1));
+  uint32_t offset = m.table_perturb[index] + uint32_t(port_offset >> 32);
+  offset %= remaining;
+  if (!local_ports) offset &= ~1u;  // first pass: ports of low's parity; bind() does the opposite
+  info.port_offset = port_offset;
+  info.index = index;
+  info.perturb = m.table_perturb[index];
+  info.offset = offset;
+  info.low = uint32_t(low);
+  info.high = uint32_t(high);
+  info.remaining = remaining;
+  info.step = uint8_t(step);
+
+  const connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
+  for (uint8_t pass = 1;; ++pass) {
+    const pass_result r = scan_pass(w, sk, ns, d, low, high, remaining, offset, step, check_established);
+    info.examined += r.visited;
+    if (r.port) {
+      // kernel label ok: create tb if needed, tb2, perturb update, bind, hash
+      uint32_t tb = ns.bhash[r.port];
+      if (tb == kNone) {
+        tb = inet_bind_bucket_create(w, ns, r.port);
+        w.tbs[tb].fastreuse = w.tbs[tb].fastreuseport = -1;  // "made by connect"
+      }
+      uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
+      if (t2 == kNone) t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);
+      const uint32_t i = r.k * step;
+      const uint32_t inc = std::max(i, m.random.u32_below(8) * step) + step;
+      m.table_perturb[index] += inc;
+      info.pass = pass;
+      info.i = i;
+      info.perturb_inc = inc;
+      info.tw_recycled = r.tw != kNone;
+      inet_bind_hash(w, sk, tb, t2, r.port);
+      w.sk(sk).userlocks |= SOCK_CONNECT_BIND;
+      if (!w.sk(sk).hashed) inet_ehash_insert(w, sk);
+      if (r.tw != kNone) inet_twsk_kill(w, r.tw);
+      return 0;
+    }
+    if (local_ports) break;
+    offset++;
+    if (!((offset & 1) && remaining > 1)) break;
+  }
+  return EADDRNOTAVAIL;
+}
+
+// net/ipv4/inet_hashtables.c: inet_hash_connect() + inet_sk_port_offset().
+int inet_hash_connect(world& w, sock_id sk, connect_info& info) {
+  const sock& s = w.sk(sk);
+  uint64_t port_offset = 0;
+  if (!s.num) {
+    const netns& ns = w.nets[s.netns];
+    const machine& m = w.machines[ns.machine];
+    info.timeseed = ephemeral_timeseed(m.jiffies(w.now), m.hz);
+    PORTSIM_ASSERT(s.rcv_saddr.is_v4(), "IPv6 connect is not modelled yet");
+    port_offset = secure_ipv4_port_ephemeral(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport,
+                                             info.timeseed, m.net_secret);
+  }
+  return inet_hash_connect_with(w, sk, port_offset, inet_check_established, info);
+}
+
+}  // namespace portsim::net

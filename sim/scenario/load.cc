@@ -1,0 +1,508 @@
+// Scenario loader: parse (nlohmann::ordered_json, comments allowed), then validate every field
+// with its JSON path. Internally a LoadError is thrown at the first problem and turned into one
+// Diag line at the boundary; nothing crosses the layer as an exception.
+#include "portsim/scenario/load.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include "portsim/base/errno_name.h"
+#include "portsim/base/spellcheck.h"
+
+namespace portsim::scenario {
+
+using json = nlohmann::ordered_json;
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::socket: return "socket";
+    case Op::setsockopt: return "setsockopt";
+    case Op::bind: return "bind";
+    case Op::listen: return "listen";
+    case Op::connect: return "connect";
+    case Op::accept: return "accept";
+    case Op::close: return "close";
+    case Op::sysctl: return "sysctl";
+  }
+  return "?";
+}
+
+std::string sock_name(const std::string& pattern, uint64_t k) {
+  const size_t at = pattern.find("{i}");
+  if (at == std::string::npos) return pattern;
+  return pattern.substr(0, at) + std::to_string(k) + pattern.substr(at + 3);
+}
+
+namespace {
+
+struct LoadError {
+  std::string path, message;
+};
+
+[[noreturn]] void fail(const std::string& path, std::string message) {
+  throw LoadError{path, std::move(message)};
+}
+
+std::string show(const json& j) {
+  std::string s = j.dump();
+  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
+
+// A JSON object being read: remembers its path and rejects keys nobody asked for.
+class Obj {
+ public:
+  Obj(const json& j, std::string path, std::vector<std::string_view> allowed)
+      : j_(j), path_(std::move(path)), allowed_(std::move(allowed)) {
+    if (!j_.is_object()) fail(path_, "expected an object, got " + show(j_));
+    for (const auto& [k, v] : j_.items())
+      if (std::find(allowed_.begin(), allowed_.end(), k) == allowed_.end())
+        fail(path_ + "." + k, fmt::format("unknown key '{}'{}", k, did_you_mean(k, allowed_)));
+  }
+  bool has(const char* k) const { return j_.contains(k); }
+  const json& at(const char* k) const {
+    if (!j_.contains(k)) fail(path_, fmt::format("missing required key '{}'", k));
+    return j_.at(k);
+  }
+  std::string sub(const char* k) const { return path_ + "." + k; }
+  const std::string& path() const { return path_; }
+
+  std::string str(const char* k) const {
+    const json& v = at(k);
+    if (!v.is_string()) fail(sub(k), "expected a string, got " + show(v));
+    return v.get<std::string>();
+  }
+  std::string str_or(const char* k, std::string def) const { return has(k) ? str(k) : def; }
+  uint64_t uint(const char* k, uint64_t lo, uint64_t hi) const {
+    const json& v = at(k);
+    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+      fail(sub(k), fmt::format("expected an integer in [{}, {}], got {}", lo, hi, show(v)));
+    const uint64_t x = v.get<uint64_t>();
+    if (x < lo || x > hi) fail(sub(k), fmt::format("expected an integer in [{}, {}], got {}", lo, hi, x));
+    return x;
+  }
+  Nanos duration(const char* k) const {
+    const json& v = at(k);
+    if (!v.is_string()) fail(sub(k), "expected a duration like \"1.5ms\" or \"10s\", got " + show(v));
+    auto d = parse_duration(v.get<std::string>());
+    if (!d) fail(sub(k), "expected a duration like \"1.5ms\" or \"10s\", got " + show(v));
+    return *d;
+  }
+
+ private:
+  const json& j_;
+  std::string path_;
+  std::vector<std::string_view> allowed_;
+};
+
+net::endpoint endpoint_at(const Obj& o, const char* k) {
+  const std::string s = o.str(k);
+  auto e = net::parse_endpoint(s);
+  if (!e) fail(o.sub(k), fmt::format("expected \"addr:port\" (e.g. \"10.0.0.2:80\" or \"[::1]:80\"), got \"{}\"", s));
+  return *e;
+}
+
+siphash_key parse_key(const Obj& o, const char* k) {
+  const std::string s = o.str(k);
+  auto bad = [&] { fail(o.sub(k), fmt::format("expected 32 hex digits (the 16 key bytes in order), got \"{}\"", s)); };
+  if (s.size() != 32) bad();
+  uint8_t b[16];
+  for (int i = 0; i < 16; ++i) {
+    unsigned v = 0;
+    for (int d = 0; d < 2; ++d) {
+      const char c = s[size_t(2 * i + d)];
+      v <<= 4;
+      if (c >= '0' && c <= '9') v |= unsigned(c - '0');
+      else if (c >= 'a' && c <= 'f') v |= unsigned(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') v |= unsigned(c - 'A' + 10);
+      else bad();
+    }
+    b[i] = uint8_t(v);
+  }
+  siphash_key key;
+  for (int i = 7; i >= 0; --i) key.k0 = key.k0 << 8 | b[i];
+  for (int i = 15; i >= 8; --i) key.k1 = key.k1 << 8 | b[i];
+  return key;
+}
+
+std::vector<SysctlSetting> parse_sysctls(const json& j, const std::string& path) {
+  if (!j.is_object()) fail(path, "expected an object of \"net.ipv4.name\": \"value\", got " + show(j));
+  std::vector<SysctlSetting> out;
+  net::sysctls scratch;  // validate in file order, against the values written before
+  for (const auto& [k, v] : j.items()) {
+    const std::string p = path + "." + k;
+    std::string value;
+    if (v.is_string()) value = v.get<std::string>();
+    else if (v.is_number_integer()) value = std::to_string(v.get<int64_t>());
+    else fail(p, "expected a string or an integer, got " + show(v));
+    if (auto err = net::sysctl_write(scratch, k, value); !err.empty()) fail(p, err);
+    out.push_back({k, value, p});
+  }
+  return out;
+}
+
+NetnsSpec parse_netns(const Obj& o, std::string name) {
+  NetnsSpec ns;
+  ns.name = std::move(name);
+  if (o.has("addresses")) {
+    const json& a = o.at("addresses");
+    if (!a.is_array()) fail(o.sub("addresses"), "expected an array of \"addr/prefix\" strings, got " + show(a));
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string p = fmt::format("{}[{}]", o.sub("addresses"), i);
+      if (!a[i].is_string()) fail(p, "expected \"addr/prefix\" (e.g. \"10.0.0.1/24\"), got " + show(a[i]));
+      auto ia = net::parse_ifaddr(a[i].get<std::string>());
+      if (!ia) fail(p, "expected \"addr/prefix\" (e.g. \"10.0.0.1/24\"), got " + show(a[i]));
+      ns.addrs.push_back(*ia);
+    }
+  }
+  if (o.has("sysctls")) ns.sysctls = parse_sysctls(o.at("sysctls"), o.sub("sysctls"));
+  return ns;
+}
+
+MachineSpec parse_machine(const json& j, const std::string& path) {
+  Obj o(j, path, {"name", "hz", "uptime", "net_secret", "table_perturb", "addresses", "sysctls", "netns"});
+  MachineSpec m;
+  m.name = o.str("name");
+  if (o.has("hz")) {
+    m.hz = uint32_t(o.uint("hz", 100, 1000));
+    if (m.hz != 100 && m.hz != 250 && m.hz != 300 && m.hz != 1000)
+      fail(o.sub("hz"), fmt::format("expected one of the kernel's CONFIG_HZ values 100, 250, 300, 1000, got {}", m.hz));
+  }
+  if (o.has("uptime")) m.uptime = o.duration("uptime");
+  if (o.has("net_secret")) m.net_secret = parse_key(o, "net_secret");
+  if (o.has("table_perturb")) {
+    const std::string tp = o.str("table_perturb");
+    if (tp != "zero" && tp != "random") fail(o.sub("table_perturb"), "expected \"random\" or \"zero\", got \"" + tp + "\"");
+    m.perturb_zero = tp == "zero";
+  }
+  if (o.has("netns")) {
+    if (o.has("addresses") || o.has("sysctls"))
+      fail(path, "give either \"netns\" or \"addresses\"/\"sysctls\" (the machine's one namespace), not both");
+    const json& arr = o.at("netns");
+    if (!arr.is_array() || arr.empty()) fail(o.sub("netns"), "expected a non-empty array of namespaces");
+    for (size_t i = 0; i < arr.size(); ++i) {
+      const std::string p = fmt::format("{}[{}]", o.sub("netns"), i);
+      Obj no(arr[i], p, {"name", "addresses", "sysctls"});
+      m.netns.push_back(parse_netns(no, no.str("name")));
+    }
+  } else {
+    m.netns.push_back(parse_netns(o, m.name));
+  }
+  return m;
+}
+
+std::optional<SockOpt> sockopt_from_name(const std::string& n) {
+  static const std::unordered_map<std::string, SockOpt> k{
+      {"SO_REUSEADDR", SockOpt::SO_REUSEADDR}, {"SO_REUSEPORT", SockOpt::SO_REUSEPORT},
+      {"IP_BIND_ADDRESS_NO_PORT", SockOpt::IP_BIND_ADDRESS_NO_PORT},
+      {"IP_LOCAL_PORT_RANGE", SockOpt::IP_LOCAL_PORT_RANGE}, {"IPV6_V6ONLY", SockOpt::IPV6_V6ONLY}};
+  auto it = k.find(n);
+  if (it == k.end()) return std::nullopt;
+  return it->second;
+}
+
+const std::vector<std::string_view> kOptNames{"SO_REUSEADDR", "SO_REUSEPORT", "IP_BIND_ADDRESS_NO_PORT",
+                                              "IP_LOCAL_PORT_RANGE", "IPV6_V6ONLY"};
+
+OptSetting parse_opt(const std::string& name, const json& v, const std::string& path) {
+  auto opt = sockopt_from_name(name);
+  if (!opt) fail(path, fmt::format("unknown socket option '{}'{}", name, did_you_mean(name, kOptNames)));
+  OptSetting s{*opt, 0};
+  if (*opt == SockOpt::IP_LOCAL_PORT_RANGE) {
+    // "40002-40005" or the packed integer lo | hi << 16. setsockopt() itself answers EINVAL for
+    // lo > hi when both are set; that is a runtime outcome, not bad input.
+    if (v.is_string()) {
+      unsigned lo = 0, hi = 0;
+      char dash = 0;
+      std::istringstream in(v.get<std::string>());
+      if (!(in >> lo >> dash >> hi) || dash != '-' || lo > 65535 || hi > 65535 || !in.eof())
+        fail(path, "expected \"LOW-HIGH\" (e.g. \"40002-40005\") or a packed integer, got " + show(v));
+      s.value = lo | hi << 16;
+    } else if (v.is_number_unsigned() && v.get<uint64_t>() <= UINT32_MAX) {
+      s.value = uint32_t(v.get<uint64_t>());
+    } else {
+      fail(path, "expected \"LOW-HIGH\" (e.g. \"40002-40005\") or a packed integer, got " + show(v));
+    }
+  } else {
+    if (v.is_boolean()) s.value = v.get<bool>();
+    else if (v.is_number_integer() && (v.get<int64_t>() == 0 || v.get<int64_t>() == 1)) s.value = uint32_t(v.get<int64_t>());
+    else fail(path, "expected 0, 1, true or false, got " + show(v));
+  }
+  return s;
+}
+
+std::vector<OptSetting> parse_opts(const Obj& o) {
+  const json& j = o.at("opts");
+  if (!j.is_object()) fail(o.sub("opts"), "expected an object like {\"SO_REUSEADDR\": 1}, got " + show(j));
+  std::vector<OptSetting> out;
+  for (const auto& [k, v] : j.items()) out.push_back(parse_opt(k, v, o.sub("opts") + "." + k));
+  return out;
+}
+
+int parse_errno(const json& v, const std::string& path) {
+  if (v.is_string()) {
+    const std::string s = v.get<std::string>();
+    if (auto e = errno_from_name(s); e && *e != 0) return *e;
+  }
+  fail(path, "expected an errno name such as \"EADDRNOTAVAIL\", got " + show(v));
+}
+
+Expect parse_expect(const json& j, const std::string& path) {
+  Obj o(j, path, {"ret", "errno", "port", "port_in", "parity"});
+  Expect e;
+  if (o.has("ret")) {
+    const json& r = o.at("ret");
+    if (!r.is_number_integer() || (r.get<int64_t>() != 0 && r.get<int64_t>() != -1))
+      fail(o.sub("ret"), "expected 0 or -1, got " + show(r));
+    if (r.get<int64_t>() == 0) e.err = 0;
+    else if (!o.has("errno")) fail(path, "\"ret\": -1 needs an \"errno\"");
+  }
+  if (o.has("errno")) {
+    if (e.err && *e.err == 0) fail(o.sub("errno"), "\"ret\": 0 and an errno contradict each other");
+    e.err = parse_errno(o.at("errno"), o.sub("errno"));
+  }
+  if (o.has("port")) e.port = uint16_t(o.uint("port", 1, 65535));
+  if (o.has("port_in")) {
+    const json& r = o.at("port_in");
+    if (!r.is_array() || r.size() != 2 || !r[0].is_number_unsigned() || !r[1].is_number_unsigned() ||
+        r[0].get<uint64_t>() > r[1].get<uint64_t>() || r[1].get<uint64_t>() > 65535)
+      fail(o.sub("port_in"), "expected [LOW, HIGH] with LOW <= HIGH <= 65535, got " + show(r));
+    e.port_in = {uint16_t(r[0].get<uint64_t>()), uint16_t(r[1].get<uint64_t>())};
+  }
+  if (o.has("parity")) {
+    const std::string p = o.str("parity");
+    if (p != "even" && p != "odd") fail(o.sub("parity"), "expected \"even\" or \"odd\", got \"" + p + "\"");
+    e.parity = p == "odd";
+  }
+  return e;
+}
+
+ExpectTotal parse_expect_total(const json& j, const std::string& path) {
+  if (!j.is_object()) fail(path, "expected an object like {\"ok\": 10, \"EADDRNOTAVAIL\": 1}, got " + show(j));
+  ExpectTotal t;
+  for (const auto& [k, v] : j.items()) {
+    const std::string p = path + "." + k;
+    if (!v.is_number_unsigned()) fail(p, "expected a count, got " + show(v));
+    const uint64_t n = v.get<uint64_t>();
+    if (k == "ok") t.ok = n;
+    else if (k == "distinct_ports") t.distinct_ports = n;
+    else if (auto e = errno_from_name(k); e && *e != 0) t.errors[*e] = n;
+    else fail(p, fmt::format("expected \"ok\", \"distinct_ports\" or an errno name, got '{}'", k));
+  }
+  return t;
+}
+
+const std::vector<std::string_view> kOps{"socket", "setsockopt", "bind", "listen", "connect", "accept", "close", "sysctl"};
+
+Op parse_op(const Obj& o) {
+  const std::string s = o.str("op");
+  for (size_t i = 0; i < kOps.size(); ++i)
+    if (kOps[i] == s) return Op(i);
+  fail(o.sub("op"), fmt::format("unknown op '{}'{} (ops: socket, setsockopt, bind, listen, connect, accept, close, sysctl)",
+                                s, did_you_mean(s, kOps)));
+}
+
+// Tracks which socket names exist, in file order, to reject references to unknown sockets.
+struct Names {
+  std::unordered_map<std::string, int> netns_of;  // plain names
+  struct Pattern { std::string prefix, suffix; uint64_t count; int netns; };
+  std::vector<Pattern> patterns;
+
+  std::optional<int> find(const std::string& n) const {
+    if (auto it = netns_of.find(n); it != netns_of.end()) return it->second;
+    for (const auto& p : patterns) {
+      if (n.size() <= p.prefix.size() + p.suffix.size() || n.compare(0, p.prefix.size(), p.prefix) ||
+          n.compare(n.size() - p.suffix.size(), p.suffix.size(), p.suffix))
+        continue;
+      const std::string mid = n.substr(p.prefix.size(), n.size() - p.prefix.size() - p.suffix.size());
+      if (mid.find_first_not_of("0123456789") != std::string::npos || mid.size() > 18) continue;
+      if (mid.size() > 1 && mid[0] == '0') continue;
+      if (std::stoull(mid) < p.count) return p.netns;
+    }
+    return std::nullopt;
+  }
+  void add(const std::string& pattern, uint64_t count, int netns) {
+    const size_t at = pattern.find("{i}");
+    if (at == std::string::npos) netns_of[pattern] = netns;
+    else patterns.push_back({pattern.substr(0, at), pattern.substr(at + 3), count, netns});
+  }
+};
+
+Call parse_call(const json& j, const std::string& path, const Scenario& sc, Names& names,
+                const std::unordered_map<std::string, int>& hosts, std::vector<std::string_view> host_names) {
+  Obj o(j, path, {"t", "op", "host", "sock", "as", "to", "addr", "backlog", "opts", "opt", "value", "name",
+                  "uid", "cap_net_bind_service", "repeat", "expect", "expect_total", "comment"});
+  Call c;
+  c.path = path;
+  c.t = o.duration("t");
+  c.op = parse_op(o);
+  if (o.has("host")) {
+    const std::string h = o.str("host");
+    auto it = hosts.find(h);
+    if (it == hosts.end()) fail(o.sub("host"), fmt::format("no host (netns) named '{}'{}", h, did_you_mean(h, host_names)));
+    c.netns = it->second;
+  }
+  if (o.has("repeat")) {
+    Obj r(o.at("repeat"), o.sub("repeat"), {"count", "every"});
+    c.count = r.uint("count", 1, 1'000'000'000);
+    c.every = r.has("every") ? r.duration("every") : 0;
+  }
+  if (c.op == Op::sysctl) {
+    if (c.netns < 0) fail(path, "a sysctl op needs \"host\"");
+    c.sysctl = {o.str("name"), "", o.sub("name")};
+    const json& v = o.at("value");
+    if (v.is_string()) c.sysctl.value = v.get<std::string>();
+    else if (v.is_number_integer()) c.sysctl.value = std::to_string(v.get<int64_t>());
+    else fail(o.sub("value"), "expected a string or an integer, got " + show(v));
+    net::sysctls scratch;
+    if (auto err = net::sysctl_write(scratch, c.sysctl.name, "0"); err.rfind("unknown sysctl", 0) == 0) fail(o.sub("name"), err);
+  } else {
+    c.sock = o.str("sock");
+    const bool pattern = c.sock.find("{i}") != std::string::npos;
+    if (pattern && c.count == 1 && !o.has("repeat")) fail(o.sub("sock"), "\"{i}\" in a socket name needs \"repeat\"");
+    if (!pattern && c.count > 1 && (c.op == Op::socket || !names.find(c.sock)))
+      fail(o.sub("sock"), "a repeated call that creates sockets needs \"{i}\" in the name (e.g. \"c{i}\")");
+    const bool creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen;
+    std::optional<int> existing = pattern ? std::nullopt : names.find(c.sock);
+    if (pattern) {  // every instance must be new for creating ops, known otherwise
+      existing = names.find(sock_name(c.sock, 0));
+    }
+    if (c.op == Op::socket && existing) fail(o.sub("sock"), fmt::format("socket '{}' exists already", c.sock));
+    if (!existing) {
+      if (!creates) fail(o.sub("sock"), fmt::format("no socket named '{}' was created before this call", c.sock));
+      if (c.netns < 0) fail(path, fmt::format("\"host\" is needed to create socket '{}'", c.sock));
+      names.add(c.sock, c.count, c.netns);
+    } else if (c.netns >= 0 && c.netns != *existing) {
+      fail(o.sub("host"), fmt::format("socket '{}' lives on another host", c.sock));
+    }
+    if (o.has("uid")) c.cred.uid = uint32_t(o.uint("uid", 0, UINT32_MAX));
+    if (o.has("cap_net_bind_service")) {
+      const json& v = o.at("cap_net_bind_service");
+      if (!v.is_boolean()) fail(o.sub("cap_net_bind_service"), "expected true or false, got " + show(v));
+      c.cred.cap_net_bind_service = v.get<bool>();
+    } else if (c.cred.uid != 0) {
+      c.cred.cap_net_bind_service = false;  // an unprivileged uid holds no capabilities
+    }
+    if ((o.has("uid") || o.has("cap_net_bind_service")) && existing)
+      fail(o.sub("uid"), "uid / cap_net_bind_service apply only where a call creates its socket");
+  }
+  switch (c.op) {
+    case Op::bind: c.addr = endpoint_at(o, "addr"); break;
+    case Op::connect: c.addr = endpoint_at(o, "to"); break;
+    case Op::listen: if (o.has("backlog")) c.backlog = int(o.uint("backlog", 0, 65535)); break;
+    case Op::accept:
+      c.as = o.str("as");
+      if (c.count > 1 && c.as.find("{i}") == std::string::npos)
+        fail(o.sub("as"), "a repeated accept needs \"{i}\" in \"as\"");
+      if (names.find(sock_name(c.as, 0))) fail(o.sub("as"), fmt::format("socket '{}' exists already", c.as));
+      names.add(c.as, c.count, names.find(sock_name(c.sock, 0)).value_or(c.netns));
+      break;
+    case Op::setsockopt:
+      c.opts.push_back(parse_opt(o.str("opt"), o.at("value"), o.sub("opt")));
+      break;
+    case Op::socket: case Op::close: case Op::sysctl: break;
+  }
+  if (o.has("opts")) {
+    if (c.op == Op::setsockopt) fail(o.sub("opts"), "setsockopt takes \"opt\" and \"value\"");
+    c.opts = parse_opts(o);
+  }
+  if (o.has("expect")) c.expect = parse_expect(o.at("expect"), o.sub("expect"));
+  if (o.has("expect_total")) c.expect_total = parse_expect_total(o.at("expect_total"), o.sub("expect_total"));
+  (void)sc;
+  return c;
+}
+
+Scenario parse_scenario(const json& root, const std::string& file) {
+  Obj o(root, "$", {"name", "description", "kernel", "seed", "machines", "external", "timeline", "comment"});
+  Scenario sc;
+  sc.file = file;
+  sc.name = o.str_or("name", "");
+  sc.description = o.str_or("description", "");
+  sc.kernel = o.str_or("kernel", "6.18");
+  if (sc.kernel != "6.18") fail(o.sub("kernel"), "kernel profile \"" + sc.kernel + "\" is not modelled (available: \"6.18\")");
+  if (o.has("seed")) sc.seed = o.uint("seed", 0, UINT64_MAX);
+  const json& ms = o.at("machines");
+  if (!ms.is_array() || ms.empty()) fail(o.sub("machines"), "expected a non-empty array of machines");
+  std::unordered_map<std::string, int> hosts;
+  std::vector<std::string_view> host_names;
+  std::set<std::string> machine_names;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    const std::string p = fmt::format("$.machines[{}]", i);
+    sc.machines.push_back(parse_machine(ms[i], p));
+    if (!machine_names.insert(sc.machines.back().name).second)
+      fail(p + ".name", "machine '" + sc.machines.back().name + "' is defined twice");
+  }
+  for (const auto& m : sc.machines)
+    for (const auto& ns : m.netns) {
+      if (hosts.count(ns.name)) fail("$.machines", "host (netns) name '" + ns.name + "' is used twice");
+      const int id = int(hosts.size());
+      hosts[ns.name] = id;
+    }
+  for (const auto& [n, id] : hosts) host_names.push_back(n);
+  if (o.has("external")) {
+    const json& ex = o.at("external");
+    if (!ex.is_array()) fail(o.sub("external"), "expected an array of \"addr:port\" or \"addr:*\"");
+    for (size_t i = 0; i < ex.size(); ++i) {
+      const std::string p = fmt::format("$.external[{}]", i);
+      if (!ex[i].is_string()) fail(p, "expected \"addr:port\" or \"addr:*\", got " + show(ex[i]));
+      std::string s = ex[i].get<std::string>();
+      const bool any = s.size() > 2 && s.compare(s.size() - 2, 2, ":*") == 0;
+      if (any) s = s.substr(0, s.size() - 2) + ":0";
+      auto e = net::parse_endpoint(s);
+      if (!e) fail(p, "expected \"addr:port\" or \"addr:*\", got " + show(ex[i]));
+      sc.externals.push_back({e->addr, e->port});
+    }
+  }
+  const json& tl = o.at("timeline");
+  if (!tl.is_array()) fail(o.sub("timeline"), "expected an array of calls");
+  Names names;
+  for (size_t i = 0; i < tl.size(); ++i) {
+    const std::string p = fmt::format("$.timeline[{}]", i);
+    Call c = parse_call(tl[i], p, sc, names, hosts, host_names);
+    if (!sc.timeline.empty() && c.t < sc.timeline.back().t)
+      fail(p + ".t", fmt::format("time {} is before the previous call's {}", format_duration(c.t),
+                                 format_duration(sc.timeline.back().t)));
+    sc.timeline.push_back(std::move(c));
+  }
+  return sc;
+}
+
+}  // namespace
+
+LoadResult load_scenario_text(const std::string& text, const std::string& file) {
+  LoadResult r;
+  json root;
+  try {
+    root = json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    // nlohmann reports a byte offset; turn it into line:column.
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') { ++line; col = 1; } else { ++col; }
+    }
+    std::string what = e.what();
+    if (auto at = what.find("syntax error"); at != std::string::npos) what = what.substr(at);
+    r.error = Diag{fmt::format("{}:{}:{}: invalid JSON: {}", file, line, col, what)};
+    return r;
+  }
+  try {
+    r.scenario = parse_scenario(root, file);
+  } catch (const LoadError& e) {
+    r.error = Diag{fmt::format("{}: {}: {}", file, e.path, e.message)};
+  }
+  return r;
+}
+
+LoadResult load_scenario_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {std::nullopt, Diag{fmt::format("{}: cannot open the scenario file", path)}};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return load_scenario_text(ss.str(), path);
+}
+
+}  // namespace portsim::scenario

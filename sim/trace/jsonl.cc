@@ -1,0 +1,108 @@
+#include "portsim/trace/jsonl.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "portsim/net/netns.h"
+
+namespace portsim::trace {
+
+std::string json_str(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", c);
+        else out += c;
+    }
+  }
+  return out + "\"";
+}
+
+JsonlTrace::JsonlTrace(std::string path, NameFn name_of, bool explain)
+    : path_(std::move(path)), name_of_(std::move(name_of)), explain_(explain) {
+  if (path_.empty()) return;
+  tmp_ = path_ + ".tmp";
+  f_ = std::fopen(tmp_.c_str(), "w");
+  if (f_) std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
+}
+
+JsonlTrace::~JsonlTrace() { abandon(); }
+
+bool JsonlTrace::commit() {
+  if (!f_) return path_.empty();
+  const bool ok = std::fclose(f_) == 0;
+  f_ = nullptr;
+  return ok && std::rename(tmp_.c_str(), path_.c_str()) == 0;
+}
+
+void JsonlTrace::abandon() {
+  if (!f_) return;
+  std::fclose(f_);
+  f_ = nullptr;
+  std::remove(tmp_.c_str());
+}
+
+void JsonlTrace::record(uint64_t t, std::string_view ev, std::string_view body) {
+  if (!f_) return;
+  fmt::print(f_, "{{\"t\":{},\"ev\":\"{}\",{}}}\n", t, ev, body);
+}
+
+static const char* op_word(net::table_op op, const char* create, const char* destroy) {
+  switch (op) {
+    case net::table_op::create: return create;
+    case net::table_op::destroy: return destroy;
+    case net::table_op::update: return "update";
+  }
+  return "?";
+}
+
+void JsonlTrace::bind_bucket(const net::world& w, net::table_op op, uint32_t tb) {
+  if (!f_) return;
+  const auto& b = w.tbs[tb];
+  record(w.now, "bhash",
+         fmt::format("\"op\":\"{}\",\"host\":{},\"port\":{},\"fastreuse\":{},\"fastreuseport\":{}",
+                     op_word(op, "create", "destroy"), json_str(w.nets[b.netns].name), b.port,
+                     int(b.fastreuse), int(b.fastreuseport)));
+}
+
+void JsonlTrace::bind2_bucket(const net::world& w, net::table_op op, uint32_t t2) {
+  if (!f_) return;
+  const auto& b2 = w.tb2s[t2];
+  const auto& b = w.tbs[b2.tb];
+  record(w.now, "bhash2",
+         fmt::format("\"op\":\"{}\",\"host\":{},\"port\":{},\"addr\":\"{}\",\"fastreuse\":{},\"fastreuseport\":{}",
+                     op_word(op, "create", "destroy"), json_str(w.nets[b.netns].name), b.port,
+                     net::to_string(b2.rcv_saddr), int(b2.fastreuse), int(b2.fastreuseport)));
+}
+
+void JsonlTrace::ehash(const net::world& w, net::table_op op, net::sock_id id) {
+  if (!f_) return;
+  const auto& s = w.sk(id);
+  record(w.now, "ehash",
+         fmt::format("\"op\":\"{}\",\"host\":{},\"sk\":{},\"sock\":{},\"local\":\"{}\",\"remote\":\"{}\",\"state\":\"{}\"",
+                     op_word(op, "insert", "remove"), json_str(w.nets[s.netns].name), id,
+                     json_str(name_of_(id)), net::to_string(net::endpoint{s.rcv_saddr, s.num}),
+                     net::to_string(net::endpoint{s.daddr, s.dport}), net::tcp_state_name(s.state)));
+}
+
+void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_state from, net::tcp_state to) {
+  if (!f_) return;
+  const auto& s = w.sk(id);
+  std::string_view to_name = net::tcp_state_name(to);
+  if (to == net::tcp_state::TIME_WAIT && s.tw_substate == net::tcp_state::FIN_WAIT2) to_name = "FIN_WAIT2";
+  record(w.now, "state",
+         fmt::format("\"host\":{},\"sk\":{},\"sock\":{},\"from\":\"{}\",\"to\":\"{}\"",
+                     json_str(w.nets[s.netns].name), id, json_str(name_of_(id)),
+                     net::tcp_state_name(from), to_name));
+}
+
+void JsonlTrace::explain(std::string_view fn, std::string_view what) {
+  fmt::print(stderr, "  {:<28} {}\n", fn, what);
+}
+
+}  // namespace portsim::trace

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The one list of what portsim needs from Debian; used by the README commands and by .ci/run.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config
+      libboost-program-options-dev nlohmann-json3-dev catch2 libfmt-dev libxxhash-dev
+      libbenchmark-dev python3 python3-matplotlib iproute2)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
