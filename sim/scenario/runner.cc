@@ -94,12 +94,9 @@ struct Runner::Impl final : net::timer_sink {
   }
 };
 
-Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt)) {
-  impl_ = std::make_unique<Impl>(*this);
-  const uint64_t seed = opt_.seed.value_or(sc_.seed);
-  // Machines: kernel-global secrets and jiffies, all drawn from the seed.
+void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
   uint16_t ns_id = 0;
-  for (const auto& ms : sc_.machines) {
+  for (const auto& ms : sc.machines) {
     net::machine m(ms.name, ms.hz, seed);
     Random boot(seed, "boot:" + ms.name);
     const Nanos uptime = ms.uptime.value_or(Nanos(boot.u64() % (3600 * kNsPerSec)));  // up to 1 h
@@ -114,8 +111,8 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
       Random tp(seed, "table_perturb:" + ms.name);
       for (auto& cell : m.table_perturb) cell = tp.u32();
     }
-    const uint32_t mi = uint32_t(w_.machines.size());
-    w_.machines.push_back(std::move(m));
+    const uint32_t mi = uint32_t(w.machines.size());
+    w.machines.push_back(std::move(m));
     for (const auto& nss : ms.netns) {
       net::netns ns;
       ns.name = nss.name;
@@ -125,9 +122,14 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
       ns.bhash.assign(65536, net::kNone);
       for (const auto& s : nss.sysctls) (void)net::sysctl_write(ns.sys, s.name, s.value);  // validated at load
       for (uint32_t p = 0; p < 65536; ++p) ns.connect_skip.assign(p, ns.sys.ip_local_reserved_ports.test(p));
-      w_.nets.push_back(std::move(ns));
+      w.nets.push_back(std::move(ns));
     }
   }
+}
+
+Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt)) {
+  impl_ = std::make_unique<Impl>(*this);
+  build_world(sc_, opt_.seed.value_or(sc_.seed), w_);
   impl_->inst.resize(sc_.timeline.size());
   impl_->ok_count.assign(sc_.timeline.size(), 0);
   impl_->err_count.resize(sc_.timeline.size());

@@ -32,6 +32,10 @@ struct RunReport {
   uint64_t sockets_peak = 0;
 };
 
+// Builds the machines and namespaces of `sc` into `w`: seeded net_secret, table_perturb and
+// uptime per machine (overridable in the scenario), sysctls applied in file order.
+void build_world(const Scenario& sc, uint64_t seed, net::world& w);
+
 class Runner final : public engine::EventHandler {
  public:
   Runner(const Scenario& sc, RunOptions opt);

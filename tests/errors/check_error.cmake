@@ -1,0 +1,17 @@
+# Runs portsim on a bad scenario: exit code must be 2 and stderr exactly the .err file's line.
+execute_process(COMMAND ${PORTSIM} run ${SCENARIO} --trace ${SCENARIO}.trace.jsonl
+                WORKING_DIRECTORY ${WORKDIR}
+                RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_VARIABLE out)
+file(READ ${EXPECTED} want)
+string(STRIP "${want}" want)
+string(STRIP "${err}" err)
+string(REPLACE "${WORKDIR}/" "" err "${err}")
+if(NOT rc EQUAL 2)
+  message(FATAL_ERROR "exit code ${rc}, expected 2; stderr: ${err}")
+endif()
+if(NOT err STREQUAL want)
+  message(FATAL_ERROR "stderr:\n${err}\nexpected:\n${want}")
+endif()
+if(EXISTS ${SCENARIO}.trace.jsonl OR EXISTS ${SCENARIO}.trace.jsonl.tmp)
+  message(FATAL_ERROR "a trace file was left behind")
+endif()

@@ -1,0 +1,10 @@
+# A different seed must give a different trace (the seed really feeds net_secret/table_perturb).
+execute_process(COMMAND ${PORTSIM} run --quiet ${SCENARIO} --seed 1 --trace ${OUT}/seed1.jsonl RESULT_VARIABLE r1)
+execute_process(COMMAND ${PORTSIM} run --quiet ${SCENARIO} --seed 2 --trace ${OUT}/seed2.jsonl RESULT_VARIABLE r2)
+if(NOT r1 EQUAL 0 OR NOT r2 EQUAL 0)
+  message(FATAL_ERROR "runs failed: ${r1} ${r2}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${OUT}/seed1.jsonl ${OUT}/seed2.jsonl RESULT_VARIABLE same)
+if(same EQUAL 0)
+  message(FATAL_ERROR "seeds 1 and 2 gave identical traces")
+endif()

@@ -1,0 +1,1 @@
+// bind() rules: written alongside (see the bind issue).

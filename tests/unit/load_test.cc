@@ -1,0 +1,52 @@
+// Bad input: one line naming the file and the JSON path, with what was expected (exact text).
+#include <catch2/catch.hpp>
+
+#include "portsim/scenario/load.h"
+
+using namespace portsim::scenario;
+
+namespace {
+std::string error_of(const std::string& text) {
+  auto r = load_scenario_text(text, "x.json");
+  return r.error ? r.error->message : "";
+}
+const std::string kMachines = R"("machines":[{"name":"h"}])";
+}  // namespace
+
+TEST_CASE("load: bad endpoints, ops and times are reported with their JSON path", "[load]") {
+  CHECK(error_of("{" + kMachines + R"(,"timeline":[{"t":"0s","host":"h","op":"connect","sock":"c","to":"nowhere"}]})") ==
+        "x.json: $.timeline[0].to: expected \"addr:port\" (e.g. \"10.0.0.2:80\" or \"[::1]:80\"), got \"nowhere\"");
+  CHECK(error_of("{" + kMachines + R"(,"timeline":[{"t":"0s","host":"h","op":"conect","sock":"c"}]})") ==
+        "x.json: $.timeline[0].op: unknown op 'conect', did you mean 'connect'? (ops: socket, setsockopt, bind, "
+        "listen, connect, accept, close, sysctl)");
+  CHECK(error_of("{" + kMachines + R"(,"timeline":[{"t":"1s","host":"h","op":"socket","sock":"a"},)" +
+                 R"({"t":"0.5s","host":"h","op":"socket","sock":"b"}]})") ==
+        "x.json: $.timeline[1].t: time 500ms is before the previous call's 1s");
+  CHECK(error_of("{" + kMachines + R"(,"timeline":[{"t":"0s","op":"close","sock":"ghost"}]})") ==
+        "x.json: $.timeline[0].sock: no socket named 'ghost' was created before this call");
+}
+
+TEST_CASE("load: sysctls are checked by name and by the kernel's own validation", "[load][sysctl]") {
+  // net/ipv4/sysctl_net_ipv4.c ipv4_local_port_range(): high < low, or low below
+  // ip_unprivileged_port_start (1024), is refused with EINVAL.
+  CHECK(error_of(R"({"machines":[{"name":"h","sysctls":{"net.ipv4.ip_local_port_range":"40000 30000"}}],"timeline":[]})") ==
+        "x.json: $.machines[0].sysctls.net.ipv4.ip_local_port_range: '40000 30000': high < low (the kernel answers EINVAL)");
+  CHECK(error_of(R"({"machines":[{"name":"h","sysctls":{"net.ipv4.ip_local_port_range":"500 600"}}],"timeline":[]})") ==
+        "x.json: $.machines[0].sysctls.net.ipv4.ip_local_port_range: '500 600': low 500 is below "
+        "net.ipv4.ip_unprivileged_port_start 1024 (the kernel answers EINVAL)");
+  // ...but lowering ip_unprivileged_port_start first makes it valid, as on the kernel.
+  CHECK(error_of(R"({"machines":[{"name":"h","sysctls":{"net.ipv4.ip_unprivileged_port_start":"0",
+                   "net.ipv4.ip_local_port_range":"500 600"}}],"timeline":[]})") == "");
+  CHECK(error_of(R"({"machines":[{"name":"h","sysctls":{"net.ipv4.ip_local_port_rang":"1 2"}}],"timeline":[]})") ==
+        "x.json: $.machines[0].sysctls.net.ipv4.ip_local_port_rang: unknown sysctl 'net.ipv4.ip_local_port_rang', "
+        "did you mean 'net.ipv4.ip_local_port_range'?");
+}
+
+TEST_CASE("load: invalid JSON gives line and column", "[load]") {
+  CHECK(error_of("{\n  \"machines\": [,]\n}").rfind("x.json:2:", 0) == 0);
+}
+
+TEST_CASE("load: unknown keys are rejected with a suggestion", "[load]") {
+  CHECK(error_of(R"({"machines":[{"name":"h"}],"timeline":[],"sed":1})") ==
+        "x.json: $.sed: unknown key 'sed', did you mean 'seed'?");
+}

@@ -1,0 +1,66 @@
+// SipHash-2-4 and the port offset. Expected values: the kernel's vectors (lib/tests/siphash_kunit.c,
+// key bytes 00..0f, message bytes 00..n-1) and the worked offsets of KERNEL-MAP §10.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <vector>
+
+#include "portsim/base/siphash.h"
+#include "portsim/base/time.h"
+#include "portsim/net/secure_seq.h"
+
+using namespace portsim;
+
+namespace {
+const siphash_key kKunitKey{0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+}
+
+TEST_CASE("siphash: SipHash-2-4 matches lib/tests/siphash_kunit.c vectors", "[siphash]") {
+  struct Row { size_t n; uint64_t want; };
+  const Row rows[] = {{0, 0x726fdb47dd0e0e31ULL}, {1, 0x74f839c593dc67fdULL}, {2, 0x0d6c8009d9a94f5aULL},
+                      {3, 0x85676696d7fb7e2dULL}, {4, 0xcf2794e0277187b7ULL}, {8, 0x93f5f5799a932462ULL},
+                      {12, 0x751e8fbc860ee5fbULL}, {15, 0xa129ca6149be45e5ULL}, {16, 0x3f2acc7f57c29bdbULL},
+                      {24, 0xb8ad50c6f649af94ULL}, {32, 0x7127512f72f27cceULL}, {63, 0x958a324ceb064572ULL}};
+  std::vector<uint8_t> msg(64);
+  for (size_t i = 0; i < msg.size(); ++i) msg[i] = uint8_t(i);
+  for (const auto& r : rows) {
+    INFO("length " << r.n);
+    CHECK(siphash(msg.data(), r.n, kKunitKey) == r.want);
+  }
+}
+
+TEST_CASE("siphash: word helpers equal the byte form (siphash_kunit.c asserts)", "[siphash]") {
+  CHECK(siphash_2u64(0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL, kKunitKey) == 0x3f2acc7f57c29bdbULL);
+  CHECK(siphash_4u32(0x03020100, 0x07060504, 0x0b0a0908, 0x0f0e0d0c, kKunitKey) == 0x3f2acc7f57c29bdbULL);
+}
+
+TEST_CASE("secure_ipv4_port_ephemeral: worked offsets of KERNEL-MAP §10", "[siphash][secure_seq]") {
+  struct Row { uint32_t s, d; uint16_t dport; uint32_t ts; uint64_t want; uint16_t first_port; };
+  const Row rows[] = {
+      {0x0a000001, 0x0a000002, 80, 0, 0x2e5203c35832b37dULL, 45586},      // 10.0.0.1 -> 10.0.0.2:80
+      {0x7f000001, 0x7f000001, 8080, 0, 0x853d6c95b2ecb829ULL, 46460},    // 127.0.0.1 -> 127.0.0.1:8080
+      {0xc0000201, 0xc6336407, 443, 429466, 0x62dc6e1ac87e006bULL, 44274}, // 192.0.2.1 -> 198.51.100.7:443
+  };
+  for (const auto& r : rows) {
+    const uint64_t off = net::secure_ipv4_port_ephemeral(r.s, r.d, r.dport, r.ts, kKunitKey);
+    CHECK(off == r.want);
+    // first port for an all-zero table_perturb, default range: 32768 + ((hi32 % 28232) & ~1)
+    CHECK(32768 + ((uint32_t(off >> 32) % 28232) & ~1u) == r.first_port);
+  }
+}
+
+TEST_CASE("timeseed: jiffies / (10*HZ) moves 0.816 s after boot at HZ=250, then every 10 s",
+          "[secure_seq][jiffies]") {
+  // KERNEL-MAP §1.1: INITIAL_JIFFIES = (unsigned int)(-300*HZ); first boundary 0.816 s (HZ=250),
+  // 2.704 s (HZ=1000).
+  const uint64_t j0 = initial_jiffies(250);
+  CHECK(j0 == 4294892296ULL);
+  const uint32_t ts0 = net::ephemeral_timeseed(j0, 250);
+  CHECK(net::ephemeral_timeseed(j0 + 203, 250) == ts0);
+  CHECK(net::ephemeral_timeseed(j0 + 204, 250) == ts0 + 1);
+  CHECK(net::ephemeral_timeseed(j0 + 204 + 2499, 250) == ts0 + 1);
+  CHECK(net::ephemeral_timeseed(j0 + 204 + 2500, 250) == ts0 + 2);
+  const uint64_t j1000 = initial_jiffies(1000);
+  CHECK(net::ephemeral_timeseed(j1000 + 2703, 1000) == net::ephemeral_timeseed(j1000, 1000));
+  CHECK(net::ephemeral_timeseed(j1000 + 2704, 1000) == net::ephemeral_timeseed(j1000, 1000) + 1);
+}
