@@ -500,6 +500,7 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
         tb = inet_bind_bucket_create(w, ns, r.port);
         w.tbs[tb].fastreuse = w.tbs[tb].fastreuseport = -1;  // "made by connect"
         connect_skip_update(w, ns, r.port);
+        if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
       }
       uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
       if (t2 == kNone) t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);

@@ -186,12 +186,15 @@ void Runner::handle(const engine::Event& ev) {
   const Call& c = sc_.timeline[ci];
   if (k + 1 < c.count) eng_.schedule({c.t + (k + 1) * c.every, engine::Prio::Call, kCall, ci, k + 1});
 
-  const std::string sname = sock_name(c.sock, k);
-  Outcome out;
-  net::sock_id sk = c.op == Op::sysctl ? net::kNone : impl_->lookup(sname);
   const bool creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen;
+  // A repeated creating call makes a fresh socket per repetition (the loader checked the names
+  // are new), so the name is only formatted when a trace, a message or a lookup needs it.
+  const bool fresh_instance = creates && c.count > 1 && (impl_->inst[ci].size() <= k || impl_->inst[ci][k] == net::kNone);
+  const std::string sname = fresh_instance && !impl_->trace->enabled() && !opt_.explain ? std::string() : sock_name(c.sock, k);
+  Outcome out;
+  net::sock_id sk = c.op == Op::sysctl || fresh_instance ? net::kNone : impl_->lookup(sname);
   if (c.op != Op::sysctl && sk == net::kNone) {
-    if (!creates) {
+    if (!creates) {  // sname is always formatted here: fresh_instance implies creates
       rep_.runtime_error = fmt::format("{}: {}: socket '{}' does not exist at {} (not created yet, or closed)",
                                        sc_.file, c.path, sname, format_duration(ev.t));
       return;
@@ -296,7 +299,7 @@ void Runner::handle(const engine::Event& ev) {
       ++rep_.expectation_failures;
       if (rep_.failures.size() < kMaxFailuresShown)
         rep_.failures.push_back(fmt::format("{}: {} ({} {} at {}): {}", sc_.file, c.path, op_name(c.op),
-                                            c.op == Op::sysctl ? c.sysctl.name : sname, format_duration(ev.t), why));
+                                            c.op == Op::sysctl ? c.sysctl.name : sock_name(c.sock, k), format_duration(ev.t), why));
     }
   }
 
@@ -327,8 +330,10 @@ void Runner::handle(const engine::Event& ev) {
     impl_->trace->record(ev.t, "call", body);
   }
   if (opt_.explain) {
+    const bool has_addr = c.op == Op::bind || c.op == Op::connect;
     fmt::print(stderr, "{} {} {}{} = {}\n", format_duration(ev.t), op_name(c.op),
-               c.op == Op::sysctl ? c.sysctl.name : sname, extra.empty() ? "" : " " + extra.substr(1),
+               c.op == Op::sysctl ? c.sysctl.name : sname,
+               has_addr ? " " + net::to_string(c.addr) : c.op == Op::sysctl ? " " + c.sysctl.value : "",
                out.err ? fmt::format("-1 {}", errno_name(out.err)) : fmt::format("0 (local port {})", port));
     if (out.has_connect && out.ci.autobind) {
       const auto& i = out.ci;
