@@ -417,7 +417,12 @@ Call parse_call(const json& j, const std::string& path, const Scenario& sc, Name
 }
 
 Scenario parse_scenario(const json& root, const std::string& file) {
-  Obj o(root, "$", {"name", "description", "kernel", "seed", "machines", "external", "timeline", "comment"});
+  Obj o(root, "$", {"name", "description", "kernel", "seed", "machines", "external", "timeline", "comment", "oracle"});
+  if (o.has("oracle")) {  // read by tools/kernel-oracle; portsim only checks its shape
+    Obj orc(o.at("oracle"), o.sub("oracle"), {"checkable", "compare", "notes"});
+    if (orc.has("checkable") && !orc.at("checkable").is_boolean())
+      fail(orc.sub("checkable"), "expected true or false, got " + show(orc.at("checkable")));
+  }
   Scenario sc;
   sc.file = file;
   sc.name = o.str_or("name", "");
