@@ -211,7 +211,8 @@ void Runner::handle(const engine::Event& ev) {
       if (!out.err) out.err = apply_opt(w_.sk(sk), o);
   }
   out.sk = sk;
-  std::string extra;  // op-specific trace fields
+  std::string extra;  // op-specific trace fields, formatted only when someone reads them
+  const bool verbose = impl_->trace->enabled() || opt_.explain;
   if (!out.err) {
     switch (c.op) {
       case Op::socket: break;
@@ -219,7 +220,7 @@ void Runner::handle(const engine::Event& ev) {
       case Op::bind:
         out.err = net::inet_bind(w_, sk, c.addr, &out.bi);
         out.has_bind = c.addr.port == 0 && !w_.sk(sk).bind_address_no_port;
-        extra = fmt::format(",\"addr\":\"{}\"", net::to_string(c.addr));
+        if (verbose) extra = fmt::format(",\"addr\":\"{}\"", net::to_string(c.addr));
         break;
       case Op::listen: out.err = net::inet_listen(w_, sk, c.backlog); break;
       case Op::connect: {
@@ -227,7 +228,7 @@ void Runner::handle(const engine::Event& ev) {
         out.err = cr.err;
         out.ci = cr.info;
         out.has_connect = cr.info.autobind || cr.info.port_offset || cr.err != EISCONN;
-        extra = fmt::format(",\"to\":\"{}\"", net::to_string(c.addr));
+        if (verbose) extra = fmt::format(",\"to\":\"{}\"", net::to_string(c.addr));
         break;
       }
       case Op::accept: {

@@ -1,0 +1,107 @@
+// Hot paths: the connect() scan, the ehash lookup, the word scan of a parity class, the event
+// queue, SipHash. Whole-run figures (events/s, peak RSS) come from `portsim run` on the
+// scenarios in this folder; see README "Performance".
+#include <benchmark/benchmark.h>
+
+#include "portsim/base/siphash.h"
+#include "portsim/engine/engine.h"
+#include "portsim/net/af_inet.h"
+#include "portsim/net/port_bitmap.h"
+#include "portsim/net/secure_seq.h"
+#include "portsim/scenario/load.h"
+#include "portsim/scenario/runner.h"
+
+using namespace portsim;
+
+namespace {
+
+struct Bench {
+  scenario::Scenario sc;
+  net::world w;
+  explicit Bench(const char* range) {
+    auto lr = scenario::load_scenario_text(
+        std::string(R"({"machines":[{"name":"h","addresses":["10.0.0.1/16"],"sysctls":{"net.ipv4.ip_local_port_range":")") +
+            range + R"("}}],"external":["10.0.1.1:*"],"timeline":[]})",
+        "bench");
+    sc = *lr.scenario;
+    scenario::build_world(sc, 1, w);
+  }
+  int connect(uint16_t dport) {
+    const net::sock_id s = net::sys_socket(w, 0, {});
+    const int err = net::inet_stream_connect(w, s, {net::inet_addr::v4(0x0a000101), dport}, sc.externals).err;
+    if (err) {
+      w.sock_free(s);
+    }
+    return err;
+  }
+};
+
+// connect() toward a destination whose range is `fill` percent used (default range).
+void BM_connect_scan(benchmark::State& st) {
+  Bench b("32768 60999");
+  const int used = int(28232 * st.range(0) / 100);
+  for (int i = 0; i < used; ++i) b.connect(80);
+  uint64_t cand = 0, n = 0;
+  for (auto _ : st) {
+    const net::sock_id s = net::sys_socket(b.w, 0, {});
+    auto r = net::inet_stream_connect(b.w, s, {net::inet_addr::v4(0x0a000101), 80}, b.sc.externals);
+    cand += r.info.examined;
+    ++n;
+    st.PauseTiming();
+    if (!r.err) net::tcp_close(b.w, s);  // TIME_WAIT keeps the port; kill it to keep the fill level
+    if (!r.err && b.w.sk(s).alive && b.w.sk(s).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(b.w, s);
+    else if (r.err) b.w.sock_free(s);
+    st.ResumeTiming();
+  }
+  st.counters["candidates/connect"] = double(cand) / double(n ? n : 1);
+}
+BENCHMARK(BM_connect_scan)->Arg(0)->Arg(50)->Arg(90)->Arg(99);
+
+void BM_ehash_lookup(benchmark::State& st) {
+  Bench b("32768 60999");
+  for (int d = 0; d < 20; ++d)
+    for (int i = 0; i < 10000; ++i) b.connect(uint16_t(1000 + d));
+  uint32_t k = 0;
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(net::inet_ehash_lookup(b.w, 0, net::inet_addr::v4(0x0a000001), uint16_t(32768 + (k * 7919) % 28232),
+                                                    net::inet_addr::v4(0x0a000101), uint16_t(1000 + k % 20)));
+    ++k;
+  }
+}
+BENCHMARK(BM_ehash_lookup);
+
+void BM_find_free_step2_full_class(benchmark::State& st) {
+  net::PortBitmap used;
+  for (uint32_t p = 32768; p < 61000; p += 2) used.set(p);
+  for (auto _ : st) benchmark::DoNotOptimize(net::find_free_step2(used, nullptr, 32768, 14116));
+  st.counters["candidates/s"] = benchmark::Counter(14116.0 * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_find_free_step2_full_class);
+
+void BM_siphash_port_offset(benchmark::State& st) {
+  const siphash_key key{1, 2};
+  uint32_t ts = 0;
+  for (auto _ : st) benchmark::DoNotOptimize(net::secure_ipv4_port_ephemeral(0x0a000001, 0x0a000002, 80, ts++, key));
+}
+BENCHMARK(BM_siphash_port_offset);
+
+struct Nop : engine::EventHandler {
+  void handle(const engine::Event&) override {}
+};
+
+void BM_event_queue(benchmark::State& st) {
+  engine::Engine e;
+  Nop h;
+  Nanos t = 0;
+  for (int i = 0; i < st.range(0); ++i) e.schedule({t + uint64_t(i) * 7, engine::Prio::Call, 0, 0, 0});
+  for (auto _ : st) {  // one pop + one push at a steady queue size
+    e.schedule({e.now() + 1000, engine::Prio::Call, 0, 0, 0});
+    e.run(h, e.now());
+    t = e.now();
+  }
+}
+BENCHMARK(BM_event_queue)->Arg(1000)->Arg(100000);
+
+}  // namespace
+
+BENCHMARK_MAIN();
