@@ -21,8 +21,6 @@
 // RCU pre-check (outcome-identical) are not modelled.
 #include "portsim/net/inet_hashtables.h"
 
-#include <xxhash.h>
-
 #include <algorithm>
 #include <cerrno>
 
@@ -35,15 +33,17 @@ namespace portsim::net {
 
 namespace {
 
-struct tuple_key {
-  inet_addr laddr, raddr;
-  uint16_t netns, lport, rport, pad = 0;
-};
-
+// The ehash key: a multiply-xorshift mix of the 4-tuple's words (ehash order is not
+// observable in outcomes, KERNEL-MAP §7, so any good mix will do; this one costs a few ns).
 uint32_t tuple_hash(uint16_t netns, const inet_addr& laddr, uint16_t lport, const inet_addr& raddr,
                     uint16_t rport) {
-  const tuple_key k{laddr, raddr, netns, lport, rport};
-  return uint32_t(XXH3_64bits(&k, sizeof k));
+  uint64_t h = (laddr.lo * 0x9e3779b97f4a7c15ULL) ^ (raddr.lo * 0xc2b2ae3d27d4eb4fULL) ^
+               ((laddr.hi ^ (raddr.hi << 1)) * 0x165667b19e3779f9ULL) ^
+               ((uint64_t(netns) << 32 | uint64_t(lport) << 16 | rport) * 0xff51afd7ed558ccdULL);
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 32;
+  return uint32_t(h);
 }
 
 uint32_t sock_hash(const sock& s) { return tuple_hash(s.netns, s.rcv_saddr, s.num, s.daddr, s.dport); }
@@ -151,6 +151,26 @@ void world::sock_free(sock_id id) {
   socks[id] = sock{};
   socks[id].timer_gen = gen;
   free_socks.push_back(id);
+}
+
+static uint64_t addr_key(const inet_addr& a) { return a.hi * 0x9e3779b97f4a7c15ULL ^ a.lo; }
+
+void world::add_external(const external_endpoint& e) {
+  external_index[addr_key(e.addr)].push_back(uint32_t(externals.size()));
+  externals.push_back(e);
+}
+
+int world::find_external(const inet_addr& addr, uint16_t port) const {
+  auto it = external_index.find(addr_key(addr));
+  if (it == external_index.end()) return -1;
+  int any = -1;
+  for (uint32_t i : it->second) {
+    const external_endpoint& e = externals[i];
+    if (!(e.addr == addr)) continue;
+    if (e.port == port) return int(i);
+    if (e.port == 0) any = int(i);
+  }
+  return any;
 }
 
 bool netns::owns(const inet_addr& a) const {

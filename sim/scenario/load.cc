@@ -28,6 +28,7 @@ const char* op_name(Op op) {
     case Op::accept: return "accept";
     case Op::close: return "close";
     case Op::sysctl: return "sysctl";
+    case Op::shutdown: return "shutdown";
   }
   return "?";
 }
@@ -199,14 +200,15 @@ std::optional<SockOpt> sockopt_from_name(const std::string& n) {
   static const std::unordered_map<std::string, SockOpt> k{
       {"SO_REUSEADDR", SockOpt::SO_REUSEADDR}, {"SO_REUSEPORT", SockOpt::SO_REUSEPORT},
       {"IP_BIND_ADDRESS_NO_PORT", SockOpt::IP_BIND_ADDRESS_NO_PORT},
-      {"IP_LOCAL_PORT_RANGE", SockOpt::IP_LOCAL_PORT_RANGE}, {"IPV6_V6ONLY", SockOpt::IPV6_V6ONLY}};
+      {"IP_LOCAL_PORT_RANGE", SockOpt::IP_LOCAL_PORT_RANGE}, {"IPV6_V6ONLY", SockOpt::IPV6_V6ONLY},
+      {"SO_LINGER", SockOpt::SO_LINGER}, {"TCP_SYNCNT", SockOpt::TCP_SYNCNT}};
   auto it = k.find(n);
   if (it == k.end()) return std::nullopt;
   return it->second;
 }
 
 const std::vector<std::string_view> kOptNames{"SO_REUSEADDR", "SO_REUSEPORT", "IP_BIND_ADDRESS_NO_PORT",
-                                              "IP_LOCAL_PORT_RANGE", "IPV6_V6ONLY"};
+                                              "IP_LOCAL_PORT_RANGE", "IPV6_V6ONLY", "SO_LINGER", "TCP_SYNCNT"};
 
 OptSetting parse_opt(const std::string& name, const json& v, const std::string& path) {
   auto opt = sockopt_from_name(name);
@@ -227,6 +229,15 @@ OptSetting parse_opt(const std::string& name, const json& v, const std::string& 
     } else {
       fail(path, "expected \"LOW-HIGH\" (e.g. \"40002-40005\") or a packed integer, got " + show(v));
     }
+  } else if (*opt == SockOpt::SO_LINGER) {
+    // {"SO_LINGER": 0}: l_onoff = 1, l_linger = 0 (close() resets); "off" disables it.
+    if (v.is_number_integer() && v.get<int64_t>() == 0) s.value = 1;
+    else if (v.is_string() && v.get<std::string>() == "off") s.value = 0;
+    else fail(path, "expected 0 (linger on with a zero timeout: close() sends RST) or \"off\", got " + show(v));
+  } else if (*opt == SockOpt::TCP_SYNCNT) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 127)
+      fail(path, "expected an integer in [1, 127] (MAX_TCP_SYNCNT), got " + show(v));
+    s.value = uint32_t(v.get<int64_t>());
   } else {
     if (v.is_boolean()) s.value = v.get<bool>();
     else if (v.is_number_integer() && (v.get<int64_t>() == 0 || v.get<int64_t>() == 1)) s.value = uint32_t(v.get<int64_t>());
@@ -296,13 +307,13 @@ ExpectTotal parse_expect_total(const json& j, const std::string& path) {
   return t;
 }
 
-const std::vector<std::string_view> kOps{"socket", "setsockopt", "bind", "listen", "connect", "accept", "close", "sysctl"};
+const std::vector<std::string_view> kOps{"socket", "setsockopt", "bind", "listen", "connect", "accept", "close", "sysctl", "shutdown"};
 
 Op parse_op(const Obj& o) {
   const std::string s = o.str("op");
   for (size_t i = 0; i < kOps.size(); ++i)
     if (kOps[i] == s) return Op(i);
-  fail(o.sub("op"), fmt::format("unknown op '{}'{} (ops: socket, setsockopt, bind, listen, connect, accept, close, sysctl)",
+  fail(o.sub("op"), fmt::format("unknown op '{}'{} (ops: socket, setsockopt, bind, listen, connect, accept, close, shutdown, sysctl)",
                                 s, did_you_mean(s, kOps)));
 }
 
@@ -335,7 +346,7 @@ struct Names {
 Call parse_call(const json& j, const std::string& path, const Scenario& sc, Names& names,
                 const std::unordered_map<std::string, int>& hosts, std::vector<std::string_view> host_names) {
   Obj o(j, path, {"t", "op", "host", "sock", "as", "to", "addr", "backlog", "opts", "opt", "value", "name",
-                  "uid", "cap_net_bind_service", "repeat", "expect", "expect_total", "comment"});
+                  "uid", "cap_net_bind_service", "repeat", "expect", "expect_total", "comment", "nonblock"});
   Call c;
   c.path = path;
   c.t = o.duration("t");
@@ -404,7 +415,12 @@ Call parse_call(const json& j, const std::string& path, const Scenario& sc, Name
     case Op::setsockopt:
       c.opts.push_back(parse_opt(o.str("opt"), o.at("value"), o.sub("opt")));
       break;
-    case Op::socket: case Op::close: case Op::sysctl: break;
+    case Op::socket: case Op::close: case Op::sysctl: case Op::shutdown: break;
+  }
+  if (o.has("nonblock")) {
+    if (c.op != Op::connect) fail(o.sub("nonblock"), "\"nonblock\" applies to connect");
+    if (!o.at("nonblock").is_boolean()) fail(o.sub("nonblock"), "expected true or false, got " + show(o.at("nonblock")));
+    c.nonblock = o.at("nonblock").get<bool>();
   }
   if (o.has("opts")) {
     if (c.op == Op::setsockopt) fail(o.sub("opts"), "setsockopt takes \"opt\" and \"value\"");
@@ -416,8 +432,47 @@ Call parse_call(const json& j, const std::string& path, const Scenario& sc, Name
   return c;
 }
 
+void parse_path(const Obj& o, PathSpec& p) {
+  if (o.has("delay")) p.delay = o.duration("delay");
+  if (o.has("jitter")) p.jitter = o.duration("jitter");
+  if (o.has("loss")) {
+    const json& l = o.at("loss");
+    if (!l.is_number() || l.get<double>() < 0 || l.get<double>() > 1)
+      fail(o.sub("loss"), "expected a probability in [0, 1], got " + show(l));
+    p.loss = l.get<double>();
+  }
+}
+
+ExternalSpec parse_external(const json& j, const std::string& p) {
+  ExternalSpec x;
+  std::string ep_text;
+  std::optional<Obj> o;
+  if (j.is_string()) {
+    ep_text = j.get<std::string>();
+  } else {
+    o.emplace(j, p, std::vector<std::string_view>{"endpoint", "answer", "delay", "jitter", "loss"});
+    ep_text = o->str("endpoint");
+    parse_path(*o, x.path);
+    if (o->has("answer")) {
+      const std::string a = o->str("answer");
+      if (a == "accept") x.ep.answer = net::external_answer::accept;
+      else if (a == "refuse") x.ep.answer = net::external_answer::refuse;
+      else if (a == "silent") x.ep.answer = net::external_answer::silent;
+      else fail(o->sub("answer"), "expected \"accept\", \"refuse\" or \"silent\", got \"" + a + "\"");
+    }
+  }
+  const std::string where = o ? o->sub("endpoint") : p;
+  const bool any = ep_text.size() > 2 && ep_text.compare(ep_text.size() - 2, 2, ":*") == 0;
+  std::string s = any ? ep_text.substr(0, ep_text.size() - 2) + ":0" : ep_text;
+  auto e = net::parse_endpoint(s);
+  if (!e || (!any && e->port == 0)) fail(where, "expected \"addr:port\" or \"addr:*\", got \"" + ep_text + "\"");
+  x.ep.addr = e->addr;
+  x.ep.port = e->port;
+  return x;
+}
+
 Scenario parse_scenario(const json& root, const std::string& file) {
-  Obj o(root, "$", {"name", "description", "kernel", "seed", "machines", "external", "timeline", "comment", "oracle"});
+  Obj o(root, "$", {"name", "description", "kernel", "seed", "machines", "external", "links", "timeline", "comment", "oracle"});
   if (o.has("oracle")) {  // read by tools/kernel-oracle; portsim only checks its shape
     Obj orc(o.at("oracle"), o.sub("oracle"), {"checkable", "compare", "notes"});
     if (orc.has("checkable") && !orc.at("checkable").is_boolean())
@@ -450,16 +505,27 @@ Scenario parse_scenario(const json& root, const std::string& file) {
   for (const auto& [n, id] : hosts) host_names.push_back(n);
   if (o.has("external")) {
     const json& ex = o.at("external");
-    if (!ex.is_array()) fail(o.sub("external"), "expected an array of \"addr:port\" or \"addr:*\"");
-    for (size_t i = 0; i < ex.size(); ++i) {
-      const std::string p = fmt::format("$.external[{}]", i);
-      if (!ex[i].is_string()) fail(p, "expected \"addr:port\" or \"addr:*\", got " + show(ex[i]));
-      std::string s = ex[i].get<std::string>();
-      const bool any = s.size() > 2 && s.compare(s.size() - 2, 2, ":*") == 0;
-      if (any) s = s.substr(0, s.size() - 2) + ":0";
-      auto e = net::parse_endpoint(s);
-      if (!e) fail(p, "expected \"addr:port\" or \"addr:*\", got " + show(ex[i]));
-      sc.externals.push_back({e->addr, e->port});
+    if (!ex.is_array()) fail(o.sub("external"), "expected an array of \"addr:port\", \"addr:*\" or {\"endpoint\", …}");
+    for (size_t i = 0; i < ex.size(); ++i) sc.externals.push_back(parse_external(ex[i], fmt::format("$.external[{}]", i)));
+  }
+  if (o.has("links")) {
+    const json& ls = o.at("links");
+    if (!ls.is_array()) fail(o.sub("links"), "expected an array of {\"between\": [\"a\", \"b\"], \"delay\", \"jitter\", \"loss\"}");
+    for (size_t i = 0; i < ls.size(); ++i) {
+      const std::string p = fmt::format("$.links[{}]", i);
+      Obj lo(ls[i], p, {"between", "delay", "jitter", "loss", "comment"});
+      const json& b = lo.at("between");
+      if (!b.is_array() || b.size() != 2 || !b[0].is_string() || !b[1].is_string())
+        fail(lo.sub("between"), "expected two host names, e.g. [\"client\", \"server\"] (the same twice: loopback), got " + show(b));
+      LinkSpec l;
+      for (int k = 0; k < 2; ++k) {
+        const std::string h = b[size_t(k)].get<std::string>();
+        auto it = hosts.find(h);
+        if (it == hosts.end()) fail(lo.sub("between"), fmt::format("no host (netns) named '{}'{}", h, did_you_mean(h, host_names)));
+        (k ? l.b : l.a) = it->second;
+      }
+      parse_path(lo, l.path);
+      sc.links.push_back(l);
     }
   }
   const json& tl = o.at("timeline");

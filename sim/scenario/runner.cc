@@ -15,7 +15,7 @@
 namespace portsim::scenario {
 
 namespace {
-enum EventKind : uint8_t { kCall = 0, kTimer = 1 };
+enum EventKind : uint8_t { kCall = 0, kTimer = 1, kPacket = 2 };
 constexpr uint32_t kNoCall = UINT32_MAX;
 constexpr size_t kMaxFailuresShown = 20;
 
@@ -26,17 +26,50 @@ struct NameRef {
   bool as = false;  // named by an accept's "as"
 };
 
-struct Outcome {
+
+}  // namespace
+
+struct Runner::Outcome {
   int err = 0;
   bool has_connect = false, has_bind = false;
   net::connect_info ci;
   net::bind_info bi;
   net::sock_id sk = net::kNone;
+  net::sock_id accepted = net::kNone;
 };
-}  // namespace
 
-struct Runner::Impl final : net::timer_sink {
+
+struct Pending {
+  uint32_t call;
+  uint64_t k;
+  Nanos t_start;
+};
+
+struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   Runner& r;
+  std::vector<net::segment> pkts;  // segments in flight (event payloads)
+  std::vector<uint32_t> free_pkts;
+  std::map<std::pair<int, int>, std::pair<PathSpec, Random>> links;  // (a <= b) → path
+  std::vector<Random> ext_random;
+  std::unordered_map<net::sock_id, Pending> pending;  // blocking connects awaiting the handshake
+  std::unordered_map<net::sock_id, net::connect_info> pending_info;  // their autobind details
+
+  // The name no longer refers to a socket (closed).
+  void forget(uint32_t ci, uint64_t k, const std::string& n, net::sock_id sk) {
+    pending.erase(sk);
+    pending_info.erase(sk);
+    if (auto it = plain.find(n); it != plain.end() && it->second == sk) plain.erase(it);
+    (void)ci; (void)k;
+    if (sk < name_of_sock.size()) {
+      const NameRef& ref = name_of_sock[sk];
+      if (ref.call != kNoCall && !ref.as && ref.k < inst[ref.call].size() && inst[ref.call][ref.k] == sk)
+        inst[ref.call][ref.k] = net::kNone;
+      if (ref.call != kNoCall && ref.as) {
+        auto& v = inst[ref.call];
+        if (ref.k < v.size() && v[ref.k] == sk) v[ref.k] = net::kNone;
+      }
+    }
+  }
   std::unordered_map<std::string, net::sock_id> plain;       // single names
   std::vector<std::vector<net::sock_id>> inst;               // per call: sockets of "{i}" names
   std::vector<NameRef> name_of_sock;                         // by sock id
@@ -50,6 +83,61 @@ struct Runner::Impl final : net::timer_sink {
   void arm(Nanos when, net::timer_kind kind, net::sock_id sk, uint32_t gen) override {
     r.eng_.schedule({when, engine::Prio::Timer, kTimer, sk, (uint64_t(kind) << 32) | gen});
   }
+
+  // The path a segment takes: its link (or loopback) and the random stream that draws
+  // its jitter and loss. Unlinked hosts and loopback are zero-delay and lossless.
+  std::pair<const PathSpec*, Random*> path_of(const net::segment& seg, int to_ns, int ext) {
+    if (ext >= 0) return {&r.sc_.externals[size_t(ext)].path, &ext_random[size_t(ext)]};
+    const int a = std::min<int>(seg.from_ns, to_ns), b = std::max<int>(seg.from_ns, to_ns);
+    auto it = links.find({a, b});
+    if (it == links.end()) return {nullptr, nullptr};
+    return {&it->second.first, &it->second.second};
+  }
+
+  void deliver(const net::segment& seg) {
+    if (seg.to_ns == net::kExternalNs) net::external_rcv(r.w_, seg);
+    else net::tcp_v4_rcv(r.w_, seg.to_ns, seg);
+  }
+
+  void xmit(const net::segment& in) override {
+    net::segment seg = in;
+    int ext = -1;
+    if (seg.from_ns == net::kExternalNs) {  // an external host answers over its own path
+      ext = r.w_.find_external(seg.saddr, seg.sport);
+    } else if (const net::netns* dst = net::route_to(r.w_, r.w_.nets[seg.from_ns], seg.daddr)) {
+      seg.to_ns = dst->id;
+    } else {
+      seg.to_ns = net::kExternalNs;
+      ext = r.w_.find_external(seg.daddr, seg.dport);
+    }
+    const int to_ns = seg.to_ns == net::kExternalNs ? -1 : int(seg.to_ns);
+    auto [path, rnd] = path_of(seg, to_ns, ext);
+    Nanos delay = 0;
+    bool lost = false;
+    if (path) {
+      delay = path->delay + (path->jitter ? Nanos(rnd->unit() * double(path->jitter)) : 0);
+      lost = path->loss > 0 && rnd->unit() < path->loss;
+    }
+    const bool nowhere = seg.to_ns == net::kExternalNs && ext < 0 && seg.from_ns != net::kExternalNs;
+    if (trace->enabled()) {
+      auto host = [&](uint16_t ns) { return ns == net::kExternalNs ? std::string("\"(external)\"") : trace::json_str(r.w_.nets[ns].name); };
+      trace->record(r.w_.now, "pkt", fmt::format("\"from\":{},\"to\":{},\"src\":\"{}\",\"dst\":\"{}\",\"flags\":\"{}\",\"seq\":{},\"ack\":{},\"arrive\":{}{}",
+          host(seg.from_ns), host(seg.to_ns), net::to_string(net::endpoint{seg.saddr, seg.sport}),
+          net::to_string(net::endpoint{seg.daddr, seg.dport}), net::tcp_flags_str(seg.flags), seg.seq, seg.ack,
+          r.w_.now + delay, lost ? ",\"lost\":true" : nowhere ? ",\"lost\":\"no route\"" : ""));
+    }
+    if (lost || nowhere) return;
+    if (delay == 0) {  // zero-delay path: delivered within the sending call, same instant
+      deliver(seg);
+      return;
+    }
+    uint32_t slot;
+    if (!free_pkts.empty()) { slot = free_pkts.back(); free_pkts.pop_back(); pkts[slot] = seg; }
+    else { slot = uint32_t(pkts.size()); pkts.push_back(seg); }
+    r.eng_.schedule({r.w_.now + delay, engine::Prio::Wire, kPacket, slot, 0});
+  }
+
+  void connect_done(net::sock_id sk, int err) override;
 
   std::string name(net::sock_id id) const {
     if (id >= name_of_sock.size() || name_of_sock[id].call == kNoCall) return "";
@@ -129,7 +217,23 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
 
 Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt)) {
   impl_ = std::make_unique<Impl>(*this);
-  build_world(sc_, opt_.seed.value_or(sc_.seed), w_);
+  const uint64_t seed = opt_.seed.value_or(sc_.seed);
+  build_world(sc_, seed, w_);
+  for (const auto& x : sc_.externals) w_.add_external(x.ep);
+  for (size_t i = 0; i < sc_.externals.size(); ++i)
+    impl_->ext_random.emplace_back(seed, "external:" + std::to_string(i));
+  for (const auto& l : sc_.links) {
+    const int a = std::min(l.a, l.b), b = std::max(l.a, l.b);
+    impl_->links.insert_or_assign({a, b}, std::make_pair(l.path, Random(seed, fmt::format("link:{}-{}", w_.nets[size_t(a)].name, w_.nets[size_t(b)].name))));
+  }
+  // Room for every socket the timeline can create, so the hot loop never reallocates.
+  uint64_t max_socks = 0;
+  for (const auto& c : sc_.timeline)
+    if (c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen || c.op == Op::accept)
+      max_socks += c.count;
+  max_socks = std::min<uint64_t>(max_socks, 64u << 20);
+  w_.socks.reserve(max_socks);
+  w_.ehash.reserve(max_socks);
   impl_->inst.resize(sc_.timeline.size());
   impl_->ok_count.assign(sc_.timeline.size(), 0);
   impl_->err_count.resize(sc_.timeline.size());
@@ -138,6 +242,8 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
       opt_.trace_path, [this](net::sock_id id) { return impl_->name(id); }, opt_.explain);
   if (impl_->trace->enabled() || opt_.explain) w_.obs = impl_->trace.get();
   w_.timers = impl_.get();
+  w_.net_wire = impl_.get();
+  w_.app = impl_.get();
 }
 
 Runner::~Runner() = default;
@@ -153,6 +259,8 @@ int apply_opt(net::sock& s, const OptSetting& o) {
     case SockOpt::SO_REUSEPORT: s.reuseport = o.value != 0; return 0;
     case SockOpt::IP_BIND_ADDRESS_NO_PORT: s.bind_address_no_port = o.value != 0; return 0;
     case SockOpt::IPV6_V6ONLY: s.ipv6only = o.value != 0; return 0;
+    case SockOpt::SO_LINGER: s.linger0 = o.value != 0; return 0;
+    case SockOpt::TCP_SYNCNT: s.syn_retries = uint8_t(o.value); return 0;
     case SockOpt::IP_LOCAL_PORT_RANGE: {
       // net/ipv4/ip_sockglue.c: both ends set and lo > hi → EINVAL.
       const uint32_t lo = o.value & 0xffff, hi = o.value >> 16;
@@ -166,23 +274,57 @@ int apply_opt(net::sock& s, const OptSetting& o) {
 
 }  // namespace
 
+void Runner::Impl::connect_done(net::sock_id sk, int err) {
+  auto it = pending.find(sk);
+  if (it == pending.end()) {  // a non-blocking connect: its outcome is a record of its own
+    if (trace->enabled())
+      trace->record(r.w_.now, "connect_done", fmt::format("\"sk\":{},\"sock\":{},\"ret\":{}{}", sk, trace::json_str(name(sk)),
+                                                          err ? -1 : 0, err ? fmt::format(",\"errno\":\"{}\"", errno_name(err)) : ""));
+    return;
+  }
+  const Pending p = it->second;
+  pending.erase(it);
+  Outcome out;
+  out.err = err;
+  out.sk = sk;
+  out.has_connect = false;
+  r.finish_call(p.call, p.k, out, p.t_start);
+}
+
 void Runner::handle(const engine::Event& ev) {
   w_.now = ev.t;
   if (!rep_.runtime_error.empty()) return;
-  if (ev.kind == kTimer) {
-    const net::sock_id id = ev.a;
-    const uint32_t gen = uint32_t(ev.b);
-    if (id < w_.socks.size() && w_.sk(id).alive && w_.sk(id).timer_gen == gen &&
-        w_.sk(id).state == net::tcp_state::TIME_WAIT) {
-      if (impl_->trace->enabled())
-        impl_->trace->record(ev.t, "timer", fmt::format("\"kind\":\"timewait\",\"sk\":{},\"sock\":{}", id,
-                                                        trace::json_str(impl_->name(id))));
-      net::inet_twsk_kill(w_, id);
+  switch (ev.kind) {
+    case kTimer: on_timer(ev); return;
+    case kPacket: {
+      const net::segment seg = impl_->pkts[ev.a];
+      impl_->free_pkts.push_back(ev.a);
+      impl_->deliver(seg);
+      return;
     }
-    return;
+    default: run_call(ev.a, ev.b); return;
   }
-  const uint32_t ci = ev.a;
-  const uint64_t k = ev.b;
+}
+
+void Runner::on_timer(const engine::Event& ev) {
+  const net::sock_id id = ev.a;
+  const uint32_t gen = uint32_t(ev.b);
+  const auto kind = net::timer_kind(ev.b >> 32);
+  if (id >= w_.socks.size() || !w_.sk(id).alive || w_.sk(id).timer_gen != gen) return;  // cancelled
+  if (impl_->trace->enabled())
+    impl_->trace->record(ev.t, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
+                                                    kind == net::timer_kind::timewait ? "timewait" : "retransmit", id,
+                                                    trace::json_str(impl_->name(id))));
+  switch (kind) {
+    case net::timer_kind::timewait:
+      if (w_.sk(id).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(w_, id);
+      return;
+    case net::timer_kind::retransmit: net::tcp_retransmit_timer(w_, id); return;
+  }
+}
+
+void Runner::run_call(uint32_t ci, uint64_t k) {
+  const Nanos now = w_.now;
   const Call& c = sc_.timeline[ci];
   if (k + 1 < c.count) eng_.schedule({c.t + (k + 1) * c.every, engine::Prio::Call, kCall, ci, k + 1});
 
@@ -190,13 +332,14 @@ void Runner::handle(const engine::Event& ev) {
   // A repeated creating call makes a fresh socket per repetition (the loader checked the names
   // are new), so the name is only formatted when a trace, a message or a lookup needs it.
   const bool fresh_instance = creates && c.count > 1 && (impl_->inst[ci].size() <= k || impl_->inst[ci][k] == net::kNone);
-  const std::string sname = fresh_instance && !impl_->trace->enabled() && !opt_.explain ? std::string() : sock_name(c.sock, k);
+  const bool verbose = impl_->trace->enabled() || opt_.explain;
+  const std::string sname = fresh_instance && !verbose ? std::string() : sock_name(c.sock, k);
   Outcome out;
   net::sock_id sk = c.op == Op::sysctl || fresh_instance ? net::kNone : impl_->lookup(sname);
   if (c.op != Op::sysctl && sk == net::kNone) {
     if (!creates) {  // sname is always formatted here: fresh_instance implies creates
       rep_.runtime_error = fmt::format("{}: {}: socket '{}' does not exist at {} (not created yet, or closed)",
-                                       sc_.file, c.path, sname, format_duration(ev.t));
+                                       sc_.file, c.path, sname, format_duration(now));
       return;
     }
     sk = net::sys_socket(w_, uint16_t(c.netns), c.cred);
@@ -211,8 +354,6 @@ void Runner::handle(const engine::Event& ev) {
       if (!out.err) out.err = apply_opt(w_.sk(sk), o);
   }
   out.sk = sk;
-  std::string extra;  // op-specific trace fields, formatted only when someone reads them
-  const bool verbose = impl_->trace->enabled() || opt_.explain;
   if (!out.err) {
     switch (c.op) {
       case Op::socket: break;
@@ -220,40 +361,33 @@ void Runner::handle(const engine::Event& ev) {
       case Op::bind:
         out.err = net::inet_bind(w_, sk, c.addr, &out.bi);
         out.has_bind = c.addr.port == 0 && !w_.sk(sk).bind_address_no_port;
-        if (verbose) extra = fmt::format(",\"addr\":\"{}\"", net::to_string(c.addr));
         break;
       case Op::listen: out.err = net::inet_listen(w_, sk, c.backlog); break;
       case Op::connect: {
-        const net::connect_result cr = net::inet_stream_connect(w_, sk, c.addr, sc_.externals);
+        const net::connect_result cr = net::inet_stream_connect(w_, sk, c.addr);
         out.err = cr.err;
         out.ci = cr.info;
-        out.has_connect = cr.info.autobind || cr.info.port_offset || cr.err != EISCONN;
-        if (verbose) extra = fmt::format(",\"to\":\"{}\"", net::to_string(c.addr));
-        break;
-      }
-      case Op::accept: {
-        auto it = w_.accept_queue.find(sk);
-        if (w_.sk(sk).state != net::tcp_state::LISTEN) out.err = EINVAL;
-        else if (it == w_.accept_queue.end() || it->second.empty()) out.err = EAGAIN;
-        else {
-          const net::sock_id child = it->second.front();
-          it->second.erase(it->second.begin());
-          impl_->set_name(child, ci, uint32_t(k), true);
-          extra = fmt::format(",\"as\":{},\"remote\":\"{}\"", trace::json_str(sock_name(c.as, k)),
-                              net::to_string(net::endpoint{w_.sk(child).daddr, w_.sk(child).dport}));
+        out.has_connect = true;
+        if (cr.err == EINPROGRESS && !c.nonblock) {  // blocking: the outcome is recorded when it comes
+          impl_->pending[sk] = {ci, k, now};
+          if (impl_->trace->enabled() || opt_.explain) impl_->pending_info[sk] = cr.info;
+          return;
         }
         break;
       }
+      case Op::accept: {
+        net::sock_id child = net::kNone;
+        out.err = net::inet_csk_accept(w_, sk, child);
+        if (!out.err) {
+          impl_->set_name(child, ci, uint32_t(k), true);
+          out.accepted = child;
+        }
+        break;
+      }
+      case Op::shutdown: out.err = net::tcp_shutdown(w_, sk); break;
       case Op::close: {
         out.err = net::tcp_close(w_, sk);
-        const std::string& pat = c.sock;
-        if (pat.find("{i}") == std::string::npos) impl_->plain.erase(pat);
-        else if (impl_->inst[ci].size() > k) impl_->inst[ci][k] = net::kNone;
-        if (impl_->plain.count(sname)) impl_->plain.erase(sname);
-        // the creator's instance table may hold it too
-        for (auto& v : impl_->inst)
-          for (auto& s : v)
-            if (s == sk && !w_.sk(sk).alive) s = net::kNone;
+        impl_->forget(ci, k, sname.empty() ? sock_name(c.sock, k) : sname, sk);
         break;
       }
       case Op::sysctl: {
@@ -262,59 +396,61 @@ void Runner::handle(const engine::Event& ev) {
         out.err = msg.empty() ? 0 : EINVAL;
         if (!out.err && c.sysctl.name == "net.ipv4.ip_local_reserved_ports")
           for (uint32_t p = 0; p < 65536; ++p) net::connect_skip_update(w_, ns, uint16_t(p));
-        extra = fmt::format(",\"name\":{},\"value\":{}", trace::json_str(c.sysctl.name), trace::json_str(c.sysctl.value));
         break;
       }
     }
   }
+  finish_call(ci, k, out, now);
+}
 
-  // Outcome bookkeeping and expectations.
+// Outcome bookkeeping, expectations, trace and explanation of one call (at its completion).
+void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_start) {
+  const Call& c = sc_.timeline[ci];
+  const net::sock_id sk = out.sk;
+  Outcome o = out;
+  if (!o.has_connect) {
+    if (auto it = impl_->pending_info.find(sk); it != impl_->pending_info.end()) {
+      o.ci = it->second;
+      o.has_connect = true;
+      impl_->pending_info.erase(it);
+    }
+  }
   ++rep_.calls;
-  if (out.err) ++rep_.errors[std::string(errno_name(out.err))];
+  if (o.err) ++rep_.errors[std::string(errno_name(o.err))];
   else ++rep_.calls_ok;
   const bool alive = sk != net::kNone && w_.sk(sk).alive;
   const uint16_t port = alive ? w_.sk(sk).num : 0;
-  if (out.err) ++impl_->err_count[ci][out.err];
+  if (o.err) ++impl_->err_count[ci][o.err];
   else ++impl_->ok_count[ci];
-  if (!out.err && c.expect_total && c.expect_total->distinct_ports && port) {
+  if (!o.err && c.expect_total && c.expect_total->distinct_ports && port) {
     auto& seen = impl_->ports_seen[ci];
     if (seen.empty()) seen.assign(65536, false);
     seen[port] = true;
   }
-  if (c.expect) {
-    const Expect& e = *c.expect;
-    std::string why;
-    const std::string got = out.err ? std::string(errno_name(out.err)) : fmt::format("OK (port {})", port);
-    if (e.err && *e.err != out.err)
-      why = fmt::format("expected {}, got {}", *e.err ? errno_name(*e.err) : "OK", got);
-    else if ((e.port || e.port_in || e.parity) && (out.err || !port))
-      why = fmt::format("expected a local port, got {}", out.err ? got : "no port");
-    else if (e.port && *e.port != port)
-      why = fmt::format("expected port {}, got {}", *e.port, port);
-    else if (e.port_in && (port < e.port_in->first || port > e.port_in->second))
-      why = fmt::format("expected a port in [{}, {}], got {}", e.port_in->first, e.port_in->second, port);
-    else if (e.parity && (port & 1) != *e.parity)
-      why = fmt::format("expected an {} port, got {}", *e.parity ? "odd" : "even", port);
-    ++rep_.expectations;
-    if (!why.empty()) {
-      ++rep_.expectation_failures;
-      if (rep_.failures.size() < kMaxFailuresShown)
-        rep_.failures.push_back(fmt::format("{}: {} ({} {} at {}): {}", sc_.file, c.path, op_name(c.op),
-                                            c.op == Op::sysctl ? c.sysctl.name : sock_name(c.sock, k), format_duration(ev.t), why));
-    }
-  }
-
+  if (c.expect) check_expect(ci, k, o, port);
+  const bool verbose = impl_->trace->enabled() || opt_.explain;
+  if (!verbose) return;
+  const std::string sname = sock_name(c.sock, k);
+  std::string extra;
+  if (c.op == Op::bind || c.op == Op::connect)
+    extra = fmt::format(",\"{}\":\"{}\"", c.op == Op::bind ? "addr" : "to", net::to_string(c.addr));
+  if (c.op == Op::accept && o.accepted != net::kNone)
+    extra = fmt::format(",\"as\":{},\"remote\":\"{}\"", trace::json_str(sock_name(c.as, k)),
+                        net::to_string(net::endpoint{w_.sk(o.accepted).daddr, w_.sk(o.accepted).dport}));
+  if (c.op == Op::sysctl)
+    extra = fmt::format(",\"name\":{},\"value\":{}", trace::json_str(c.sysctl.name), trace::json_str(c.sysctl.value));
   if (impl_->trace->enabled()) {
     std::string body = fmt::format("\"i\":{},", ci);
     if (c.count > 1) body += fmt::format("\"rep\":{},", k);
-    const int ns_idx = c.op == Op::sysctl ? c.netns : int(w_.sk(sk).netns);
-    body += fmt::format("\"host\":{},\"op\":\"{}\"", trace::json_str(w_.nets[size_t(ns_idx)].name), op_name(c.op));
+    if (t_start != w_.now) body += fmt::format("\"t_start\":{},", t_start);
+    const int ns_idx = c.op == Op::sysctl ? c.netns : (alive ? int(w_.sk(sk).netns) : c.netns);
+    body += fmt::format("\"host\":{},\"op\":\"{}\"", trace::json_str(w_.nets[size_t(std::max(ns_idx, 0))].name), op_name(c.op));
     if (c.op != Op::sysctl) body += fmt::format(",\"sock\":{},\"sk\":{}", trace::json_str(sname), sk);
     body += extra;
-    body += out.err ? fmt::format(",\"ret\":-1,\"errno\":\"{}\"", errno_name(out.err)) : std::string(",\"ret\":0");
+    body += o.err ? fmt::format(",\"ret\":-1,\"errno\":\"{}\"", errno_name(o.err)) : std::string(",\"ret\":0");
     if (alive && c.op != Op::close) body += fmt::format(",\"local\":\"{}\"", endpoint_str(w_.sk(sk)));
-    if (out.has_connect && out.ci.autobind) {
-      const auto& i = out.ci;
+    if (o.has_connect && o.ci.autobind) {
+      const auto& i = o.ci;
       body += fmt::format(",\"port_offset\":\"{:#018x}\",\"timeseed\":{},\"perturb_index\":{},\"perturb\":{},"
                           "\"offset\":{},\"range\":[{},{}],\"remaining\":{},\"step\":{},\"pass\":{},\"i\":{},"
                           "\"examined\":{},\"perturb_inc\":{}",
@@ -322,41 +458,66 @@ void Runner::handle(const engine::Event& ev) {
                           i.step, i.pass, i.i, i.examined, i.perturb_inc);
       if (i.tw_recycled) body += ",\"tw_recycled\":true";
     }
-    if (out.has_bind && out.bi.examined) {
-      const auto& b = out.bi;
+    if (o.has_bind && o.bi.examined) {
+      const auto& b = o.bi;
       body += fmt::format(",\"offset\":{},\"half\":{},\"pass\":{},\"relax\":{},\"examined\":{}", b.offset, b.half,
                           b.pass, b.relax, b.examined);
-      if (!out.err) body += fmt::format(",\"range\":[{},{}]", b.low, b.high - 1);
+      if (!o.err) body += fmt::format(",\"range\":[{},{}]", b.low, b.high - 1);
     }
-    impl_->trace->record(ev.t, "call", body);
+    impl_->trace->record(w_.now, "call", body);
   }
-  if (opt_.explain) {
-    const bool has_addr = c.op == Op::bind || c.op == Op::connect;
-    fmt::print(stderr, "{} {} {}{} = {}\n", format_duration(ev.t), op_name(c.op),
-               c.op == Op::sysctl ? c.sysctl.name : sname,
-               has_addr ? " " + net::to_string(c.addr) : c.op == Op::sysctl ? " " + c.sysctl.value : "",
-               out.err ? fmt::format("-1 {}", errno_name(out.err)) : fmt::format("0 (local port {})", port));
-    if (out.has_connect && out.ci.autobind) {
-      const auto& i = out.ci;
-      fmt::print(stderr, "  {:<28} port_offset = siphash(saddr, daddr, dport, timeseed {}) = {:#018x}\n",
-                 "secure_ipv4_port_ephemeral", i.timeseed, i.port_offset);
-      fmt::print(stderr, "  {:<28} range [{}, {}], remaining {}, step {}; index = {} (low 16 bits)\n",
-                 "__inet_hash_connect", i.low, i.high - 1, i.remaining, i.step, i.index);
-      fmt::print(stderr, "  {:<28} offset = (table_perturb[{}] {} + {}) % {} {}= {}\n", "__inet_hash_connect", i.index,
-                 i.perturb, uint32_t(i.port_offset >> 32), i.remaining, i.step == 2 ? "made even " : "", i.offset);
-      if (out.err)
-        fmt::print(stderr, "  {:<28} {} candidates examined in both passes, none free: EADDRNOTAVAIL\n",
-                   "__inet_hash_connect", i.examined);
-      else
-        fmt::print(stderr, "  {:<28} pass {} found port {} at i = {} ({} candidates in all); "
-                           "table_perturb[{}] += {}\n",
-                   "__inet_hash_connect", i.pass, port, i.i, i.examined, i.index, i.perturb_inc);
-    }
-    if (out.has_bind && out.bi.examined)
-      fmt::print(stderr, "  {:<28} odd offset {} first{}; {} candidates examined{}\n", "inet_csk_find_open_port",
-                 out.bi.offset, out.bi.half ? (out.bi.half == 1 ? ", lower half" : ", upper half") : "",
-                 out.bi.examined, out.bi.relax ? " (ip_autobind_reuse relaxed pass)" : "");
+  if (opt_.explain) explain_call(c, sname, o, port);
+}
+
+void Runner::check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t port) {
+  const Call& c = sc_.timeline[ci];
+  const Expect& e = *c.expect;
+  std::string why;
+  const std::string got = o.err ? std::string(errno_name(o.err)) : fmt::format("OK (port {})", port);
+  if (e.err && *e.err != o.err)
+    why = fmt::format("expected {}, got {}", *e.err ? errno_name(*e.err) : "OK", got);
+  else if ((e.port || e.port_in || e.parity) && (o.err || !port))
+    why = fmt::format("expected a local port, got {}", o.err ? got : "no port");
+  else if (e.port && *e.port != port)
+    why = fmt::format("expected port {}, got {}", *e.port, port);
+  else if (e.port_in && (port < e.port_in->first || port > e.port_in->second))
+    why = fmt::format("expected a port in [{}, {}], got {}", e.port_in->first, e.port_in->second, port);
+  else if (e.parity && (port & 1) != *e.parity)
+    why = fmt::format("expected an {} port, got {}", *e.parity ? "odd" : "even", port);
+  ++rep_.expectations;
+  if (why.empty()) return;
+  ++rep_.expectation_failures;
+  if (rep_.failures.size() < kMaxFailuresShown)
+    rep_.failures.push_back(fmt::format("{}: {} ({} {} at {}): {}", sc_.file, c.path, op_name(c.op),
+                                        c.op == Op::sysctl ? c.sysctl.name : sock_name(c.sock, k),
+                                        format_duration(w_.now), why));
+}
+
+void Runner::explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port) {
+  const bool has_addr = c.op == Op::bind || c.op == Op::connect;
+  fmt::print(stderr, "{} {} {}{} = {}\n", format_duration(w_.now), op_name(c.op),
+             c.op == Op::sysctl ? c.sysctl.name : sname,
+             has_addr ? " " + net::to_string(c.addr) : c.op == Op::sysctl ? " " + c.sysctl.value : "",
+             o.err ? fmt::format("-1 {}", errno_name(o.err)) : fmt::format("0 (local port {})", port));
+  if (o.has_connect && o.ci.autobind) {
+    const auto& i = o.ci;
+    fmt::print(stderr, "  {:<28} port_offset = siphash(saddr, daddr, dport, timeseed {}) = {:#018x}\n",
+               "secure_ipv4_port_ephemeral", i.timeseed, i.port_offset);
+    fmt::print(stderr, "  {:<28} range [{}, {}], remaining {}, step {}; index = {} (low 16 bits)\n",
+               "__inet_hash_connect", i.low, i.high - 1, i.remaining, i.step, i.index);
+    fmt::print(stderr, "  {:<28} offset = (table_perturb[{}] {} + {}) % {} {}= {}\n", "__inet_hash_connect", i.index,
+               i.perturb, uint32_t(i.port_offset >> 32), i.remaining, i.step == 2 ? "made even " : "", i.offset);
+    if (!i.pass)
+      fmt::print(stderr, "  {:<28} {} candidates examined in both passes, none free: EADDRNOTAVAIL\n",
+                 "__inet_hash_connect", i.examined);
+    else
+      fmt::print(stderr, "  {:<28} pass {} found port {} at i = {} ({} candidates in all); table_perturb[{}] += {}\n",
+                 "__inet_hash_connect", i.pass, port ? port : 0, i.i, i.examined, i.index, i.perturb_inc);
   }
+  if (o.has_bind && o.bi.examined)
+    fmt::print(stderr, "  {:<28} odd offset {} first{}; {} candidates examined{}\n", "inet_csk_find_open_port",
+               o.bi.offset, o.bi.half ? (o.bi.half == 1 ? ", lower half" : ", upper half") : "", o.bi.examined,
+               o.bi.relax ? " (ip_autobind_reuse relaxed pass)" : "");
 }
 
 RunReport Runner::run() {

@@ -5,13 +5,31 @@
 #include <string>
 
 #include "portsim/net/af_inet.h"
+#include "portsim/net/tcp.h"
 #include "portsim/net/inet_connection_sock.h"
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
 
 namespace portsim::test {
 
+// Every path zero-delay and lossless: segments are delivered within the sending call, the way
+// `portsim run` delivers them on hosts without links.
+struct ZeroDelayWire final : net::wire {
+  net::world* w = nullptr;
+  void xmit(const net::segment& in) override {
+    net::segment seg = in;
+    if (seg.from_ns == net::kExternalNs) {
+      net::tcp_v4_rcv(*w, seg.to_ns, seg);
+    } else if (const net::netns* dst = net::route_to(*w, w->nets[seg.from_ns], seg.daddr)) {
+      net::tcp_v4_rcv(*w, dst->id, seg);
+    } else {
+      net::external_rcv(*w, seg);
+    }
+  }
+};
+
 struct World {
+  ZeroDelayWire wire;
   scenario::Scenario sc;
   net::world w;
   // `machines_json`: the value of "machines".
@@ -24,10 +42,13 @@ struct World {
     if (lr.error) FAIL(lr.error->message);
     sc = *lr.scenario;
     scenario::build_world(sc, seed, w);
+    for (const auto& x : sc.externals) w.add_external(x.ep);
+    wire.w = &w;
+    w.net_wire = &wire;
   }
   net::sock_id socket(uint16_t ns = 0, net::cred c = {}) { return net::sys_socket(w, ns, c); }
   net::connect_result connect(net::sock_id s, const char* to) {
-    return net::inet_stream_connect(w, s, *net::parse_endpoint(to), sc.externals);
+    return net::inet_stream_connect(w, s, *net::parse_endpoint(to));
   }
   uint16_t port(net::sock_id s) const { return w.sk(s).num; }
 };

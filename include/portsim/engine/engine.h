@@ -12,9 +12,10 @@
 namespace portsim::engine {
 
 // The order of these values is deliberate: changing it changes traces. At one instant, timers
-// that expire (e.g. TIME_WAIT's 60 s) run before the calls scheduled for that instant, the
-// way a kernel timer that is due has already fired when a syscall runs at the same jiffy.
-enum class Prio : uint8_t { Timer = 0, Call = 1 };
+// that expire (e.g. TIME_WAIT's 60 s) run first, the way a due kernel timer has already fired
+// when a syscall runs at the same jiffy; then segments arriving at that instant (softirq work
+// done before the process runs); then the scenario's calls.
+enum class Prio : uint8_t { Timer = 0, Wire = 1, Call = 2 };
 
 struct Event {
   Nanos t = 0;

@@ -5,6 +5,7 @@
 
 #include "portsim/net/inet_hashtables.h"
 #include "portsim/net/netns.h"
+#include "portsim/net/tcp.h"
 
 namespace portsim::net {
 
@@ -14,38 +15,34 @@ struct cred {
   bool cap_net_bind_service = true;  // root by default, as on our machines
 };
 
-// Who answers a SYN that leaves the model: a declared external endpoint (port 0 = any port).
-struct external_endpoint {
-  inet_addr addr;
-  uint16_t port = 0;
-};
-
 // net/socket.c: __sys_socket() — a fresh TCP socket in `ns`, state CLOSE, unbound.
 sock_id sys_socket(world& w, uint16_t ns, const cred& c);
 
 struct connect_result {
-  int err = 0;
+  int err = 0;            // 0, an errno, or EINPROGRESS while the handshake is under way
   connect_info info;
-  sock_id child = kNone;  // the accepted socket made on the server side, when modelled
 };
 
 // net/ipv4/af_inet.c: __inet_stream_connect() → tcp_v4_connect() → inet_hash_connect(), then
-// the handshake. Handshakes complete at once (no link model yet): a listener in the model
-// accepts (child socket in its netns), a declared external endpoint accepts, a host of the
-// model with no listener answers RST (ECONNREFUSED).
-connect_result inet_stream_connect(world& w, sock_id sk, const endpoint& to,
-                                   const std::vector<external_endpoint>& externals);
+// tcp_connect() sends the SYN. Over a zero-delay path the handshake completes inside the call;
+// otherwise the result is EINPROGRESS and world::app->connect_done() reports the outcome.
+connect_result inet_stream_connect(world& w, sock_id sk, const endpoint& to);
 
 // net/ipv4/af_inet.c: inet_listen() → inet_csk_listen_start(). Autobinds an unbound socket.
 int inet_listen(world& w, sock_id sk, int backlog);
 
-// net/ipv4/tcp.c: tcp_close(). With the zero-delay wire, an established connection closed by
-// this side goes through FIN_WAIT to TIME_WAIT at once when the peer has closed too, or leaves
-// the peer in CLOSE_WAIT; the other cases release the socket.
-int tcp_close(world& w, sock_id sk);
+// net/ipv4/inet_connection_sock.c: inet_csk_accept() — the oldest established child, or
+// EAGAIN (accept is non-blocking in scenarios), EINVAL when not listening.
+int inet_csk_accept(world& w, sock_id listener, sock_id& child);
 
-// net/ipv4/inet_timewait_sock.c: the TIME_WAIT timer fired (inet_twsk_kill).
-void inet_twsk_kill(world& w, sock_id tw);
+// The sock is gone for good: unhashed, port released, slot freed.
+void sock_destroy(world& w, sock_id id);
+// net/ipv4/tcp.c: tcp_done() — state CLOSE, unhash, release an autobound port.
+void tcp_done(world& w, sock_id id);
+// net/ipv4/inet_hashtables.c: __inet_lookup_listener().
+sock_id inet_lookup_listener(const world& w, const netns& ns, const inet_addr& daddr, uint16_t dport);
+// The netns that receives a packet for daddr sent from `from`; null when it leaves the model.
+const netns* route_to(const world& w, const netns& from, const inet_addr& daddr);
 
 // Route lookup (ip_route_connect): the source address for `daddr` from netns `ns`.
 inet_addr inet_select_saddr(const netns& ns, const inet_addr& daddr);

@@ -17,6 +17,16 @@ namespace portsim::net {
 
 class observer;
 class timer_sink;
+class wire;
+class app_events;
+
+// Who answers a SYN that leaves the model: a declared external endpoint (port 0 = any port).
+enum class external_answer : uint8_t { accept, refuse, silent };
+struct external_endpoint {
+  inet_addr addr;
+  uint16_t port = 0;
+  external_answer answer = external_answer::accept;
+};
 
 // CONFIG_INET_TABLE_PERTURB_ORDER default 16 (net/ipv4/Kconfig).
 inline constexpr uint32_t INET_TABLE_PERTURB_SIZE = 1u << 16;
@@ -72,7 +82,18 @@ struct world {
   std::vector<uint32_t> free_dests;
   observer* obs = nullptr;          // trace / explain hooks; null = off
   timer_sink* timers = nullptr;     // where TIME_WAIT and other timers are armed
-  std::unordered_map<sock_id, std::vector<sock_id>> accept_queue;  // listener -> children
+  wire* net_wire = nullptr;         // where segments go (null: nowhere)
+  app_events* app = nullptr;        // connect() completions
+  std::vector<external_endpoint> externals;  // hosts outside the model that answer
+  std::unordered_map<uint64_t, std::vector<uint32_t>> external_index;  // address hash -> indexes
+  void add_external(const external_endpoint& e);
+  // The external endpoint answering addr:port (an exact port beats "any port"), or -1.
+  int find_external(const inet_addr& addr, uint16_t port) const;
+  struct listener_info {
+    int backlog = 128;
+    std::vector<sock_id> accept_queue;  // established children not yet accepted
+  };
+  std::unordered_map<sock_id, listener_info> listening;
   Nanos now = 0;
   stats st;
 

@@ -38,7 +38,18 @@ struct sock {
   sock_id peer = kNone;         // the other end, when it is modelled
   sock_id listener = kNone;     // for a child: the listener it was accepted from
   uint32_t timer_gen = 0;       // bumps on every (re)arm and free: stale timer events are ignored
-  uint32_t tw_entry_stamp = 0;  // TIME_WAIT: tw_entry_stamp (ms, tcp_time_stamp_ms)
+  // ms stamps (tcp_time_stamp_ms): tp->retrans_stamp (first SYN / SYN-ACK) while connecting,
+  // tw_entry_stamp once in TIME_WAIT — never both at once, so they share the field.
+  union {
+    uint32_t retrans_stamp = 0;
+    uint32_t tw_entry_stamp;
+  };
+  uint32_t rto_ms = 0;          // icsk_rto (ms)
+  uint8_t retransmits = 0;      // icsk_retransmits
+  uint8_t total_rto = 0;        // tp->total_rto (6.7+: linear SYN phase)
+  uint8_t syn_retries = 0;      // TCP_SYNCNT (0 = net.ipv4.tcp_syn_retries)
+  uint8_t sk_err = 0;           // the error a pending connect() ended with
+  uint8_t snd_nxt = 0, rcv_nxt = 0;  // sequence space from ISN 0: only SYN and FIN occupy it
   uint16_t num = 0;             // inet_num: local port, 0 = unbound
   uint16_t dport = 0;           // inet_dport
   uint16_t netns = 0;           // sock_net(sk)
@@ -55,6 +66,9 @@ struct sock {
   bool orphan : 1 = false;      // closed by the application
   bool alive : 1 = false;       // slot in use
   bool ts_recent : 1 = false;   // a peer timestamp was received (tw_ts_recent_stamp != 0)
+  bool linger0 : 1 = false;     // SO_LINGER {1, 0}: close() sends RST, no TIME_WAIT
+  bool connect_pending : 1 = false;  // a connect() waits for the handshake's outcome
+  bool shut_wr : 1 = false;     // shutdown(SHUT_WR) done
 };
 
 }  // namespace portsim::net

@@ -48,6 +48,12 @@ class Runner final : public engine::EventHandler {
 
  private:
   struct Impl;
+  struct Outcome;
+  void on_timer(const engine::Event& ev);
+  void run_call(uint32_t ci, uint64_t k);
+  void finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_start);
+  void check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t port);
+  void explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port);
   const Scenario& sc_;
   RunOptions opt_;
   net::world w_;

@@ -33,11 +33,11 @@ struct MachineSpec {
   std::vector<NetnsSpec> netns;
 };
 
-enum class Op { socket, setsockopt, bind, listen, connect, accept, close, sysctl };
+enum class Op { socket, setsockopt, bind, listen, connect, accept, close, sysctl, shutdown };
 const char* op_name(Op op);
 
 // A socket option as the scenario sets it.
-enum class SockOpt { SO_REUSEADDR, SO_REUSEPORT, IP_BIND_ADDRESS_NO_PORT, IP_LOCAL_PORT_RANGE, IPV6_V6ONLY };
+enum class SockOpt { SO_REUSEADDR, SO_REUSEPORT, IP_BIND_ADDRESS_NO_PORT, IP_LOCAL_PORT_RANGE, IPV6_V6ONLY, SO_LINGER, TCP_SYNCNT };
 struct OptSetting {
   SockOpt opt;
   uint32_t value = 0;  // IP_LOCAL_PORT_RANGE: packed lo | hi << 16, as the kernel packs it
@@ -72,8 +72,27 @@ struct Call {
   SysctlSetting sysctl;           // sysctl op
   uint64_t count = 1;
   Nanos every = 0;
+  bool nonblock = false;          // connect: return EINPROGRESS instead of waiting
   std::optional<Expect> expect;
   std::optional<ExpectTotal> expect_total;
+};
+
+// One-way path properties: every segment waits delay + U[0, jitter) and is lost with
+// probability loss (draws from the scenario seed).
+struct PathSpec {
+  Nanos delay = 0, jitter = 0;
+  double loss = 0;
+};
+
+// A link between two hosts (netns); a == b is that host's loopback.
+struct LinkSpec {
+  int a = 0, b = 0;
+  PathSpec path;
+};
+
+struct ExternalSpec {
+  net::external_endpoint ep;
+  PathSpec path;
 };
 
 struct Scenario {
@@ -81,7 +100,8 @@ struct Scenario {
   std::string name, description, kernel = "6.18";
   uint64_t seed = 1;
   std::vector<MachineSpec> machines;
-  std::vector<net::external_endpoint> externals;
+  std::vector<ExternalSpec> externals;
+  std::vector<LinkSpec> links;
   std::vector<Call> timeline;  // sorted by t (the file must list calls in time order)
 };
 

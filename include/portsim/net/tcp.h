@@ -1,0 +1,68 @@
+// TCP on the wire: segments as events, the handshake, the close state machine and the
+// retransmission timers (net/ipv4/tcp_input.c, tcp_output.c, tcp_timer.c, tcp_minisocks.c).
+// Data is not modelled; a segment is its 4-tuple and flags.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "portsim/net/netns.h"
+
+namespace portsim::net {
+
+enum : uint8_t { TCPHDR_FIN = 1, TCPHDR_SYN = 2, TCPHDR_RST = 4, TCPHDR_ACK = 16 };
+std::string tcp_flags_str(uint8_t flags);  // "SYN", "SYN|ACK", …
+
+inline constexpr uint16_t kExternalNs = UINT16_MAX;  // a host outside the model
+
+struct segment {
+  inet_addr saddr, daddr;
+  uint16_t sport = 0, dport = 0;
+  uint16_t from_ns = 0, to_ns = kExternalNs;  // to_ns filled by routing (kExternalNs: outside)
+  uint32_t seq = 0, ack = 0;
+  uint8_t flags = 0;
+};
+
+// Where segments go: the runner owns links (delay, jitter, loss) and delivers each segment as
+// an event, or drops it. The model never sees the engine.
+class wire {
+ public:
+  virtual ~wire() = default;
+  virtual void xmit(const segment& seg) = 0;
+};
+
+// What the application learns asynchronously: a pending connect() finished (0 or an errno).
+class app_events {
+ public:
+  virtual ~app_events() = default;
+  virtual void connect_done(sock_id sk, int err) = 0;
+};
+
+// include/net/tcp.h constants.
+inline constexpr uint32_t TCP_TIMEOUT_INIT_MS = 1000;
+inline constexpr Nanos TCP_TIMEWAIT_LEN = 60 * kNsPerSec;
+
+// net/ipv4/tcp_output.c: tcp_connect() — send the SYN, arm the retransmit timer.
+void tcp_connect(world& w, sock_id sk);
+// net/ipv4/tcp_ipv4.c: tcp_v4_rcv() — a segment arrives in netns `ns`.
+void tcp_v4_rcv(world& w, uint16_t ns, const segment& seg);
+// net/ipv4/tcp_timer.c: tcp_retransmit_timer() for SYN_SENT / the SYN-ACK timer of a request.
+void tcp_retransmit_timer(world& w, sock_id sk);
+// net/ipv4/tcp.c: tcp_close() and tcp_shutdown(SHUT_WR).
+int tcp_close(world& w, sock_id sk);
+int tcp_shutdown(world& w, sock_id sk);
+// net/ipv4/tcp_minisocks.c: tcp_time_wait().
+void tcp_time_wait(world& w, sock_id sk, tcp_state substate, Nanos timeo);
+// net/ipv4/inet_timewait_sock.c: inet_twsk_kill() — the TIME_WAIT sock goes (timer or reuse).
+void inet_twsk_kill(world& w, sock_id tw);
+// net/ipv4/tcp_timer.c: tcp_model_timeout() in ms — the give-up time of `boundary`
+// exponentially backed-off retransmissions starting at rto_base_ms.
+uint32_t tcp_model_timeout(uint32_t boundary, uint32_t rto_base_ms, uint32_t rto_max_ms);
+
+}  // namespace portsim::net
+
+namespace portsim::net {
+// A segment reached a host outside the model. A declared external endpoint answers like a
+// Linux server that accepts and closes at once on the peer's FIN ("accept"), answers RST
+// ("refuse") or stays silent ("silent"); an undeclared address is a black hole.
+void external_rcv(world& w, const segment& seg);
+}  // namespace portsim::net

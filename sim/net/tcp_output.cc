@@ -1,0 +1,82 @@
+// net/ipv4/tcp_output.c — building and sending segments, and tcp_connect().
+#include <fmt/format.h>
+
+#include "portsim/net/observer.h"
+#include "portsim/net/tcp.h"
+#include "tcp_internal.h"
+
+namespace portsim::net {
+
+std::string tcp_flags_str(uint8_t f) {
+  std::string s;
+  auto add = [&](uint8_t bit, const char* name) {
+    if (!(f & bit)) return;
+    if (!s.empty()) s += '|';
+    s += name;
+  };
+  add(TCPHDR_SYN, "SYN");
+  add(TCPHDR_FIN, "FIN");
+  add(TCPHDR_RST, "RST");
+  add(TCPHDR_ACK, "ACK");
+  return s;
+}
+
+// Sends a segment from sk with its current sequence state.
+void tcp_send(world& w, sock_id id, uint8_t flags) {
+  const sock& s = w.sk(id);
+  segment seg;
+  seg.saddr = s.rcv_saddr;
+  seg.daddr = s.daddr;
+  seg.sport = s.num;
+  seg.dport = s.dport;
+  seg.from_ns = s.netns;
+  seg.seq = (flags & TCPHDR_SYN) ? 0 : s.snd_nxt;  // ISNs are 0: sequence numbers only order SYN/FIN
+  seg.ack = (flags & TCPHDR_ACK) ? s.rcv_nxt : 0;
+  seg.flags = flags;
+  if (w.net_wire) w.net_wire->xmit(seg);
+}
+
+// net/ipv4/tcp_ipv4.c: tcp_v4_send_reset() — a RST answering `in` (no socket needed).
+void tcp_v4_send_reset(world& w, uint16_t ns, const segment& in) {
+  if (in.flags & TCPHDR_RST) return;
+  segment seg;
+  seg.saddr = in.daddr;
+  seg.daddr = in.saddr;
+  seg.sport = in.dport;
+  seg.dport = in.sport;
+  seg.from_ns = ns;
+  if (in.flags & TCPHDR_ACK) {
+    seg.seq = in.ack;
+    seg.flags = TCPHDR_RST;
+  } else {
+    seg.ack = in.seq + ((in.flags & TCPHDR_SYN) ? 1 : 0) + ((in.flags & TCPHDR_FIN) ? 1 : 0);
+    seg.flags = TCPHDR_RST | TCPHDR_ACK;
+  }
+  if (w.net_wire) w.net_wire->xmit(seg);
+}
+
+void arm_timer(world& w, sock_id id, timer_kind kind, Nanos after) {
+  const uint32_t gen = ++w.sk(id).timer_gen;
+  if (w.timers) w.timers->arm(w.now + after, kind, id, gen);
+}
+
+uint32_t now_ms(const world& w) { return uint32_t(w.now / kNsPerMs); }
+
+// net/ipv4/tcp_output.c: tcp_connect() — tcp_connect_init() sets icsk_rto =
+// TCP_TIMEOUT_INIT (1 s); the SYN goes out and ICSK_TIME_RETRANS is armed for one RTO.
+void tcp_connect(world& w, sock_id id) {
+  sock& s = w.sk(id);
+  s.rto_ms = TCP_TIMEOUT_INIT_MS;
+  s.retransmits = 0;
+  s.total_rto = 0;
+  s.retrans_stamp = now_ms(w);
+  s.snd_nxt = 1;
+  s.rcv_nxt = 0;
+  // The kernel arms the timer, then sends. A zero-delay path answers inside tcp_send(), so we
+  // arm afterwards, only if still waiting — the same expiry time, without a dead heap entry.
+  tcp_send(w, id, TCPHDR_SYN);
+  if (w.sk(id).state == tcp_state::SYN_SENT)
+    arm_timer(w, id, timer_kind::retransmit, Nanos(TCP_TIMEOUT_INIT_MS) * kNsPerMs);
+}
+
+}  // namespace portsim::net

@@ -1,0 +1,190 @@
+"""Scenario reading for tools/kernel-oracle (Python 3 stdlib only).
+
+Reads the same JSON-with-comments format as sim/scenario/load.cc, expands repeated calls and
+orders every call the way portsim's event engine does: all first repetitions are scheduled in
+file order at load time, each later repetition k+1 is scheduled when repetition k runs; events
+run by (time, scheduling sequence)."""
+import heapq
+import json
+import re
+
+
+class BadInput(Exception):
+    """The scenario is malformed (exit 2)."""
+
+
+class Unsupported(Exception):
+    """The scenario uses something the oracle cannot perform on the live kernel (exit 2)."""
+
+
+def strip_comments(text):
+    """Remove // line comments and /* */ block comments that lie outside JSON strings."""
+    out = []
+    i, n = 0, len(text)
+    in_str = False
+    while i < n:
+        c = text[i]
+        if in_str:
+            out.append(c)
+            if c == '\\' and i + 1 < n:
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if c == '"':
+                in_str = False
+            i += 1
+            continue
+        if c == '"':
+            in_str = True
+            out.append(c)
+            i += 1
+        elif text.startswith('//', i):
+            j = text.find('\n', i)
+            i = n if j < 0 else j  # keep the newline (line numbers stay right)
+        elif text.startswith('/*', i):
+            j = text.find('*/', i + 2)
+            if j < 0:
+                raise BadInput('unterminated /* comment')
+            out.append('\n' * text.count('\n', i, j))
+            i = j + 2
+        else:
+            out.append(c)
+            i += 1
+    return ''.join(out)
+
+
+_UNITS = {'ns': 1, 'us': 10**3, 'ms': 10**6, 's': 10**9, 'm': 60 * 10**9, 'h': 3600 * 10**9}
+
+
+def parse_duration(s):
+    """"1.5ms" -> nanoseconds (int)."""
+    m = re.fullmatch(r'\s*([0-9]+(?:\.[0-9]+)?)\s*(ns|us|ms|s|m|h)\s*', str(s))
+    if not m:
+        raise BadInput('bad duration %r' % (s,))
+    return int(round(float(m.group(1)) * _UNITS[m.group(2)]))
+
+
+def fmt_ns(ns):
+    if ns % 10**9 == 0:
+        return '%ds' % (ns // 10**9)
+    if ns % 10**6 == 0:
+        return '%dms' % (ns // 10**6)
+    if ns % 10**3 == 0:
+        return '%dus' % (ns // 10**3)
+    return '%dns' % ns
+
+
+def parse_endpoint(s):
+    """"10.0.0.2:80" -> ('10.0.0.2', 80, 4); "[::1]:80" -> ('::1', 80, 6); port '*' -> None."""
+    s = str(s)
+    if s.startswith('['):
+        j = s.find(']:')
+        if j < 0:
+            raise BadInput('bad endpoint %r' % s)
+        host, port = s[1:j], s[j + 2:]
+        fam = 6
+    else:
+        host, _, port = s.rpartition(':')
+        fam = 4
+    if not host:
+        raise BadInput('bad endpoint %r' % s)
+    if port == '*':
+        return host, None, fam
+    try:
+        p = int(port)
+    except ValueError:
+        raise BadInput('bad endpoint %r' % s)
+    return host, p, fam
+
+
+def sock_name(pattern, k):
+    return pattern.replace('{i}', str(k), 1) if '{i}' in pattern else pattern
+
+
+def load(path):
+    try:
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+    except OSError as ex:
+        raise BadInput('%s: cannot read: %s' % (path, ex.strerror))
+    try:
+        sc = json.loads(strip_comments(text))
+    except json.JSONDecodeError as ex:
+        raise BadInput('%s:%d:%d: invalid JSON: %s' % (path, ex.lineno, ex.colno, ex.msg))
+    if not isinstance(sc, dict) or not isinstance(sc.get('machines'), list) or \
+            not isinstance(sc.get('timeline'), list):
+        raise BadInput('%s: expected an object with "machines" and "timeline"' % path)
+    return sc
+
+
+def hosts_of(sc):
+    """[(host name, machine name, addresses, sysctls as [(name, value)])] in file order."""
+    out = []
+    for m in sc['machines']:
+        if 'netns' in m:
+            for ns in m['netns']:
+                out.append((ns['name'], m['name'], list(ns.get('addresses', [])),
+                            [(k, str(v)) for k, v in ns.get('sysctls', {}).items()]))
+        else:
+            out.append((m['name'], m['name'], list(m.get('addresses', [])),
+                        [(k, str(v)) for k, v in m.get('sysctls', {}).items()]))
+    return out
+
+
+def oracle_block(sc):
+    o = sc.get('oracle') or {}
+    return {'checkable': bool(o.get('checkable', False)), 'compare': str(o.get('compare', '')),
+            'notes': str(o.get('notes', ''))}
+
+
+def parse_compare(s):
+    """The scenario's oracle.compare string: tokens separated by ',' or ';'.
+    Known: 'until=DURATION' (run and compare only the calls up to that virtual time),
+    'skip=I+I+...' (timeline indices not compared), 'no-gaps' (no gap test)."""
+    opts = {'until': None, 'skip': set(), 'gaps': True}
+    for tok in re.split(r'[,;]', s or ''):
+        tok = tok.strip()
+        if not tok or tok == 'all':
+            continue
+        if tok.startswith('until='):
+            opts['until'] = parse_duration(tok[6:])
+        elif tok.startswith('skip='):
+            opts['skip'] = {int(x) for x in tok[5:].split('+') if x.strip()}
+        elif tok == 'no-gaps':
+            opts['gaps'] = False
+        else:
+            raise BadInput('oracle.compare: unknown token %r (known: all, until=DUR, skip=I+I, no-gaps)'
+                           % tok)
+    return opts
+
+
+def steps(sc):
+    """Every call repetition in portsim's execution order:
+    [{'i', 'rep' (None when not repeated), 't' (ns), 'call', 'sock'}]."""
+    tl = sc['timeline']
+    heap, seq = [], 0
+    calls = []
+    for i, c in enumerate(tl):
+        if not isinstance(c, dict) or 'op' not in c or 't' not in c:
+            raise BadInput('$.timeline[%d]: expected a call with "t" and "op"' % i)
+        rep = c.get('repeat') or {}
+        count = int(rep.get('count', 1))
+        every = parse_duration(rep['every']) if 'every' in rep else 0
+        if count < 1 or count > 20000:
+            raise Unsupported('$.timeline[%d]: repeat count %d (the oracle runs at most 20000 '
+                              'repetitions per call: fd limit)' % (i, count))
+        t0 = parse_duration(c['t'])
+        calls.append((c, count, every, t0, count > 1))
+        heapq.heappush(heap, (t0, seq, i, 0))
+        seq += 1
+    out = []
+    while heap:
+        t, _, i, k = heapq.heappop(heap)
+        c, count, every, t0, repeated = calls[i]
+        if k + 1 < count:
+            heapq.heappush(heap, (t0 + (k + 1) * every, seq, i, k + 1))
+            seq += 1
+        out.append({'i': i, 'rep': k if repeated else None, 't': t, 'call': c,
+                    'sock': sock_name(c['sock'], k) if 'sock' in c else None,
+                    'as': sock_name(c['as'], k) if 'as' in c else None})
+    return out
