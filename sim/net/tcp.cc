@@ -111,13 +111,11 @@ int tcp_close(world& w, sock_id id) {
       return 0;
     case tcp_state::ESTABLISHED:  // tcp_close_state(): FIN_WAIT1, send FIN
       w.set_state(id, tcp_state::FIN_WAIT1);
-      tcp_send(w, id, TCPHDR_FIN | TCPHDR_ACK);
-      ++w.sk(id).snd_nxt;
+      tcp_send_fin(w, id);
       return 0;
     case tcp_state::CLOSE_WAIT:  // LAST_ACK, send FIN
       w.set_state(id, tcp_state::LAST_ACK);
-      tcp_send(w, id, TCPHDR_FIN | TCPHDR_ACK);
-      ++w.sk(id).snd_nxt;
+      tcp_send_fin(w, id);
       return 0;
     case tcp_state::FIN_WAIT2:  // after shutdown(): the orphan becomes a FIN_WAIT2 TW sock
       tcp_time_wait(w, id, tcp_state::FIN_WAIT2, Nanos(w.ns_of(id).sys.tcp_fin_timeout) * kNsPerSec);
@@ -149,8 +147,7 @@ int tcp_shutdown(world& w, sock_id id) {
       return 0;
   }
   w.sk(id).shut_wr = true;
-  tcp_send(w, id, TCPHDR_FIN | TCPHDR_ACK);
-  ++w.sk(id).snd_nxt;
+  tcp_send_fin(w, id);
   return 0;
 }
 

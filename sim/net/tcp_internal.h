@@ -6,6 +6,7 @@
 namespace portsim::net {
 
 void tcp_send(world& w, sock_id id, uint8_t flags);
+void tcp_send_fin(world& w, sock_id id);
 void tcp_v4_send_reset(world& w, uint16_t ns, const segment& in);
 void arm_timer(world& w, sock_id id, timer_kind kind, Nanos after);
 uint32_t now_ms(const world& w);

@@ -30,10 +30,18 @@ void tcp_send(world& w, sock_id id, uint8_t flags) {
   seg.sport = s.num;
   seg.dport = s.dport;
   seg.from_ns = s.netns;
-  seg.seq = (flags & TCPHDR_SYN) ? 0 : s.snd_nxt;  // ISNs are 0: sequence numbers only order SYN/FIN
+  // ISNs are 0: sequence numbers only order SYN and FIN. A FIN occupies snd_nxt - 1.
+  seg.seq = (flags & TCPHDR_SYN) ? 0 : (flags & TCPHDR_FIN) ? uint32_t(s.snd_nxt - 1) : s.snd_nxt;
   seg.ack = (flags & TCPHDR_ACK) ? s.rcv_nxt : 0;
   seg.flags = flags;
   if (w.net_wire) w.net_wire->xmit(seg);
+}
+
+// net/ipv4/tcp_output.c: tcp_send_fin() — the FIN takes a sequence number before it leaves,
+// so an ACK that comes back within the send (zero-delay path) already acknowledges it.
+void tcp_send_fin(world& w, sock_id id) {
+  ++w.sk(id).snd_nxt;
+  tcp_send(w, id, TCPHDR_FIN | TCPHDR_ACK);
 }
 
 // net/ipv4/tcp_ipv4.c: tcp_v4_send_reset() — a RST answering `in` (no socket needed).

@@ -263,7 +263,7 @@ int parse_errno(const json& v, const std::string& path) {
 }
 
 Expect parse_expect(const json& j, const std::string& path) {
-  Obj o(j, path, {"ret", "errno", "port", "port_in", "parity"});
+  Obj o(j, path, {"ret", "errno", "port", "port_in", "parity", "at"});
   Expect e;
   if (o.has("ret")) {
     const json& r = o.at("ret");
@@ -289,6 +289,7 @@ Expect parse_expect(const json& j, const std::string& path) {
     if (p != "even" && p != "odd") fail(o.sub("parity"), "expected \"even\" or \"odd\", got \"" + p + "\"");
     e.parity = p == "odd";
   }
+  if (o.has("at")) e.at = o.duration("at");
   return e;
 }
 

@@ -484,6 +484,8 @@ void Runner::check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t po
     why = fmt::format("expected a port in [{}, {}], got {}", e.port_in->first, e.port_in->second, port);
   else if (e.parity && (port & 1) != *e.parity)
     why = fmt::format("expected an {} port, got {}", *e.parity ? "odd" : "even", port);
+  else if (e.at && *e.at != w_.now)
+    why = fmt::format("expected it to complete at {}, it completed at {}", format_duration(*e.at), format_duration(w_.now));
   ++rep_.expectations;
   if (why.empty()) return;
   ++rep_.expectation_failures;
