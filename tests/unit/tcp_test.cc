@@ -1,0 +1,152 @@
+// The connection lifecycle: SYN retransmission (net/ipv4/tcp_timer.c), the close state machine
+// (tcp_input.c, tcp_minisocks.c), TIME_WAIT reuse (tcp_ipv4.c tcp_twsk_unique). Expected values:
+// the kernel source and the live measurements quoted in KERNEL-MAP §2, §4, §5.
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+#include <vector>
+
+#include "portsim/engine/engine.h"
+#include "portsim/net/observer.h"
+#include "world_fixture.h"
+
+using namespace portsim;
+using portsim::test::World;
+
+namespace {
+
+// An engine-backed harness: timers fire in virtual time; segments to `blackhole` vanish (the
+// SYN times are recorded), others are delivered at once.
+struct Timed final : engine::EventHandler, net::timer_sink, net::wire, net::app_events {
+  World t;
+  engine::Engine eng;
+  std::vector<double> syn_times;
+  int done_err = -1;
+  double done_at = -1;
+  explicit Timed(const std::string& machines) : t(machines, 1, R"([{"endpoint":"198.51.100.1:80","answer":"silent"}])") {
+    t.w.timers = this;
+    t.w.net_wire = this;
+    t.w.app = this;
+  }
+  void arm(Nanos when, net::timer_kind, net::sock_id sk, uint32_t gen) override {
+    eng.schedule({when, engine::Prio::Timer, 0, sk, gen});
+  }
+  void handle(const engine::Event& ev) override {
+    t.w.now = ev.t;
+    if (t.w.sk(ev.a).alive && t.w.sk(ev.a).timer_gen == uint32_t(ev.b)) net::tcp_retransmit_timer(t.w, ev.a);
+  }
+  void xmit(const net::segment& seg) override {
+    if (seg.flags & net::TCPHDR_SYN) syn_times.push_back(double(t.w.now) / 1e9);
+  }
+  void connect_done(net::sock_id, int err) override {
+    done_err = err;
+    done_at = double(t.w.now) / 1e9;
+  }
+  void connect_and_wait() {
+    const auto r = net::inet_stream_connect(t.w, t.socket(), *net::parse_endpoint("198.51.100.1:80"));
+    REQUIRE(r.err == EINPROGRESS);
+    eng.run(*this);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tcp: SYN retransmission schedule and ETIMEDOUT (tcp_syn_retries, tcp_syn_linear_timeouts)",
+          "[tcp][tcp_timer]") {
+  // Source: tcp_retransmit_timer()/tcp_write_timeout() (6.18). Live kernel 6.18.44 (KERNEL-MAP §5,
+  // SYNs dropped): defaults SYNs at 0, 1.03, 2.05, 3.07, 4.10, 5.12, 7.14, 11.20, 19.39, 35.52,
+  // 68.03 s, ETIMEDOUT 133.57 s (timer-wheel lateness); (2, linear 0): 0, 1, 3, ETIMEDOUT 7.1 s;
+  // (2, linear 1): 0, 1, 2, 4, ETIMEDOUT 8.2 s. portsim gives the nominal times.
+  struct Row { const char* sysctls; std::vector<double> syns; double timeout; };
+  const Row rows[] = {
+      {"{}", {0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67}, 131},
+      {R"({"net.ipv4.tcp_syn_retries":2,"net.ipv4.tcp_syn_linear_timeouts":0})", {0, 1, 3}, 7},
+      {R"({"net.ipv4.tcp_syn_retries":2,"net.ipv4.tcp_syn_linear_timeouts":1})", {0, 1, 2, 4}, 8},
+      {R"({"net.ipv4.tcp_syn_retries":1})", {0, 1, 2}, 3},  // the time model (3 s) gives up first
+      {R"({"net.ipv4.tcp_syn_linear_timeouts":0})", {0, 1, 3, 7, 15, 31, 63}, 127},  // pre-6.5 schedule
+  };
+  for (const auto& r : rows) {
+    INFO("sysctls " << r.sysctls);
+    Timed h(std::string(R"([{"name":"c","addresses":["10.0.0.1/24"],"sysctls":)") + r.sysctls + "}]");
+    h.connect_and_wait();
+    CHECK(h.syn_times == r.syns);
+    CHECK(h.done_err == ETIMEDOUT);
+    CHECK(h.done_at == r.timeout);
+  }
+}
+
+TEST_CASE("tcp: tcp_model_timeout matches the kernel's formula", "[tcp][tcp_timer]") {
+  // Source: tcp_model_timeout(): SYN (boundary 6, base 1 s) = 127 s; established
+  // (tcp_retries2 15, base TCP_RTO_MIN 200 ms) = 924.6 s (KERNEL-MAP §5).
+  CHECK(net::tcp_model_timeout(6, 1000, 120000) == 127000);
+  CHECK(net::tcp_model_timeout(15, 200, 120000) == 924600);
+  CHECK(net::tcp_model_timeout(1, 1000, 120000) == 3000);
+}
+
+TEST_CASE("tcp: the active closer keeps the port in TIME_WAIT, the passive closer does not", "[tcp][time_wait]") {
+  // Source: tcp_rcv_state_process(): FIN_WAIT2 + FIN → tcp_time_wait(); CLOSE_WAIT → LAST_ACK →
+  // CLOSE. KERNEL-MAP §4: only the side that sends FIN first ends in TIME_WAIT.
+  World t(R"([{"name":"h","sysctls":{"net.ipv4.ip_local_port_range":"40000 40000"}}])");
+  const net::sock_id l = t.socket();
+  REQUIRE(net::inet_bind(t.w, l, *net::parse_endpoint("127.0.0.1:5000")) == 0);
+  REQUIRE(net::inet_listen(t.w, l, 16) == 0);
+  const net::sock_id c = t.socket();
+  REQUIRE(t.connect(c, "127.0.0.1:5000").err == 0);
+  net::sock_id a = net::kNone;
+  REQUIRE(net::inet_csk_accept(t.w, l, a) == 0);
+  REQUIRE(net::tcp_close(t.w, c) == 0);  // client first
+  CHECK(t.w.sk(c).state == net::tcp_state::TIME_WAIT);
+  CHECK(t.w.sk(c).tw_substate == net::tcp_state::FIN_WAIT2);  // orphaned FIN_WAIT2 as a TW sock
+  CHECK(t.w.sk(a).state == net::tcp_state::CLOSE_WAIT);
+  REQUIRE(net::tcp_close(t.w, a) == 0);
+  CHECK(t.w.sk(c).tw_substate == net::tcp_state::TIME_WAIT);
+  CHECK_FALSE(t.w.sk(a).alive);  // LAST_ACK acknowledged: gone
+  CHECK(t.w.nets[0].bhash[40000] != net::kNone);  // the TW keeps the port's bind bucket
+  CHECK(t.connect(t.socket(), "127.0.0.1:5000").err == EADDRNOTAVAIL);
+}
+
+TEST_CASE("tcp: bind-before-connect recycles a timestamped TIME_WAIT whatever tcp_tw_reuse says",
+          "[tcp][time_wait][tcp_twsk_unique]") {
+  // Source: __inet_hash_connect() calls check_established() with twp == NULL for a bound
+  // socket, and tcp_twsk_unique() then needs only tw_ts_recent_stamp != 0. Live kernel
+  // (KERNEL-MAP §2): tcp_tw_reuse=0, bind+connect to the same peer over a TW succeeds; with
+  // tcp_timestamps=0 it fails with EADDRNOTAVAIL.
+  for (int ts : {1, 0}) {
+    World t(std::string(R"([{"name":"h","sysctls":{"net.ipv4.tcp_tw_reuse":0,"net.ipv4.tcp_timestamps":)") +
+            std::to_string(ts) + "}}]");
+    const net::sock_id l = t.socket();
+    REQUIRE(net::inet_bind(t.w, l, *net::parse_endpoint("127.0.0.1:5000")) == 0);
+    REQUIRE(net::inet_listen(t.w, l, 16) == 0);
+    const net::sock_id c = t.socket();
+    t.w.sk(c).reuse = net::SK_CAN_REUSE;
+    REQUIRE(net::inet_bind(t.w, c, *net::parse_endpoint("127.0.0.1:45000")) == 0);
+    REQUIRE(t.connect(c, "127.0.0.1:5000").err == 0);
+    net::sock_id a = net::kNone;
+    REQUIRE(net::inet_csk_accept(t.w, l, a) == 0);
+    REQUIRE(net::tcp_close(t.w, c) == 0);
+    REQUIRE(net::tcp_close(t.w, a) == 0);
+    REQUIRE(t.w.sk(c).state == net::tcp_state::TIME_WAIT);
+    const net::sock_id c2 = t.socket();
+    t.w.sk(c2).reuse = net::SK_CAN_REUSE;
+    REQUIRE(net::inet_bind(t.w, c2, *net::parse_endpoint("127.0.0.1:45000")) == 0);  // TW had SO_REUSEADDR
+    INFO("tcp_timestamps " << ts);
+    CHECK(t.connect(c2, "127.0.0.1:5000").err == (ts ? 0 : EADDRNOTAVAIL));
+    CHECK(t.w.st.tw_recycled == uint64_t(ts ? 1 : 0));
+  }
+}
+
+TEST_CASE("tcp: tcp_tw_reuse=2 reuses only loopback TIME_WAIT, after the delay", "[tcp][tcp_twsk_unique]") {
+  // Source: tcp_twsk_unique(): reuse 2 keeps only loopback TWs (127/8); the reuse needs
+  // time_after32(now_ms, tw_entry_stamp + tcp_tw_reuse_delay). Live (KERNEL-MAP §2): on
+  // loopback, tcp_tw_reuse 1 or 2 → EADDRNOTAVAIL at once, success after 1.1 s.
+  World t(R"([{"name":"h","addresses":["10.0.0.1/24"],"sysctls":{"net.ipv4.ip_local_port_range":"40000 40000"}}])",
+          1, R"(["10.0.0.9:80"])");
+  const net::sock_id c = t.socket();
+  REQUIRE(t.connect(c, "10.0.0.9:80").err == 0);  // external server, closes at once on our FIN
+  REQUIRE(net::tcp_close(t.w, c) == 0);
+  REQUIRE(t.w.sk(c).state == net::tcp_state::TIME_WAIT);
+  t.w.now = 5 * kNsPerSec;  // well past the delay
+  CHECK(t.connect(t.socket(), "10.0.0.9:80").err == EADDRNOTAVAIL);  // 10.0.0.9 is not loopback
+  t.w.nets[0].sys.tcp_tw_reuse = 1;
+  CHECK(t.connect(t.socket(), "10.0.0.9:80").err == 0);
+}
