@@ -107,6 +107,14 @@ int cmd_run(int argc, char** argv) {
       fmt::print("  connect      {} autobind scans, {} ok, {} candidates examined ({:.1f} per connect)\n",
                  rep.st.connects, rep.st.connects_ok, rep.st.candidates,
                  double(rep.st.candidates) / double(rep.st.connects));
+    if (rep.generated || rep.requests) {
+      std::string gerrs;
+      for (const auto& [e, n] : rep.generated_errors) gerrs += fmt::format(", {} {}", e, n);
+      fmt::print("  workloads    {} connects (ok {}{}){}{}\n", rep.generated, rep.generated_ok, gerrs,
+                 rep.requests ? fmt::format("; pooled requests {} (failed {})", rep.requests, rep.requests_failed) : "",
+                 rep.first_eaddrnotavail ? fmt::format("; first EADDRNOTAVAIL at {}", format_duration(*rep.first_eaddrnotavail)) : "");
+    }
+    fmt::print("  ESTABLISHED  peak {}\n", rep.st.established_peak);
     fmt::print("  TIME_WAIT    peak {}, recycled {}, overflow {}\n", rep.st.time_wait_peak, rep.st.tw_recycled,
                rep.st.tw_overflow);
     fmt::print("  virtual time {}\n", format_duration(rep.virtual_end));

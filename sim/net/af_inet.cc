@@ -2,6 +2,7 @@
 // (tcp_v4_connect), inet_connection_sock.c (inet_csk_accept), and routing.
 #include "portsim/net/af_inet.h"
 
+#include <algorithm>
 #include <cerrno>
 
 #include "portsim/base/assert.h"
@@ -15,6 +16,8 @@ void world::set_state(sock_id id, tcp_state to) {
   const tcp_state from = s.state;
   if (from == to) return;
   s.state = to;
+  if (to == tcp_state::ESTABLISHED) st.established_peak = std::max(st.established_peak, ++st.established);
+  if (from == tcp_state::ESTABLISHED) --st.established;
   if (obs) obs->state_change(*this, id, from, to);
   if (s.hashed) connect_dest_refresh(*this, id);
 }

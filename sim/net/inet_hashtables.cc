@@ -74,13 +74,14 @@ connect_dest* dest_find(world& w, uint16_t netns, const inet_addr& saddr, const 
   return id < 0 ? nullptr : &w.dests[size_t(id)];
 }
 
-// A sock counts in the index while it is hashed, was connected by this host (not a child
-// accepted from a listener) and is not a TIME_WAIT (whose reuse depends on time and sysctls).
-bool dest_indexable(const sock& s) {
-  return s.hashed && s.listener == kNone && s.state != tcp_state::TIME_WAIT;
+// Which set of the index a sock belongs in: hashed socks this host connected (not children
+// accepted from a listener), TIME_WAIT apart.
+uint8_t dest_set_of(const sock& s) {
+  if (!s.hashed || s.listener != kNone) return 0;
+  return s.state == tcp_state::TIME_WAIT ? 2 : 1;
 }
 
-void dest_add(world& w, sock_id id) {
+void dest_add(world& w, sock_id id, uint8_t which) {
   sock& s = w.sk(id);
   connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
   if (!d) {
@@ -92,34 +93,17 @@ void dest_add(world& w, sock_id id) {
     d->dport = s.dport;
     w.dest_table.insert(dest_hash(s.netns, s.rcv_saddr, s.daddr, s.dport), di);
   }
-  if (d->big) {
-    d->big->set(s.num);
-  } else if (d->count + 1 >= kDestBitmapAt) {
-    d->big = std::make_unique<PortBitmap>();
-    for (uint16_t p : d->small) d->big->set(p);
-    d->big->set(s.num);
-    std::vector<uint16_t>().swap(d->small);
-  } else {
-    d->small.push_back(s.num);
-  }
-  ++d->count;
-  s.in_dest_index = true;
+  (which == 1 ? d->est : d->tw).add(s.num);
+  s.in_dest = which & 3;
 }
 
 void dest_remove(world& w, sock_id id) {
   sock& s = w.sk(id);
-  s.in_dest_index = false;
   connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
   PORTSIM_ASSERT(d != nullptr, "sock {} indexed without a destination entry", id);
-  if (d->big) {
-    d->big->clear(s.num);
-  } else {
-    auto it = std::find(d->small.begin(), d->small.end(), s.num);
-    PORTSIM_ASSERT(it != d->small.end(), "port {} missing from destination index", s.num);
-    *it = d->small.back();
-    d->small.pop_back();
-  }
-  if (--d->count == 0) {
+  (s.in_dest == 1 ? d->est : d->tw).remove(s.num);
+  s.in_dest = 0;
+  if (d->est.count == 0 && d->tw.count == 0) {
     const uint32_t di = uint32_t(d - w.dests.data());
     w.dest_table.erase(dest_hash(d->netns, d->saddr, d->daddr, d->dport), di);
     w.dests[di] = connect_dest{};
@@ -129,11 +113,38 @@ void dest_remove(world& w, sock_id id) {
 
 }  // namespace
 
+void port_set::add(uint16_t port) {
+  if (big) {
+    big->set(port);
+  } else if (count + 1 >= kDestBitmapAt) {
+    big = std::make_unique<PortBitmap>();
+    for (uint16_t p : small) big->set(p);
+    big->set(port);
+    std::vector<uint16_t>().swap(small);
+  } else {
+    small.push_back(port);
+  }
+  ++count;
+}
+
+void port_set::remove(uint16_t port) {
+  if (big) {
+    big->clear(port);
+  } else {
+    auto it = std::find(small.begin(), small.end(), port);
+    PORTSIM_ASSERT(it != small.end(), "port {} missing from destination index", port);
+    *it = small.back();
+    small.pop_back();
+  }
+  --count;
+}
+
 // Keeps the index in step after a change of a hashed sock's state (e.g. into TIME_WAIT).
 void connect_dest_refresh(world& w, sock_id id) {
-  const bool want = dest_indexable(w.sk(id));
-  if (want && !w.sk(id).in_dest_index) dest_add(w, id);
-  else if (!want && w.sk(id).in_dest_index) dest_remove(w, id);
+  const uint8_t want = dest_set_of(w.sk(id));
+  if (want == w.sk(id).in_dest) return;
+  if (w.sk(id).in_dest) dest_remove(w, id);
+  if (want) dest_add(w, id, want);
 }
 
 // --- world ---------------------------------------------------------------------------------
@@ -419,12 +430,20 @@ struct pass_result {
   sock_id tw = kNone;
 };
 
+// Can any TIME_WAIT toward sk's destination be recycled by this autobind scan? Not when
+// tcp_twsk_unique() sees reuse = 0: tcp_tw_reuse 0, or 2 with neither address loopback (the
+// TW's addresses are sk's, the 4-tuples differing only in the local port).
+bool tw_recyclable(const world& w, const sock& sk) {
+  const int reuse = w.nets[sk.netns].sys.tcp_tw_reuse;
+  return reuse == 1 || (reuse == 2 && (sk.daddr.is_loopback() || sk.rcv_saddr.is_loopback()));
+}
+
 // First k in [k0, k_end) of the segment starting at port `first` with `step` that is not
 // excluded by the bitmaps; k_end if none.
-uint32_t next_candidate(const PortBitmap& skip, const PortBitmap* dest, uint32_t first, uint32_t step,
-                        uint32_t k0, uint32_t k_end) {
+uint32_t next_candidate(const PortBitmap& skip, const PortBitmap* dest, const PortBitmap* tw, uint32_t first,
+                        uint32_t step, uint32_t k0, uint32_t k_end) {
   if (k0 >= k_end) return k_end;
-  if (step == 2) return k0 + find_free_step2(skip, dest, first + 2 * k0, k_end - k0);
+  if (step == 2) return k0 + find_free_step2(skip, dest, tw, first + 2 * k0, k_end - k0);
   // step 1: the earliest free port of either parity class
   const uint32_t p0 = first + k0, n = k_end - k0;
   uint32_t best = n;
@@ -432,7 +451,7 @@ uint32_t next_candidate(const PortBitmap& skip, const PortBitmap* dest, uint32_t
     const uint32_t start = p0 + ((p0 & 1) != par);
     if (start >= p0 + n) continue;
     const uint32_t cnt = (p0 + n - start + 1) / 2;
-    const uint32_t j = find_free_step2(skip, dest, start, cnt);
+    const uint32_t j = find_free_step2(skip, dest, tw, start, cnt);
     if (j < cnt) best = std::min(best, start - p0 + 2 * j);
   }
   return k0 + best;
@@ -446,13 +465,14 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
   const uint32_t start = uint32_t(low) + offset;
   // Segment 1: ports start, start+step, … below high. Segment 2: after the wrap.
   const uint32_t k1 = std::min(n, (uint32_t(high) - start + step - 1) / step);
-  const PortBitmap* dest_bits = d ? d->big.get() : nullptr;
+  const PortBitmap* dest_bits = d ? d->est.big.get() : nullptr;
+  const PortBitmap* tw_bits = d && !tw_recyclable(w, w.sk(sk)) ? d->tw.big.get() : nullptr;
   const bool explain = w.obs && w.obs->explaining();
   for (uint32_t seg = 0; seg < 2; ++seg) {
     const uint32_t k_begin = seg == 0 ? 0 : k1, k_end = seg == 0 ? k1 : n;
     const uint32_t first = seg == 0 ? start : start + k1 * step - remaining;  // port at k_begin
     for (uint32_t k = k_begin; k < k_end; ++k) {
-      k = k_begin + next_candidate(ns.connect_skip, dest_bits, first, step, k - k_begin, k_end - k_begin);
+      k = k_begin + next_candidate(ns.connect_skip, dest_bits, tw_bits, first, step, k - k_begin, k_end - k_begin);
       if (k >= k_end) break;
       const uint16_t port = uint16_t(first + (k - k_begin) * step);
       const uint32_t tb = ns.bhash[port];

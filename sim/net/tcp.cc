@@ -151,6 +151,21 @@ int tcp_shutdown(world& w, sock_id id) {
   return 0;
 }
 
+void external_close(world& w, sock_id id) {
+  const sock& s = w.sk(id);
+  segment out;
+  out.saddr = s.daddr;
+  out.daddr = s.rcv_saddr;
+  out.sport = s.dport;
+  out.dport = s.num;
+  out.from_ns = kExternalNs;
+  out.to_ns = s.netns;
+  out.seq = s.rcv_nxt;
+  out.ack = s.snd_nxt;
+  out.flags = TCPHDR_FIN | TCPHDR_ACK;
+  if (w.net_wire) w.net_wire->xmit(out);
+}
+
 void external_rcv(world& w, const segment& in) {
   const int idx = w.find_external(in.daddr, in.dport);
   const external_endpoint* ep = idx < 0 ? nullptr : &w.externals[size_t(idx)];

@@ -128,6 +128,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
         s.rcv_nxt = uint8_t(in.seq + 1);
         w.set_state(id, tcp_state::CLOSE_WAIT);
         tcp_send(w, id, TCPHDR_ACK);
+        if (w.app) w.app->peer_closed(id);
       }
       return;
     case tcp_state::FIN_WAIT1:

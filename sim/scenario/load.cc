@@ -472,8 +472,63 @@ ExternalSpec parse_external(const json& j, const std::string& p) {
   return x;
 }
 
+WorkloadSpec parse_workload(const json& j, const std::string& path, const std::unordered_map<std::string, int>& hosts,
+                            const std::vector<std::string_view>& host_names) {
+  Obj o(j, path, {"name", "host", "start", "stop", "rate", "arrival", "to", "pick", "hold", "close", "opts", "bind",
+                  "pool", "comment"});
+  WorkloadSpec w;
+  w.path = path;
+  w.name = o.str("name");
+  if (w.name.empty() || w.name.find_first_of(" #{}") != std::string::npos)
+    fail(o.sub("name"), "expected a name without spaces, '#' or braces");
+  const std::string h = o.str("host");
+  auto it = hosts.find(h);
+  if (it == hosts.end()) fail(o.sub("host"), fmt::format("no host (netns) named '{}'{}", h, did_you_mean(h, host_names)));
+  w.netns = it->second;
+  w.start = o.has("start") ? o.duration("start") : 0;
+  w.stop = o.duration("stop");
+  if (w.stop <= w.start) fail(o.sub("stop"), fmt::format("stop {} must be after start {}", format_duration(w.stop), format_duration(w.start)));
+  const json& r = o.at("rate");
+  if (!r.is_number() || r.get<double>() <= 0 || r.get<double>() > 1e9)
+    fail(o.sub("rate"), "expected arrivals per second, a number in (0, 1e9], got " + show(r));
+  w.rate = r.get<double>();
+  const std::string arrival = o.str_or("arrival", "constant");
+  if (arrival != "constant" && arrival != "poisson") fail(o.sub("arrival"), "expected \"constant\" or \"poisson\", got \"" + arrival + "\"");
+  w.poisson = arrival == "poisson";
+  const json& to = o.at("to");
+  if (!to.is_array() || to.empty()) fail(o.sub("to"), "expected a non-empty array of \"addr:port\"");
+  for (size_t i = 0; i < to.size(); ++i) {
+    const std::string p = fmt::format("{}[{}]", o.sub("to"), i);
+    auto e = to[i].is_string() ? net::parse_endpoint(to[i].get<std::string>()) : std::nullopt;
+    if (!e || e->port == 0) fail(p, "expected \"addr:port\", got " + show(to[i]));
+    w.to.push_back(*e);
+  }
+  const std::string pick = o.str_or("pick", "round_robin");
+  if (pick != "round_robin" && pick != "random") fail(o.sub("pick"), "expected \"round_robin\" or \"random\", got \"" + pick + "\"");
+  w.pick_random = pick == "random";
+  if (o.has("hold")) {
+    const json& hv = o.at("hold");
+    if (hv.is_object()) {
+      Obj ho(hv, o.sub("hold"), {"exp"});
+      w.hold = ho.duration("exp");
+      w.hold_exp = true;
+    } else {
+      w.hold = o.duration("hold");
+    }
+  }
+  const std::string close = o.str_or("close", "client");
+  if (close == "client") w.close = WorkloadSpec::Closer::client;
+  else if (close == "server") w.close = WorkloadSpec::Closer::server;
+  else if (close == "rst") w.close = WorkloadSpec::Closer::rst;
+  else fail(o.sub("close"), "expected \"client\", \"server\" or \"rst\", got \"" + close + "\"");
+  if (o.has("opts")) w.opts = parse_opts(o);
+  if (o.has("bind")) w.bind = endpoint_at(o, "bind");
+  if (o.has("pool")) w.pool = uint32_t(o.uint("pool", 1, 1'000'000));
+  return w;
+}
+
 Scenario parse_scenario(const json& root, const std::string& file) {
-  Obj o(root, "$", {"name", "description", "kernel", "seed", "machines", "external", "links", "timeline", "comment", "oracle"});
+  Obj o(root, "$", {"name", "description", "kernel", "seed", "machines", "external", "links", "workloads", "timeline", "comment", "oracle"});
   if (o.has("oracle")) {  // read by tools/kernel-oracle; portsim only checks its shape
     Obj orc(o.at("oracle"), o.sub("oracle"), {"checkable", "compare", "notes"});
     if (orc.has("checkable") && !orc.at("checkable").is_boolean())
@@ -527,6 +582,16 @@ Scenario parse_scenario(const json& root, const std::string& file) {
       }
       parse_path(lo, l.path);
       sc.links.push_back(l);
+    }
+  }
+  if (o.has("workloads")) {
+    const json& ws = o.at("workloads");
+    if (!ws.is_array()) fail(o.sub("workloads"), "expected an array of workload generators");
+    std::set<std::string> names;
+    for (size_t i = 0; i < ws.size(); ++i) {
+      sc.workloads.push_back(parse_workload(ws[i], fmt::format("$.workloads[{}]", i), hosts, host_names));
+      if (!names.insert(sc.workloads.back().name).second)
+        fail(fmt::format("$.workloads[{}].name", i), "workload '" + sc.workloads.back().name + "' is defined twice");
     }
   }
   const json& tl = o.at("timeline");

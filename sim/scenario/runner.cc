@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <unordered_map>
+#include <unordered_set>
+#include <cmath>
 
 #include "portsim/base/errno_name.h"
 #include "portsim/net/af_inet.h"
@@ -15,7 +17,7 @@
 namespace portsim::scenario {
 
 namespace {
-enum EventKind : uint8_t { kCall = 0, kTimer = 1, kPacket = 2 };
+enum EventKind : uint8_t { kCall = 0, kTimer = 1, kPacket = 2, kArrival = 3, kWlClose = 4, kPoolOpen = 5, kPoolClose = 6, kSample = 7 };
 constexpr uint32_t kNoCall = UINT32_MAX;
 constexpr size_t kMaxFailuresShown = 20;
 
@@ -53,6 +55,24 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   std::vector<Random> ext_random;
   std::unordered_map<net::sock_id, Pending> pending;  // blocking connects awaiting the handshake
   std::unordered_map<net::sock_id, net::connect_info> pending_info;  // their autobind details
+
+  // Workload generators (WorkloadSpec): per workload its RNG and counters; per generated
+  // connection a slot that its hold-then-close event names.
+  struct WlState {
+    Random rnd;
+    uint64_t next_dest = 0;
+    std::vector<net::sock_id> pool;
+    uint64_t requests = 0, requests_failed = 0;
+  };
+  std::vector<WlState> wl;
+  struct WlConn { net::sock_id sk; uint32_t w; };
+  std::vector<WlConn> wl_conns;
+  std::vector<uint32_t> free_wl_conns;
+  std::unordered_map<net::sock_id, uint32_t> wl_pending;  // generated connects awaiting the handshake
+  std::unordered_map<net::sock_id, uint32_t> wl_of_sock;   // generated sock -> workload
+  std::unordered_set<net::sock_id> auto_children;         // server children the generator accepted
+
+  void peer_closed(net::sock_id sk) override;
 
   // The name no longer refers to a socket (closed).
   void forget(uint32_t ci, uint64_t k, const std::string& n, net::sock_id sk) {
@@ -140,13 +160,17 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   void connect_done(net::sock_id sk, int err) override;
 
   std::string name(net::sock_id id) const {
-    if (id >= name_of_sock.size() || name_of_sock[id].call == kNoCall) return "";
+    if (id >= name_of_sock.size() || name_of_sock[id].call == kNoCall) {
+      auto it = generated_names.find(id);
+      return it == generated_names.end() ? "" : it->second;
+    }
     const NameRef& n = name_of_sock[id];
     const Call& c = r.sc_.timeline[n.call];
     return sock_name(n.as ? c.as : c.sock, n.k);
   }
 
   void set_name(net::sock_id id, uint32_t call, uint32_t k, bool as) {
+    generated_names.erase(id);
     if (name_of_sock.size() <= id) name_of_sock.resize(id + 1);
     name_of_sock[id] = {call, k, as};
     const Call& c = r.sc_.timeline[call];
@@ -158,6 +182,12 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
       if (v.size() <= k) v.resize(k + 1, net::kNone);
       v[k] = id;
     }
+  }
+
+  std::unordered_map<net::sock_id, std::string> generated_names;  // only when tracing
+  void set_generated_name(net::sock_id id, const std::string& wname, uint64_t k) {
+    if (name_of_sock.size() > id) name_of_sock[id] = {};
+    generated_names[id] = fmt::format("{}#{}", wname, k);
   }
 
   // The sock a name refers to now; kNone if never created (or closed).
@@ -234,6 +264,7 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   max_socks = std::min<uint64_t>(max_socks, 64u << 20);
   w_.socks.reserve(max_socks);
   w_.ehash.reserve(max_socks);
+  for (const auto& ws : sc_.workloads) impl_->wl.push_back({Random(seed, "workload:" + ws.name), 0, {}, 0, 0});
   impl_->inst.resize(sc_.timeline.size());
   impl_->ok_count.assign(sc_.timeline.size(), 0);
   impl_->err_count.resize(sc_.timeline.size());
@@ -275,6 +306,18 @@ int apply_opt(net::sock& s, const OptSetting& o) {
 }  // namespace
 
 void Runner::Impl::connect_done(net::sock_id sk, int err) {
+  if (auto wit = wl_pending.find(sk); wit != wl_pending.end()) {
+    const uint32_t wi = wit->second;
+    wl_pending.erase(wit);
+    r.record_connect(err, {}, sk, {r.w_.sk(sk).daddr, r.w_.sk(sk).dport}, r.sc_.workloads[wi].name, 0);
+    if (err) {
+      wl_of_sock.erase(sk);
+      net::tcp_close(r.w_, sk);
+    } else {
+      r.workload_established(wi, sk);
+    }
+    return;
+  }
   auto it = pending.find(sk);
   if (it == pending.end()) {  // a non-blocking connect: its outcome is a record of its own
     if (trace->enabled())
@@ -302,8 +345,179 @@ void Runner::handle(const engine::Event& ev) {
       impl_->deliver(seg);
       return;
     }
+    case kArrival: workload_arrival(ev.a, ev.b); return;
+    case kWlClose: workload_close(ev.a); return;
+    case kPoolOpen: pool_open(ev.a); return;
+    case kPoolClose: pool_close(ev.a); return;
+    case kSample: take_sample(); return;
     default: run_call(ev.a, ev.b); return;
   }
+}
+
+// --- workload generators -------------------------------------------------------------------
+
+Nanos Runner::next_gap(uint32_t wi) {
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  const double mean_ns = 1e9 / ws.rate;
+  if (!ws.poisson) return Nanos(std::llround(mean_ns));
+  const double u = impl_->wl[wi].rnd.unit();
+  return Nanos(std::llround(-std::log1p(-u) * mean_ns));
+}
+
+const net::endpoint& Runner::next_dest(uint32_t wi) {
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  auto& st = impl_->wl[wi];
+  if (ws.pick_random) return ws.to[st.rnd.u32_below(uint32_t(ws.to.size()))];
+  return ws.to[st.next_dest++ % ws.to.size()];
+}
+
+// One generated connect (socket, options, optional bind, connect). Returns the sock or kNone.
+net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  const net::sock_id sk = net::sys_socket(w_, uint16_t(ws.netns), {});
+  impl_->wl_of_sock[sk] = wi;
+  if (impl_->trace->enabled() || opt_.explain) impl_->set_generated_name(sk, ws.name, k);
+  int err = 0;
+  for (const auto& o : ws.opts)
+    if (!err) err = apply_opt(w_.sk(sk), o);
+  if (!err && ws.bind) err = net::inet_bind(w_, sk, *ws.bind);
+  net::connect_info info;
+  const net::endpoint& to = next_dest(wi);
+  if (!err) {
+    const auto cr = net::inet_stream_connect(w_, sk, to);
+    err = cr.err;
+    info = cr.info;
+  }
+  record_connect(err, info, sk, to, ws.name, k);
+  if (err == EINPROGRESS) {
+    impl_->wl_pending[sk] = wi;
+    return sk;
+  }
+  if (err) {
+    impl_->wl_of_sock.erase(sk);
+    net::tcp_close(w_, sk);
+    return net::kNone;
+  }
+  workload_established(wi, sk);
+  return sk;
+}
+
+// The generated connection is up: the server side accepts it (in-model servers), and unless
+// it belongs to a pool, its close is scheduled after the hold time.
+void Runner::workload_established(uint32_t wi, net::sock_id sk) {
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  const net::sock& s = w_.sk(sk);
+  if (const net::netns* dst = net::route_to(w_, w_.nets[s.netns], s.daddr)) {
+    const net::sock_id child = net::inet_ehash_lookup(w_, dst->id, s.daddr, s.dport, s.rcv_saddr, s.num);
+    if (child != net::kNone) {  // accept() it at once
+      if (const net::sock_id l = w_.sk(child).listener; l != net::kNone && w_.listening.count(l))
+        std::erase(w_.listening[l].accept_queue, child);
+      impl_->auto_children.insert(child);
+    }
+  }
+  if (ws.pool) return;
+  Nanos hold = ws.hold;
+  if (ws.hold_exp) hold = Nanos(std::llround(-std::log1p(-impl_->wl[wi].rnd.unit()) * double(ws.hold)));
+  uint32_t slot;
+  if (!impl_->free_wl_conns.empty()) {
+    slot = impl_->free_wl_conns.back();
+    impl_->free_wl_conns.pop_back();
+    impl_->wl_conns[slot] = {sk, wi};
+  } else {
+    slot = uint32_t(impl_->wl_conns.size());
+    impl_->wl_conns.push_back({sk, wi});
+  }
+  eng_.schedule({w_.now + hold, engine::Prio::Call, kWlClose, slot, 0});
+}
+
+void Runner::workload_arrival(uint32_t wi, uint64_t k) {
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  const Nanos next = w_.now + next_gap(wi);
+  if (next < ws.stop) eng_.schedule({next, engine::Prio::Call, kArrival, wi, k + 1});
+  if (ws.pool) {  // a request over the pool: served when a pooled connection is up
+    auto& st = impl_->wl[wi];
+    ++st.requests;
+    bool up = false;
+    for (net::sock_id p : st.pool) up = up || (p != net::kNone && w_.sk(p).alive && w_.sk(p).state == net::tcp_state::ESTABLISHED);
+    if (!up) ++st.requests_failed;
+    return;
+  }
+  workload_connect(wi, k);
+}
+
+// The hold is over: the chosen side closes.
+void Runner::workload_close(uint32_t slot) {
+  const auto [sk, wi] = impl_->wl_conns[slot];
+  impl_->free_wl_conns.push_back(slot);
+  if (!w_.sk(sk).alive) return;
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  switch (ws.close) {
+    case WorkloadSpec::Closer::client:
+      impl_->wl_of_sock.erase(sk);
+      net::tcp_close(w_, sk);
+      return;
+    case WorkloadSpec::Closer::rst:
+      impl_->wl_of_sock.erase(sk);
+      w_.sk(sk).linger0 = true;
+      net::tcp_close(w_, sk);
+      return;
+    case WorkloadSpec::Closer::server: {
+      const net::sock& s = w_.sk(sk);
+      const net::netns* dst = net::route_to(w_, w_.nets[s.netns], s.daddr);
+      const net::sock_id child = dst ? net::inet_ehash_lookup(w_, dst->id, s.daddr, s.dport, s.rcv_saddr, s.num) : net::kNone;
+      if (child != net::kNone) {
+        impl_->auto_children.erase(child);
+        net::tcp_close(w_, child);
+      } else if (!dst) {
+        net::external_close(w_, sk);
+      }
+      return;  // the client closes when it sees the FIN (peer_closed)
+    }
+  }
+}
+
+void Runner::pool_open(uint32_t wi) {
+  auto& st = impl_->wl[wi];
+  for (uint32_t i = 0; i < sc_.workloads[wi].pool; ++i) st.pool.push_back(workload_connect(wi, i));
+}
+
+void Runner::pool_close(uint32_t wi) {
+  for (net::sock_id p : impl_->wl[wi].pool)
+    if (p != net::kNone && w_.sk(p).alive) {
+      impl_->wl_of_sock.erase(p);
+      net::tcp_close(w_, p);
+    }
+  impl_->wl[wi].pool.clear();
+}
+
+void Runner::take_sample() {
+  const uint64_t bound = w_.tbs.size() - w_.free_tbs.size();
+  rep_.samples.push_back({w_.now, w_.st.established, w_.st.time_wait, bound});
+  if (!eng_.empty()) eng_.schedule({w_.now + opt_.sample_every, engine::Prio::Timer, kSample, 0, 0});
+}
+
+// Bookkeeping shared by generated connects: counts, the first EADDRNOTAVAIL, candidates.
+void Runner::record_connect(int err, const net::connect_info& info, net::sock_id sk, const net::endpoint& to,
+                            const std::string& wname, uint64_t k) {
+  if (info.autobind) rep_.examined.push_back(uint32_t(std::min<uint64_t>(info.examined, UINT32_MAX)));
+  if (err == EINPROGRESS) return;
+  ++rep_.generated;
+  if (err) {
+    ++rep_.generated_errors[std::string(errno_name(err))];
+    if (err == EADDRNOTAVAIL && !rep_.first_eaddrnotavail) rep_.first_eaddrnotavail = w_.now;
+  } else {
+    ++rep_.generated_ok;
+  }
+  if (!impl_->trace->enabled() || (opt_.trace_sample > 1 && k % opt_.trace_sample)) return;
+  std::string body = fmt::format("\"workload\":{},\"rep\":{},\"host\":{},\"op\":\"connect\",\"sock\":{},\"sk\":{},\"to\":\"{}\"",
+                                 trace::json_str(wname), k, trace::json_str(w_.ns_of(sk).name),
+                                 trace::json_str(fmt::format("{}#{}", wname, k)), sk, net::to_string(to));
+  body += err ? fmt::format(",\"ret\":-1,\"errno\":\"{}\"", errno_name(err)) : std::string(",\"ret\":0");
+  if (w_.sk(sk).alive) body += fmt::format(",\"local\":\"{}\"", endpoint_str(w_.sk(sk)));
+  if (info.autobind)
+    body += fmt::format(",\"port_offset\":\"{:#018x}\",\"perturb_index\":{},\"offset\":{},\"pass\":{},\"i\":{},\"examined\":{}",
+                        info.port_offset, info.index, info.offset, info.pass, info.i, info.examined);
+  impl_->trace->record(w_.now, "call", body);
 }
 
 void Runner::on_timer(const engine::Event& ev) {
@@ -370,7 +584,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         out.has_connect = true;
         if (cr.err == EINPROGRESS && !c.nonblock) {  // blocking: the outcome is recorded when it comes
           impl_->pending[sk] = {ci, k, now};
-          if (impl_->trace->enabled() || opt_.explain) impl_->pending_info[sk] = cr.info;
+          impl_->pending_info[sk] = cr.info;
           return;
         }
         break;
@@ -416,6 +630,9 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     }
   }
   ++rep_.calls;
+  if (c.op == Op::connect && o.has_connect && o.ci.autobind)
+    rep_.examined.push_back(uint32_t(std::min<uint64_t>(o.ci.examined, UINT32_MAX)));
+  if (c.op == Op::connect && o.err == EADDRNOTAVAIL && !rep_.first_eaddrnotavail) rep_.first_eaddrnotavail = w_.now;
   if (o.err) ++rep_.errors[std::string(errno_name(o.err))];
   else ++rep_.calls_ok;
   const bool alive = sk != net::kNone && w_.sk(sk).alive;
@@ -522,11 +739,39 @@ void Runner::explain_call(const Call& c, const std::string& sname, const Outcome
                o.bi.relax ? " (ip_autobind_reuse relaxed pass)" : "");
 }
 
+// EOF seen by an application: a generated client closes its socket (server-first close), and
+// the generator's server side closes a child whose client closed first.
+void Runner::Impl::peer_closed(net::sock_id sk) {
+  if (auto it = wl_of_sock.find(sk); it != wl_of_sock.end()) {
+    wl_of_sock.erase(it);
+    net::tcp_close(r.w_, sk);
+  } else if (auto c = auto_children.find(sk); c != auto_children.end()) {
+    auto_children.erase(c);
+    net::tcp_close(r.w_, sk);
+  }
+}
+
 RunReport Runner::run() {
+  for (uint32_t wi = 0; wi < sc_.workloads.size(); ++wi) {
+    const WorkloadSpec& ws = sc_.workloads[wi];
+    if (ws.pool) {
+      eng_.schedule({ws.start, engine::Prio::Call, kPoolOpen, wi, 0});
+      eng_.schedule({ws.stop, engine::Prio::Call, kPoolClose, wi, 0});
+      const Nanos first_request = ws.start + 1;  // just after the pool opens
+      if (first_request < ws.stop) eng_.schedule({first_request, engine::Prio::Call, kArrival, wi, 0});
+    } else {
+      eng_.schedule({ws.start, engine::Prio::Call, kArrival, wi, 0});
+    }
+  }
+  if (opt_.sample_every) eng_.schedule({0, engine::Prio::Timer, kSample, 0, 0});
   for (uint32_t i = 0; i < sc_.timeline.size(); ++i)
     eng_.schedule({sc_.timeline[i].t, engine::Prio::Call, kCall, i, 0});
   eng_.run(*this);
   rep_.events = eng_.events_run();
+  for (const auto& st : impl_->wl) {
+    rep_.requests += st.requests;
+    rep_.requests_failed += st.requests_failed;
+  }
   rep_.virtual_end = eng_.now();
   rep_.st = w_.st;
   // Totals over repeated calls.

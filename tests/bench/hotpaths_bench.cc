@@ -74,7 +74,7 @@ BENCHMARK(BM_ehash_lookup);
 void BM_find_free_step2_full_class(benchmark::State& st) {
   net::PortBitmap used;
   for (uint32_t p = 32768; p < 61000; p += 2) used.set(p);
-  for (auto _ : st) benchmark::DoNotOptimize(net::find_free_step2(used, nullptr, 32768, 14116));
+  for (auto _ : st) benchmark::DoNotOptimize(net::find_free_step2(used, nullptr, nullptr, 32768, 14116));
   st.counters["candidates/s"] = benchmark::Counter(14116.0 * double(st.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_find_free_step2_full_class);

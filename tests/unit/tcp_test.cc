@@ -38,6 +38,7 @@ struct Timed final : engine::EventHandler, net::timer_sink, net::wire, net::app_
   void xmit(const net::segment& seg) override {
     if (seg.flags & net::TCPHDR_SYN) syn_times.push_back(double(t.w.now) / 1e9);
   }
+  void peer_closed(net::sock_id) override {}
   void connect_done(net::sock_id, int err) override {
     done_err = err;
     done_at = double(t.w.now) / 1e9;

@@ -42,17 +42,25 @@ struct inet_bind2_bucket {
   int8_t fastreuseport = -1;
 };
 
-// portsim's index for connect(): per (netns, saddr, daddr, dport), the local ports whose
-// 4-tuple is held in ehash by a connecting socket that is not in TIME_WAIT — ports a scan toward
-// that destination can skip without a lookup. A subset of the truth: candidates it does not
-// list are still checked exactly (__inet_check_established). Small sets are a vector; past
-// kDestBitmapAt ports it becomes a PortBitmap (8 KiB) that the scan reads 64 ports a word.
-struct connect_dest {
-  inet_addr saddr, daddr;
-  uint16_t netns = 0, dport = 0;
+// A set of local ports: a vector while small, an 8 KiB PortBitmap past kDestBitmapAt ports.
+struct port_set {
   uint32_t count = 0;
   std::vector<uint16_t> small;
   std::unique_ptr<PortBitmap> big;
+  void add(uint16_t port);
+  void remove(uint16_t port);
+};
+
+// portsim's index for connect(): per (netns, saddr, daddr, dport), the local ports whose
+// 4-tuple is held in ehash by a socket this host connected — `est` for sockets that always
+// block (SYN_SENT, ESTABLISHED, closing states), `tw` for TIME_WAIT socks, which block unless
+// tcp_twsk_unique() lets them be recycled. A scan skips `est` ports 64 per word, and `tw` ports
+// too when no TIME_WAIT toward that destination can be recycled (tcp_tw_reuse off for it).
+// A subset of the truth: every other candidate is still checked exactly.
+struct connect_dest {
+  inet_addr saddr, daddr;
+  uint16_t netns = 0, dport = 0;
+  port_set est, tw;
 };
 inline constexpr uint32_t kDestBitmapAt = 128;
 

@@ -65,6 +65,7 @@ struct stats {
   uint64_t tw_recycled = 0;       // TcpExtTWRecycled
   uint64_t tw_overflow = 0;       // TcpExtTCPTimeWaitOverflow
   uint64_t time_wait = 0, time_wait_peak = 0;
+  uint64_t established = 0, established_peak = 0;
 };
 
 struct world {

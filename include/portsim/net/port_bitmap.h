@@ -24,8 +24,9 @@ class PortBitmap {
   std::array<std::array<uint64_t, 512>, 2> cls_{};
 };
 
-// First k in [0, count) such that port first + 2k is in neither `a` nor `b` (b may be null);
-// count if none. All ports first + 2k must be < 65536.
-uint32_t find_free_step2(const PortBitmap& a, const PortBitmap* b, uint32_t first, uint32_t count);
+// First k in [0, count) such that port first + 2k is in none of `a`, `b`, `c` (b and c may be
+// null); count if none. All ports first + 2k must be < 65536.
+uint32_t find_free_step2(const PortBitmap& a, const PortBitmap* b, const PortBitmap* c, uint32_t first,
+                         uint32_t count);
 
 }  // namespace portsim::net

@@ -61,7 +61,7 @@ struct sock {
   bool bind_address_no_port : 1 = false;  // IP_BIND_ADDRESS_NO_PORT
   bool ipv6only : 1 = false;    // sk_ipv6only
   bool hashed : 1 = false;      // in ehash
-  bool in_dest_index : 1 = false;  // counted in the connect destination index (portsim's)
+  uint8_t in_dest : 2 = 0;      // in the connect destination index: 0 no, 1 est, 2 tw (portsim's)
   bool cap_net_bind_service : 1 = false;  // owner holds CAP_NET_BIND_SERVICE
   bool orphan : 1 = false;      // closed by the application
   bool alive : 1 = false;       // slot in use

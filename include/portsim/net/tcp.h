@@ -35,6 +35,8 @@ class app_events {
  public:
   virtual ~app_events() = default;
   virtual void connect_done(sock_id sk, int err) = 0;
+  // The peer's FIN arrived: sk is in CLOSE_WAIT (a reader would now see EOF).
+  virtual void peer_closed(sock_id sk) = 0;
 };
 
 // include/net/tcp.h constants.
@@ -65,4 +67,6 @@ namespace portsim::net {
 // Linux server that accepts and closes at once on the peer's FIN ("accept"), answers RST
 // ("refuse") or stays silent ("silent"); an undeclared address is a black hole.
 void external_rcv(world& w, const segment& seg);
+// The external server of sk's connection closes first (sends its FIN).
+void external_close(world& w, sock_id sk);
 }  // namespace portsim::net

@@ -18,6 +18,13 @@ struct RunOptions {
   std::string trace_path;  // empty: no trace
   bool explain = false;    // narrate each call's kernel steps on stderr
   std::optional<uint64_t> seed;  // overrides the scenario's
+  Nanos sample_every = 0;        // > 0: sample table occupancy every Δt of virtual time
+  uint64_t trace_sample = 1;     // trace one generated connect in N (1: all)
+};
+
+struct Sample {
+  Nanos t;
+  uint64_t established, time_wait, bound_ports;
 };
 
 struct RunReport {
@@ -30,6 +37,13 @@ struct RunReport {
   uint64_t events = 0;
   net::stats st;
   uint64_t sockets_peak = 0;
+  // Workload generators.
+  uint64_t generated = 0, generated_ok = 0;
+  std::map<std::string, uint64_t> generated_errors;
+  uint64_t requests = 0, requests_failed = 0;  // pooled workloads
+  std::optional<Nanos> first_eaddrnotavail;
+  std::vector<uint32_t> examined;  // candidates examined by each connect() autobind
+  std::vector<Sample> samples;
 };
 
 // Builds the machines and namespaces of `sc` into `w`: seeded net_secret, table_perturb and
@@ -54,6 +68,17 @@ class Runner final : public engine::EventHandler {
   void finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_start);
   void check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t port);
   void explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port);
+  Nanos next_gap(uint32_t wi);
+  const net::endpoint& next_dest(uint32_t wi);
+  net::sock_id workload_connect(uint32_t wi, uint64_t k);
+  void workload_established(uint32_t wi, net::sock_id sk);
+  void workload_arrival(uint32_t wi, uint64_t k);
+  void workload_close(uint32_t slot);
+  void pool_open(uint32_t wi);
+  void pool_close(uint32_t wi);
+  void take_sample();
+  void record_connect(int err, const net::connect_info& info, net::sock_id sk, const net::endpoint& to,
+                      const std::string& wname, uint64_t k);
   const Scenario& sc_;
   RunOptions opt_;
   net::world w_;

@@ -96,6 +96,25 @@ struct ExternalSpec {
   PathSpec path;
 };
 
+// A workload generator: connections opened in virtual time by an arrival process, each held
+// and then closed by the chosen side — or, with a pool, requests carried by K kept-alive
+// connections (the cure for ephemeral-port exhaustion).
+struct WorkloadSpec {
+  std::string name, path;
+  int netns = 0;
+  Nanos start = 0, stop = 0;         // arrivals in [start, stop)
+  double rate = 0;                   // arrivals per second
+  bool poisson = false;              // exponential gaps (else constant)
+  std::vector<net::endpoint> to;     // destinations
+  bool pick_random = false;          // else round-robin
+  Nanos hold = 0;                    // how long a connection lives
+  bool hold_exp = false;             // exponential hold with mean `hold`
+  enum class Closer { client, server, rst } close = Closer::client;
+  std::vector<OptSetting> opts;      // applied to every generated socket
+  std::optional<net::endpoint> bind; // bind-before-connect (port 0: bind(addr, 0))
+  uint32_t pool = 0;                 // > 0: K kept-alive connections carry the requests
+};
+
 struct Scenario {
   std::string file;
   std::string name, description, kernel = "6.18";
@@ -103,6 +122,7 @@ struct Scenario {
   std::vector<MachineSpec> machines;
   std::vector<ExternalSpec> externals;
   std::vector<LinkSpec> links;
+  std::vector<WorkloadSpec> workloads;
   std::vector<Call> timeline;  // sorted by t (the file must list calls in time order)
 };
 
