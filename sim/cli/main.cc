@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -14,6 +15,10 @@
 #include "portsim/base/spellcheck.h"
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
+#include "portsim/scenario/sweep.h"
+
+#include <thread>
+#include <unistd.h>
 
 namespace po = boost::program_options;
 using namespace portsim;
@@ -103,14 +108,13 @@ int cmd_run(int argc, char** argv) {
     std::string errs;
     for (const auto& [e, n] : rep.errors) errs += fmt::format(", {} {}", e, n);
     fmt::print("  calls        {} (ok {}{})\n", rep.calls, rep.calls_ok, errs);
-    if (rep.st.connects)
-      fmt::print("  connect      {} autobind scans, {} ok, {} candidates examined ({:.1f} per connect)\n",
-                 rep.st.connects, rep.st.connects_ok, rep.st.candidates,
-                 double(rep.st.candidates) / double(rep.st.connects));
-    if (rep.generated || rep.requests) {
+    if (!rep.examined.empty())
+      fmt::print("  autobind     {} scans, {} candidates examined ({:.1f} per scan)\n", rep.examined.size(),
+                 rep.st.candidates, double(rep.st.candidates) / double(rep.examined.size()));
+    if (rep.connects || rep.requests) {
       std::string gerrs;
-      for (const auto& [e, n] : rep.generated_errors) gerrs += fmt::format(", {} {}", e, n);
-      fmt::print("  workloads    {} connects (ok {}{}){}{}\n", rep.generated, rep.generated_ok, gerrs,
+      for (const auto& [e, n] : rep.connect_errors) gerrs += fmt::format(", {} {}", e, n);
+      fmt::print("  connects     {} (ok {}{}){}{}\n", rep.connects, rep.connects_ok, gerrs,
                  rep.requests ? fmt::format("; pooled requests {} (failed {})", rep.requests, rep.requests_failed) : "",
                  rep.first_eaddrnotavail ? fmt::format("; first EADDRNOTAVAIL at {}", format_duration(*rep.first_eaddrnotavail)) : "");
     }
@@ -126,6 +130,104 @@ int cmd_run(int argc, char** argv) {
   return rep.expectation_failures ? kExitExpectationFailed : kExitOk;
 }
 
+// Writes to `path` through a temporary file renamed into place: no half-written output.
+bool write_file(const std::string& path, const std::function<void(std::FILE*)>& fill) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return false;
+  fill(f);
+  const bool ok = std::fclose(f) == 0 && std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok) std::remove(tmp.c_str());
+  return ok;
+}
+
+int cmd_sweep(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()("help,h", "this help")
+      ("scenario", po::value<std::string>()->required(), "scenario file")
+      ("vary", po::value<std::vector<std::string>>()->composing(),
+       "POINTER=v1,v2,… — set the JSON value at this RFC 6901 pointer (repeatable: the cartesian product runs)")
+      ("seeds", po::value<uint64_t>()->default_value(1), "runs per variant, seeds scenario.seed … +N-1")
+      ("out,o", po::value<std::vector<std::string>>()->composing(), "results file(s): .csv or .json")
+      ("jobs,j", po::value<unsigned>()->default_value(std::max(1u, std::thread::hardware_concurrency())),
+       "runs in parallel")
+      ("timeseries", po::value<std::string>(), "sample ESTABLISHED/TIME_WAIT/bound ports every DURATION of virtual time")
+      ("timeseries-out", po::value<std::string>(), "where the samples go (CSV)");
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (int rc = parse("sweep", "SCENARIO --vary POINTER=v1,v2 [--vary …] [--seeds N] --out results.csv", opts, pos,
+                     argc, argv, vm); rc >= 0)
+    return rc;
+  scenario::SweepSpec spec;
+  spec.file = vm["scenario"].as<std::string>();
+  spec.seeds = vm["seeds"].as<uint64_t>();
+  spec.jobs = vm["jobs"].as<unsigned>();
+  if (spec.seeds == 0 || spec.seeds > 1'000'000) {
+    std::cerr << "portsim sweep: --seeds must be in [1, 1000000]\n";
+    return kExitBadInput;
+  }
+  if (spec.jobs == 0) {
+    std::cerr << "portsim sweep: --jobs must be at least 1\n";
+    return kExitBadInput;
+  }
+  std::string err;
+  if (vm.count("vary"))
+    for (const auto& a : vm["vary"].as<std::vector<std::string>>()) {
+      auto v = scenario::parse_vary(a, err);
+      if (!v) {
+        std::cerr << "portsim sweep: " << err << "\n";
+        return kExitBadInput;
+      }
+      spec.vary.push_back(*v);
+    }
+  std::vector<std::string> outs;
+  if (vm.count("out")) outs = vm["out"].as<std::vector<std::string>>();
+  for (const auto& o : outs)
+    if (!(o.size() > 4 && (o.ends_with(".csv") || o.ends_with(".json")))) {
+      std::cerr << "portsim sweep: --out " << o << ": expected a .csv or .json file name\n";
+      return kExitBadInput;
+    }
+  if (vm.count("timeseries")) {
+    auto d = parse_duration(vm["timeseries"].as<std::string>());
+    if (!d || *d == 0) {
+      std::cerr << "portsim sweep: --timeseries: expected a duration like \"1s\"\n";
+      return kExitBadInput;
+    }
+    if (!vm.count("timeseries-out")) {
+      std::cerr << "portsim sweep: --timeseries needs --timeseries-out FILE.csv\n";
+      return kExitBadInput;
+    }
+    spec.sample_every = *d;
+  }
+  const bool tty = isatty(2);
+  auto rows = scenario::run_sweep(spec, err, [&](size_t done, size_t total) {
+    if (tty) fmt::print(stderr, "\rportsim sweep: {}/{} runs", done, total);
+  });
+  if (tty) fmt::print(stderr, "\n");
+  if (!rows) {
+    std::cerr << err << "\n";
+    return kExitBadInput;
+  }
+  for (const auto& o : outs) {
+    const bool ok = write_file(o, [&](std::FILE* f) {
+      if (o.ends_with(".csv")) scenario::write_sweep_csv(f, spec, *rows);
+      else scenario::write_sweep_json(f, spec, *rows);
+    });
+    if (!ok) {
+      std::cerr << "portsim sweep: cannot write " << o << "\n";
+      return kExitBadInput;
+    }
+  }
+  if (vm.count("timeseries-out") &&
+      !write_file(vm["timeseries-out"].as<std::string>(), [&](std::FILE* f) { scenario::write_timeseries_csv(f, spec, *rows); })) {
+    std::cerr << "portsim sweep: cannot write " << vm["timeseries-out"].as<std::string>() << "\n";
+    return kExitBadInput;
+  }
+  if (outs.empty()) scenario::write_sweep_csv(stdout, spec, *rows);
+  return kExitOk;
+}
+
 struct Command {
   const char* name;
   const char* summary;
@@ -135,6 +237,7 @@ struct Command {
 constexpr Command kCommands[] = {
     {"run", "replay a scenario in virtual time, write a trace, check its expectations", cmd_run},
     {"check", "parse and validate a scenario; run nothing", cmd_check},
+    {"sweep", "run a scenario over varied values and seeds in parallel; CSV/JSON rows", cmd_sweep},
 };
 
 void usage(std::FILE* to) {

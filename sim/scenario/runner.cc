@@ -496,18 +496,22 @@ void Runner::take_sample() {
   if (!eng_.empty()) eng_.schedule({w_.now + opt_.sample_every, engine::Prio::Timer, kSample, 0, 0});
 }
 
+void Runner::count_connect(int err) {
+  ++rep_.connects;
+  if (!err) {
+    ++rep_.connects_ok;
+    return;
+  }
+  ++rep_.connect_errors[std::string(errno_name(err))];
+  if (err == EADDRNOTAVAIL && !rep_.first_eaddrnotavail) rep_.first_eaddrnotavail = w_.now;
+}
+
 // Bookkeeping shared by generated connects: counts, the first EADDRNOTAVAIL, candidates.
 void Runner::record_connect(int err, const net::connect_info& info, net::sock_id sk, const net::endpoint& to,
                             const std::string& wname, uint64_t k) {
   if (info.autobind) rep_.examined.push_back(uint32_t(std::min<uint64_t>(info.examined, UINT32_MAX)));
   if (err == EINPROGRESS) return;
-  ++rep_.generated;
-  if (err) {
-    ++rep_.generated_errors[std::string(errno_name(err))];
-    if (err == EADDRNOTAVAIL && !rep_.first_eaddrnotavail) rep_.first_eaddrnotavail = w_.now;
-  } else {
-    ++rep_.generated_ok;
-  }
+  count_connect(err);
   if (!impl_->trace->enabled() || (opt_.trace_sample > 1 && k % opt_.trace_sample)) return;
   std::string body = fmt::format("\"workload\":{},\"rep\":{},\"host\":{},\"op\":\"connect\",\"sock\":{},\"sk\":{},\"to\":\"{}\"",
                                  trace::json_str(wname), k, trace::json_str(w_.ns_of(sk).name),
@@ -632,7 +636,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
   ++rep_.calls;
   if (c.op == Op::connect && o.has_connect && o.ci.autobind)
     rep_.examined.push_back(uint32_t(std::min<uint64_t>(o.ci.examined, UINT32_MAX)));
-  if (c.op == Op::connect && o.err == EADDRNOTAVAIL && !rep_.first_eaddrnotavail) rep_.first_eaddrnotavail = w_.now;
+  if (c.op == Op::connect && o.err != EINPROGRESS) count_connect(o.err);
   if (o.err) ++rep_.errors[std::string(errno_name(o.err))];
   else ++rep_.calls_ok;
   const bool alive = sk != net::kNone && w_.sk(sk).alive;

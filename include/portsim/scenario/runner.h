@@ -37,9 +37,9 @@ struct RunReport {
   uint64_t events = 0;
   net::stats st;
   uint64_t sockets_peak = 0;
-  // Workload generators.
-  uint64_t generated = 0, generated_ok = 0;
-  std::map<std::string, uint64_t> generated_errors;
+  // Every connect() outcome, hand-written and generated (what sweeps report).
+  uint64_t connects = 0, connects_ok = 0;
+  std::map<std::string, uint64_t> connect_errors;
   uint64_t requests = 0, requests_failed = 0;  // pooled workloads
   std::optional<Nanos> first_eaddrnotavail;
   std::vector<uint32_t> examined;  // candidates examined by each connect() autobind
@@ -77,6 +77,7 @@ class Runner final : public engine::EventHandler {
   void pool_open(uint32_t wi);
   void pool_close(uint32_t wi);
   void take_sample();
+  void count_connect(int err);
   void record_connect(int err, const net::connect_info& info, net::sock_id sk, const net::endpoint& to,
                       const std::string& wname, uint64_t k);
   const Scenario& sc_;
