@@ -76,6 +76,9 @@ int cmd_run(int argc, char** argv) {
       ("trace,t", po::value<std::string>(), "write the JSON Lines trace to this file")
       ("seed,s", po::value<uint64_t>(), "override the scenario's seed")
       ("explain,e", "narrate each call's kernel steps (function by function) on stderr")
+      ("trace-sample", po::value<uint64_t>(), "trace only one generated (workload) connect in N")
+      ("trace-level", po::value<std::string>()->default_value("all"),
+       "all: calls, packets, states, tables, timers; calls: call records only")
       ("quiet,q", "print only expectation failures and errors");
   po::positional_options_description pos;
   pos.add("scenario", 1);
@@ -91,6 +94,19 @@ int cmd_run(int argc, char** argv) {
   if (vm.count("trace")) ro.trace_path = vm["trace"].as<std::string>();
   if (vm.count("seed")) ro.seed = vm["seed"].as<uint64_t>();
   ro.explain = vm.count("explain") > 0;
+  const std::string level = vm["trace-level"].as<std::string>();
+  if (level != "all" && level != "calls") {
+    std::cerr << "portsim run: --trace-level: expected all or calls, got '" << level << "'\n";
+    return kExitBadInput;
+  }
+  ro.trace_calls_only = level == "calls";
+  if (vm.count("trace-sample")) {
+    ro.trace_sample = vm["trace-sample"].as<uint64_t>();
+    if (ro.trace_sample == 0) {
+      std::cerr << "portsim run: --trace-sample must be at least 1\n";
+      return kExitBadInput;
+    }
+  }
   const auto t0 = std::chrono::steady_clock::now();
   scenario::Runner runner(*lr.scenario, ro);
   const scenario::RunReport rep = runner.run();

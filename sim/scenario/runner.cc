@@ -71,6 +71,15 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   std::unordered_map<net::sock_id, uint32_t> wl_pending;  // generated connects awaiting the handshake
   std::unordered_map<net::sock_id, uint32_t> wl_of_sock;   // generated sock -> workload
   std::unordered_set<net::sock_id> auto_children;         // server children the generator accepted
+  net::sock_id in_connect = net::kNone;                    // the socket whose connect() is running
+
+  net::connect_result connect(net::sock_id sk, const net::endpoint& to) {
+    in_connect = sk;
+    auto r = net::inet_stream_connect(r_world(), sk, to);
+    in_connect = net::kNone;
+    return r;
+  }
+  net::world& r_world();
 
   void peer_closed(net::sock_id sk) override;
 
@@ -139,7 +148,7 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
       lost = path->loss > 0 && rnd->unit() < path->loss;
     }
     const bool nowhere = seg.to_ns == net::kExternalNs && ext < 0 && seg.from_ns != net::kExternalNs;
-    if (trace->enabled()) {
+    if (trace->tables()) {
       auto host = [&](uint16_t ns) { return ns == net::kExternalNs ? std::string("\"(external)\"") : trace::json_str(r.w_.nets[ns].name); };
       trace->record(r.w_.now, "pkt", fmt::format("\"from\":{},\"to\":{},\"src\":\"{}\",\"dst\":\"{}\",\"flags\":\"{}\",\"seq\":{},\"ack\":{},\"arrive\":{}{}",
           host(seg.from_ns), host(seg.to_ns), net::to_string(net::endpoint{seg.saddr, seg.sport}),
@@ -271,6 +280,7 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   impl_->ports_seen.resize(sc_.timeline.size());
   impl_->trace = std::make_unique<trace::JsonlTrace>(
       opt_.trace_path, [this](net::sock_id id) { return impl_->name(id); }, opt_.explain);
+  impl_->trace->set_calls_only(opt_.trace_calls_only);
   if (impl_->trace->enabled() || opt_.explain) w_.obs = impl_->trace.get();
   w_.timers = impl_.get();
   w_.net_wire = impl_.get();
@@ -305,7 +315,10 @@ int apply_opt(net::sock& s, const OptSetting& o) {
 
 }  // namespace
 
+net::world& Runner::Impl::r_world() { return r.w_; }
+
 void Runner::Impl::connect_done(net::sock_id sk, int err) {
+  if (sk == in_connect) return;  // finished inside its own connect() call: the caller records it
   if (auto wit = wl_pending.find(sk); wit != wl_pending.end()) {
     const uint32_t wi = wit->second;
     wl_pending.erase(wit);
@@ -384,7 +397,7 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
   net::connect_info info;
   const net::endpoint& to = next_dest(wi);
   if (!err) {
-    const auto cr = net::inet_stream_connect(w_, sk, to);
+    const auto cr = impl_->connect(sk, to);
     err = cr.err;
     info = cr.info;
   }
@@ -529,7 +542,7 @@ void Runner::on_timer(const engine::Event& ev) {
   const uint32_t gen = uint32_t(ev.b);
   const auto kind = net::timer_kind(ev.b >> 32);
   if (id >= w_.socks.size() || !w_.sk(id).alive || w_.sk(id).timer_gen != gen) return;  // cancelled
-  if (impl_->trace->enabled())
+  if (impl_->trace->tables())
     impl_->trace->record(ev.t, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
                                                     kind == net::timer_kind::timewait ? "timewait" : "retransmit", id,
                                                     trace::json_str(impl_->name(id))));
@@ -582,7 +595,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         break;
       case Op::listen: out.err = net::inet_listen(w_, sk, c.backlog); break;
       case Op::connect: {
-        const net::connect_result cr = net::inet_stream_connect(w_, sk, c.addr);
+        const net::connect_result cr = impl_->connect(sk, c.addr);
         out.err = cr.err;
         out.ci = cr.info;
         out.has_connect = true;

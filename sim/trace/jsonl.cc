@@ -62,7 +62,7 @@ static const char* op_word(net::table_op op, const char* create, const char* des
 }
 
 void JsonlTrace::bind_bucket(const net::world& w, net::table_op op, uint32_t tb) {
-  if (!f_) return;
+  if (!tables()) return;
   const auto& b = w.tbs[tb];
   record(w.now, "bhash",
          fmt::format("\"op\":\"{}\",\"host\":{},\"port\":{},\"fastreuse\":{},\"fastreuseport\":{}",
@@ -71,7 +71,7 @@ void JsonlTrace::bind_bucket(const net::world& w, net::table_op op, uint32_t tb)
 }
 
 void JsonlTrace::bind2_bucket(const net::world& w, net::table_op op, uint32_t t2) {
-  if (!f_) return;
+  if (!tables()) return;
   const auto& b2 = w.tb2s[t2];
   const auto& b = w.tbs[b2.tb];
   record(w.now, "bhash2",
@@ -81,7 +81,7 @@ void JsonlTrace::bind2_bucket(const net::world& w, net::table_op op, uint32_t t2
 }
 
 void JsonlTrace::ehash(const net::world& w, net::table_op op, net::sock_id id) {
-  if (!f_) return;
+  if (!tables()) return;
   const auto& s = w.sk(id);
   record(w.now, "ehash",
          fmt::format("\"op\":\"{}\",\"host\":{},\"sk\":{},\"sock\":{},\"local\":\"{}\",\"remote\":\"{}\",\"state\":\"{}\"",
@@ -91,7 +91,7 @@ void JsonlTrace::ehash(const net::world& w, net::table_op op, net::sock_id id) {
 }
 
 void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_state from, net::tcp_state to) {
-  if (!f_) return;
+  if (!tables()) return;
   const auto& s = w.sk(id);
   std::string_view to_name = net::tcp_state_name(to);
   if (to == net::tcp_state::TIME_WAIT && s.tw_substate == net::tcp_state::FIN_WAIT2) to_name = "FIN_WAIT2";

@@ -167,6 +167,8 @@ def compare(sc, steps, sim_runs, ker_runs, opts):
          'kernel': dict(Counter(gk).most_common(10))}
     if not opts['gaps']:
         t['verdict'] = 'off (oracle.compare no-gaps)'
+    elif not gs and not gk:
+        t['verdict'] = 'not applicable (no consecutive autobind connects)'
     elif len(gk) < MIN_GAPS or len(gs) < MIN_GAPS:
         t['verdict'] = 'not tested (fewer than %d gaps; raise --runs)' % MIN_GAPS
     else:
@@ -184,7 +186,9 @@ def compare(sc, steps, sim_runs, ker_runs, opts):
          'test': 'two-sample Kolmogorov-Smirnov (advisory: no effect on the verdict)',
          'alpha': SPREAD_ALPHA, 'n': [len(ps), len(pk)]}
     r = stats.ks_2samp(ps, pk) if len(pk) >= 20 else None
-    if r is None:
+    if not ps and not pk:
+        t['verdict'] = 'not applicable (no auto-chosen ports)'
+    elif r is None:
         t['verdict'] = 'not tested (fewer than 20 kernel ports)'
     else:
         t.update(r)

@@ -206,7 +206,7 @@ class LiveRun:
         nsprobe.require_private_netns()  # also brings lo up in base
         self.base_fd = os.open('/proc/thread-self/ns/net', os.O_RDONLY)
         self.ours.add(netns_id())
-        externals = self.sc.get('external') or []
+        externals = S.externals(self.sc)
         single = len(self.hosts) == 1 and not externals
         if single:
             self.ns_fd[self.hosts[0][0]] = None
@@ -250,7 +250,8 @@ class LiveRun:
         self.enter(None)
 
     def setup_externals(self, externals):
-        eps = [S.parse_endpoint(e) for e in externals]
+        self.refuse = {e for e, ans in externals if ans == 'refuse'}
+        eps = [S.parse_endpoint(e) for e, _ans in externals]
         ext = self.ext_ns
         self.enter(ext.fd)
         addrs = sorted({(a, fam) for a, _p, fam in eps})
@@ -273,8 +274,8 @@ class LiveRun:
         if self.ext_alias_hosts:
             self.notes.append('hosts %s have no address: external endpoints were put on their lo '
                               '(source address differs from a real network)' % sorted(self.ext_alias_hosts))
-        for a, p, fam in eps:
-            if p is not None:
+        for (text, ans), (a, p, fam) in zip(externals, eps):
+            if p is not None and ans == 'accept':
                 for name in [None] + sorted(self.ext_alias_hosts):
                     self.ext_listen(a, p, fam, name)
 
@@ -332,6 +333,11 @@ class LiveRun:
             s.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, int(v))
         elif name == 'IPV6_V6ONLY':
             s.setsockopt(socket.IPPROTO_IPV6, IPV6_V6ONLY, int(v))
+        elif name == 'SO_LINGER':
+            on = 0 if v == 'off' else 1
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', on, 0))
+        elif name == 'TCP_SYNCNT':
+            s.setsockopt(socket.IPPROTO_TCP, 7, int(v))
         elif name == 'IP_LOCAL_PORT_RANGE':
             if isinstance(v, str):
                 lo, hi = (int(x) for x in v.split('-'))
@@ -351,6 +357,8 @@ class LiveRun:
                 self.apply_opt(s, c['opt'], c['value'])
             elif op == 'socket':
                 pass
+            elif op == 'shutdown':
+                s.shutdown(socket.SHUT_WR)
             elif op == 'bind':
                 a, p, _ = S.parse_endpoint(c['addr'])
                 s.bind((a, p))
@@ -469,7 +477,7 @@ class LiveRun:
 
     def _is_external(self, to):
         a, p, _ = S.parse_endpoint(to)
-        for e in self.sc.get('external') or []:
+        for e, _ans in S.externals(self.sc):
             ea, ep, _ = S.parse_endpoint(e)
             if ea == a and (ep is None or ep == p):
                 return True
@@ -502,9 +510,9 @@ class LiveRun:
         for st in steps:
             if st['call']['op'] == 'connect' and self.ext_ns is not None:
                 a, p, fam = S.parse_endpoint(st['call']['to'])
-                for e in self.sc.get('external') or []:
+                for e, ans in S.externals(self.sc):
                     ea, ep, _ = S.parse_endpoint(e)
-                    if ea == a and ep is None:
+                    if ea == a and ep is None and ans == 'accept':
                         for name in [None] + sorted(self.ext_alias_hosts):
                             self.ext_listen(a, p, fam, name)
         out = []
@@ -533,6 +541,7 @@ def child_main(path, until):
     steps = S.steps(sc)
     run = LiveRun(sc, until)
     try:
+        S.check_performable(sc)
         run.setup()
         res = run.run(steps)
     except S.Unsupported as ex:

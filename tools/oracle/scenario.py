@@ -131,6 +131,37 @@ def hosts_of(sc):
     return out
 
 
+def externals(sc):
+    """[(endpoint text, answer)] from "external": strings or {"endpoint", "answer", ...}.
+    Delay, jitter, loss and silent endpoints need packet manipulation this kernel cannot do
+    without tc netem: Unsupported."""
+    out = []
+    for e in sc.get('external') or []:
+        if isinstance(e, str):
+            out.append((e, 'accept'))
+            continue
+        if not isinstance(e, dict) or 'endpoint' not in e:
+            raise BadInput('external: expected "addr:port" or {"endpoint": ...}, got %r' % (e,))
+        for k in ('delay', 'jitter', 'loss'):
+            if k in e and str(e[k]) not in ('0', '0s', '0ms', '0.0'):
+                raise Unsupported('external %s has a %s (no tc netem on this kernel; the oracle '
+                                  'does not shape traffic)' % (e['endpoint'], k))
+        ans = e.get('answer', 'accept')
+        if ans == 'silent':
+            raise Unsupported('external %s is silent (dropping SYNs needs a firewall rule; not '
+                              'performed)' % e['endpoint'])
+        out.append((e['endpoint'], ans))
+    return out
+
+
+def check_performable(sc):
+    for k in ('links', 'workloads'):
+        if sc.get(k):
+            raise Unsupported('"%s" is not performed by the oracle (link delay/loss needs tc netem, '
+                              'which this kernel lacks; workloads are generated inside portsim)' % k)
+    externals(sc)
+
+
 def oracle_block(sc):
     o = sc.get('oracle') or {}
     return {'checkable': bool(o.get('checkable', False)), 'compare': str(o.get('compare', '')),

@@ -20,6 +20,7 @@ struct RunOptions {
   std::optional<uint64_t> seed;  // overrides the scenario's
   Nanos sample_every = 0;        // > 0: sample table occupancy every Δt of virtual time
   uint64_t trace_sample = 1;     // trace one generated connect in N (1: all)
+  bool trace_calls_only = false; // no table / state / packet / timer records
 };
 
 struct Sample {

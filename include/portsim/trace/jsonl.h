@@ -18,6 +18,9 @@ class JsonlTrace final : public net::observer {
   ~JsonlTrace() override;
   bool ok() const { return path_.empty() || f_ != nullptr; }
   bool enabled() const { return f_ != nullptr; }
+  // Calls only: no table, state, packet or timer records.
+  void set_calls_only(bool on) { calls_only_ = on; }
+  bool tables() const { return f_ != nullptr && !calls_only_; }
 
   // Commit: flush, close and rename the temporary file into place. False on an I/O error.
   bool commit();
@@ -39,6 +42,7 @@ class JsonlTrace final : public net::observer {
   std::FILE* f_ = nullptr;
   NameFn name_of_;
   bool explain_;
+  bool calls_only_ = false;
 };
 
 // JSON string escaping for trace bodies.
