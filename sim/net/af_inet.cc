@@ -120,6 +120,7 @@ connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to) {
 }
 
 int inet_listen(world& w, sock_id id, int backlog) {
+  backlog = std::min(backlog, w.ns_of(id).sys.somaxconn);  // net/socket.c: __sys_listen()
   sock& s = w.sk(id);
   if (s.state == tcp_state::LISTEN) {
     w.listening[id].backlog = backlog;  // listen() again only changes the backlog

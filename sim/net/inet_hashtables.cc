@@ -153,6 +153,7 @@ sock_id world::sock_alloc(uint16_t ns) {
   const sock_id id = pool_alloc(socks, free_socks);
   socks[id].netns = ns;
   socks[id].alive = true;
+  if (obs) obs->sock_alloc(*this, id);
   return id;
 }
 

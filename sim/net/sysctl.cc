@@ -114,6 +114,7 @@ constexpr Entry kTable[] = {
     {"net.ipv4.tcp_fin_timeout", set_int<&sysctls::tcp_fin_timeout, 0, 2147483647>},
     {"net.ipv4.tcp_max_tw_buckets", set_int<&sysctls::tcp_max_tw_buckets, 0, 2147483647>},
     {"net.ipv4.tcp_rto_max_ms", set_int<&sysctls::tcp_rto_max_ms, 1000, 120000>},
+    {"net.core.somaxconn", set_int<&sysctls::somaxconn, 0, 2147483647>},
 };
 
 }  // namespace

@@ -64,12 +64,24 @@ void tcp_close_state_reached(world& w, sock_id id) {
   if (w.sk(id).orphan) sock_destroy(w, id);
 }
 
-// net/ipv4/tcp_minisocks.c: tcp_timewait_state_process().
-void tcp_timewait_state_process(world& w, sock_id id, const segment& in) {
+// net/ipv4/tcp_minisocks.c: tcp_timewait_state_process(). Returns true for TCP_TW_SYN: the
+// TIME_WAIT is gone and the SYN goes on to the listener.
+bool tcp_timewait_state_process(world& w, sock_id id, const segment& in) {
   sock& s = w.sk(id);
   if (in.flags & TCPHDR_RST) {  // TIME_WAIT assassination (tcp_rfc1337 = 0): the TW goes
     inet_twsk_kill(w, id);
-    return;
+    return false;
+  }
+  if ((in.flags & (TCPHDR_SYN | TCPHDR_ACK)) == TCPHDR_SYN) {
+    if (s.tw_substate == tcp_state::FIN_WAIT2) {  // TCP_TW_RST
+      tcp_v4_send_reset(w, s.netns, in);
+      return false;
+    }
+    // TCP_TW_SYN: a new SYN whose sequence number is after rcv_nxt (or whose timestamp is
+    // newer) reopens the 4-tuple. Real ISNs (secure_tcp_seq) grow with time, so a later SYN
+    // always qualifies; portsim does not model ISNs and accepts it.
+    inet_twsk_kill(w, id);
+    return true;
   }
   if (in.flags & TCPHDR_FIN) {
     s.rcv_nxt = uint8_t(in.seq + 1);
@@ -78,6 +90,7 @@ void tcp_timewait_state_process(world& w, sock_id id, const segment& in) {
     tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);
     tcp_send(w, id, TCPHDR_ACK);
   }
+  return false;
 }
 
 // net/ipv4/tcp_input.c: tcp_rcv_state_process() and friends, for a socket found in ehash.
@@ -160,7 +173,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
     case tcp_state::LAST_ACK:
       if (ack_of_fin) tcp_close_state_reached(w, id);
       return;
-    case tcp_state::TIME_WAIT: tcp_timewait_state_process(w, id, in); return;
+    case tcp_state::TIME_WAIT: return;  // handled in tcp_v4_rcv (it may pass the SYN on)
     case tcp_state::CLOSE_WAIT: case tcp_state::CLOSE: case tcp_state::LISTEN:
     case tcp_state::NEW_SYN_RECV: return;
   }
@@ -171,8 +184,11 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
 void tcp_v4_rcv(world& w, uint16_t ns, const segment& in) {
   const sock_id sk = inet_ehash_lookup(w, ns, in.daddr, in.dport, in.saddr, in.sport);
   if (sk != kNone) {
-    tcp_rcv_state_process(w, sk, in);
-    return;
+    if (w.sk(sk).state != tcp_state::TIME_WAIT) {
+      tcp_rcv_state_process(w, sk, in);
+      return;
+    }
+    if (!tcp_timewait_state_process(w, sk, in)) return;  // else TCP_TW_SYN: to the listener
   }
   if ((in.flags & (TCPHDR_SYN | TCPHDR_ACK | TCPHDR_RST)) == TCPHDR_SYN) {
     const sock_id l = inet_lookup_listener(w, w.nets[ns], in.daddr, in.dport);

@@ -388,6 +388,7 @@ Call parse_call(const json& j, const std::string& path, const Scenario& sc, Name
       if (!creates) fail(o.sub("sock"), fmt::format("no socket named '{}' was created before this call", c.sock));
       if (c.netns < 0) fail(path, fmt::format("\"host\" is needed to create socket '{}'", c.sock));
       names.add(c.sock, c.count, c.netns);
+      c.creates = true;
     } else if (c.netns >= 0 && c.netns != *existing) {
       fail(o.sub("host"), fmt::format("socket '{}' lives on another host", c.sock));
     }
@@ -405,7 +406,7 @@ Call parse_call(const json& j, const std::string& path, const Scenario& sc, Name
   switch (c.op) {
     case Op::bind: c.addr = endpoint_at(o, "addr"); break;
     case Op::connect: c.addr = endpoint_at(o, "to"); break;
-    case Op::listen: if (o.has("backlog")) c.backlog = int(o.uint("backlog", 0, 65535)); break;
+    case Op::listen: if (o.has("backlog")) c.backlog = int(o.uint("backlog", 0, 2147483647)); break;
     case Op::accept:
       c.as = o.str("as");
       if (c.count > 1 && c.as.find("{i}") == std::string::npos)

@@ -281,6 +281,10 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   impl_->trace = std::make_unique<trace::JsonlTrace>(
       opt_.trace_path, [this](net::sock_id id) { return impl_->name(id); }, opt_.explain);
   impl_->trace->set_calls_only(opt_.trace_calls_only);
+  impl_->trace->set_on_alloc([this](net::sock_id id) {  // a reused id starts without a name
+    if (id < impl_->name_of_sock.size()) impl_->name_of_sock[id] = {};
+    impl_->generated_names.erase(id);
+  });
   if (impl_->trace->enabled() || opt_.explain) w_.obs = impl_->trace.get();
   w_.timers = impl_.get();
   w_.net_wire = impl_.get();
@@ -353,16 +357,21 @@ void Runner::handle(const engine::Event& ev) {
   switch (ev.kind) {
     case kTimer: on_timer(ev); return;
     case kPacket: {
+      last_effective_ = ev.t;
       const net::segment seg = impl_->pkts[ev.a];
       impl_->free_pkts.push_back(ev.a);
       impl_->deliver(seg);
       return;
     }
+    case kSample: take_sample(); return;
+    default: break;
+  }
+  last_effective_ = ev.t;
+  switch (ev.kind) {
     case kArrival: workload_arrival(ev.a, ev.b); return;
     case kWlClose: workload_close(ev.a); return;
     case kPoolOpen: pool_open(ev.a); return;
     case kPoolClose: pool_close(ev.a); return;
-    case kSample: take_sample(); return;
     default: run_call(ev.a, ev.b); return;
   }
 }
@@ -542,6 +551,7 @@ void Runner::on_timer(const engine::Event& ev) {
   const uint32_t gen = uint32_t(ev.b);
   const auto kind = net::timer_kind(ev.b >> 32);
   if (id >= w_.socks.size() || !w_.sk(id).alive || w_.sk(id).timer_gen != gen) return;  // cancelled
+  last_effective_ = ev.t;
   if (impl_->trace->tables())
     impl_->trace->record(ev.t, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
                                                     kind == net::timer_kind::timewait ? "timewait" : "retransmit", id,
@@ -562,7 +572,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   const bool creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen;
   // A repeated creating call makes a fresh socket per repetition (the loader checked the names
   // are new), so the name is only formatted when a trace, a message or a lookup needs it.
-  const bool fresh_instance = creates && c.count > 1 && (impl_->inst[ci].size() <= k || impl_->inst[ci][k] == net::kNone);
+  const bool fresh_instance = c.creates && c.count > 1 && (impl_->inst[ci].size() <= k || impl_->inst[ci][k] == net::kNone);
   const bool verbose = impl_->trace->enabled() || opt_.explain;
   const std::string sname = fresh_instance && !verbose ? std::string() : sock_name(c.sock, k);
   Outcome out;
@@ -789,7 +799,7 @@ RunReport Runner::run() {
     rep_.requests += st.requests;
     rep_.requests_failed += st.requests_failed;
   }
-  rep_.virtual_end = eng_.now();
+  rep_.virtual_end = last_effective_;  // cancelled timers left in the queue do not count
   rep_.st = w_.st;
   // Totals over repeated calls.
   for (uint32_t ci = 0; ci < sc_.timeline.size(); ++ci) {

@@ -19,6 +19,8 @@ class observer {
   virtual void bind2_bucket(const world&, table_op, uint32_t tb2) = 0;
   virtual void ehash(const world&, table_op, sock_id) = 0;  // create = insert, destroy = remove
   virtual void state_change(const world&, sock_id, tcp_state from, tcp_state to) = 0;
+  // A socket slot was (re)used: names given to an earlier socket of that id no longer apply.
+  virtual void sock_alloc(const world&, sock_id) {}
   // --explain: which kernel function took which step. Only called when explaining() is true.
   virtual bool explaining() const = 0;
   virtual void explain(std::string_view kernel_function, std::string_view what) = 0;

@@ -25,6 +25,7 @@ struct sysctls {
   int tcp_fin_timeout = 60;  // s
   int tcp_max_tw_buckets = 131072;
   int tcp_rto_max_ms = 120000;
+  int somaxconn = 4096;  // net.core.somaxconn: listen() caps its backlog here
 };
 
 // Writes `value` (the text one would echo into /proc/sys) to `name`. Returns "" on success, or

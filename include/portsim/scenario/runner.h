@@ -87,6 +87,7 @@ class Runner final : public engine::EventHandler {
   engine::Engine eng_;
   std::unique_ptr<Impl> impl_;
   RunReport rep_;
+  Nanos last_effective_ = 0;  // the time of the last event that did something
 };
 
 }  // namespace portsim::scenario

@@ -74,6 +74,7 @@ struct Call {
   uint64_t count = 1;
   Nanos every = 0;
   bool nonblock = false;          // connect: return EINPROGRESS instead of waiting
+  bool creates = false;           // the call's socket name(s) are new: it creates them
   std::optional<Expect> expect;
   std::optional<ExpectTotal> expect_total;
 };

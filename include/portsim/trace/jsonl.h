@@ -34,6 +34,10 @@ class JsonlTrace final : public net::observer {
   void bind2_bucket(const net::world&, net::table_op, uint32_t tb2) override;
   void ehash(const net::world&, net::table_op, net::sock_id) override;
   void state_change(const net::world&, net::sock_id, net::tcp_state from, net::tcp_state to) override;
+  void sock_alloc(const net::world&, net::sock_id id) override {
+    if (on_alloc_) on_alloc_(id);
+  }
+  void set_on_alloc(std::function<void(net::sock_id)> f) { on_alloc_ = std::move(f); }
   bool explaining() const override { return explain_; }
   void explain(std::string_view kernel_function, std::string_view what) override;
 
@@ -41,6 +45,7 @@ class JsonlTrace final : public net::observer {
   std::string path_, tmp_;
   std::FILE* f_ = nullptr;
   NameFn name_of_;
+  std::function<void(net::sock_id)> on_alloc_;
   bool explain_;
   bool calls_only_ = false;
 };
