@@ -153,13 +153,7 @@ int tcp_shutdown(world& w, sock_id id) {
 
 void external_close(world& w, sock_id id) {
   const sock& s = w.sk(id);
-  segment out;
-  out.saddr = s.daddr;
-  out.daddr = s.rcv_saddr;
-  out.sport = s.dport;
-  out.dport = s.num;
-  out.from_ns = kExternalNs;
-  out.to_ns = s.netns;
+  segment out = reverse_of(segment_of(s), kExternalNs);
   out.seq = s.rcv_nxt;
   out.ack = s.snd_nxt;
   out.flags = TCPHDR_FIN | TCPHDR_ACK;
@@ -170,13 +164,7 @@ void external_rcv(world& w, const segment& in) {
   const int idx = w.find_external(in.daddr, in.dport);
   const external_endpoint* ep = idx < 0 ? nullptr : &w.externals[size_t(idx)];
   if (!ep || ep->answer == external_answer::silent || (in.flags & TCPHDR_RST)) return;
-  segment out;
-  out.saddr = in.daddr;
-  out.daddr = in.saddr;
-  out.sport = in.dport;
-  out.dport = in.sport;
-  out.from_ns = kExternalNs;
-  out.to_ns = in.from_ns;
+  segment out = reverse_of(in, kExternalNs);
   if (ep->answer == external_answer::refuse) {
     out.flags = TCPHDR_RST | TCPHDR_ACK;
     out.ack = in.seq + 1;

@@ -21,15 +21,31 @@ std::string tcp_flags_str(uint8_t f) {
   return s;
 }
 
-// Sends a segment from sk with its current sequence state.
-void tcp_send(world& w, sock_id id, uint8_t flags) {
-  const sock& s = w.sk(id);
+segment reverse_of(const segment& in, uint16_t from_ns) {
+  segment out;
+  out.saddr = in.daddr;
+  out.daddr = in.saddr;
+  out.sport = in.dport;
+  out.dport = in.sport;
+  out.from_ns = from_ns;
+  out.to_ns = in.from_ns;
+  return out;
+}
+
+segment segment_of(const sock& s) {
   segment seg;
   seg.saddr = s.rcv_saddr;
   seg.daddr = s.daddr;
   seg.sport = s.num;
   seg.dport = s.dport;
   seg.from_ns = s.netns;
+  return seg;
+}
+
+// Sends a segment from sk with its current sequence state.
+void tcp_send(world& w, sock_id id, uint8_t flags) {
+  const sock& s = w.sk(id);
+  segment seg = segment_of(s);
   // ISNs are 0: sequence numbers only order SYN and FIN. A FIN occupies snd_nxt - 1.
   seg.seq = (flags & TCPHDR_SYN) ? 0 : (flags & TCPHDR_FIN) ? uint32_t(s.snd_nxt - 1) : s.snd_nxt;
   seg.ack = (flags & TCPHDR_ACK) ? s.rcv_nxt : 0;
@@ -47,12 +63,7 @@ void tcp_send_fin(world& w, sock_id id) {
 // net/ipv4/tcp_ipv4.c: tcp_v4_send_reset() — a RST answering `in` (no socket needed).
 void tcp_v4_send_reset(world& w, uint16_t ns, const segment& in) {
   if (in.flags & TCPHDR_RST) return;
-  segment seg;
-  seg.saddr = in.daddr;
-  seg.daddr = in.saddr;
-  seg.sport = in.dport;
-  seg.dport = in.sport;
-  seg.from_ns = ns;
+  segment seg = reverse_of(in, ns);
   if (in.flags & TCPHDR_ACK) {
     seg.seq = in.ack;
     seg.flags = TCPHDR_RST;

@@ -22,6 +22,12 @@ struct segment {
   uint8_t flags = 0;
 };
 
+// The segment going the other way on the same 4-tuple (addresses and ports swapped), sent
+// from `from_ns` back to where `in` came from; flags, seq and ack are left to the caller.
+segment reverse_of(const segment& in, uint16_t from_ns);
+// A segment from sk's local end to its peer.
+segment segment_of(const sock& s);
+
 // Where segments go: the runner owns links (delay, jitter, loss) and delivers each segment as
 // an event, or drops it. The model never sees the engine.
 class wire {
