@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include <fmt/format.h>
+
 #include "portsim/base/assert.h"
 #include "portsim/net/inet_connection_sock.h"
 #include "portsim/net/observer.h"
@@ -82,6 +84,32 @@ void sock_destroy(world& w, sock_id id) {
   w.sock_free(id);
 }
 
+// --explain: what inet_hash_connect() decided, in the kernel's terms.
+static void explain_hash_connect(world& w, sock_id id, const connect_info& i, int err) {
+  if (!w.obs || !w.obs->explaining()) return;
+  if (!i.autobind) {
+    w.obs->explain("__inet_check_established",
+                   fmt::format("socket already bound to port {}: only the 4-tuple is checked: {}", w.sk(id).num,
+                               err ? "in use, EADDRNOTAVAIL" : "unique"));
+    return;
+  }
+  w.obs->explain("secure_ipv4_port_ephemeral",
+                 fmt::format("port_offset = siphash(saddr, daddr, dport, timeseed {}) = {:#018x}", i.timeseed, i.port_offset));
+  w.obs->explain("__inet_hash_connect", fmt::format("range [{}, {}], remaining {}, step {}; index = {} (low 16 bits)",
+                                                    i.low, i.high - 1, i.remaining, i.step, i.index));
+  w.obs->explain("__inet_hash_connect",
+                 fmt::format("offset = (table_perturb[{}] {} + {}) % {} {}= {}", i.index, i.perturb,
+                             uint32_t(i.port_offset >> 32), i.remaining, i.step == 2 ? "made even " : "", i.offset));
+  if (!i.pass)
+    w.obs->explain("__inet_hash_connect",
+                   fmt::format("{} candidates examined in both passes, none free: EADDRNOTAVAIL", i.examined));
+  else
+    w.obs->explain("__inet_hash_connect",
+                   fmt::format("pass {} found port {} at i = {} ({} candidates in all){}; table_perturb[{}] += {}", i.pass,
+                               w.sk(id).num, i.i, i.examined, i.tw_recycled ? ", recycling a TIME_WAIT" : "", i.index,
+                               i.perturb_inc));
+}
+
 connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to) {
   connect_result res;
   // net/ipv4/af_inet.c: __inet_stream_connect() — only a closed socket may connect.
@@ -101,6 +129,7 @@ connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to) {
   ++w.st.connects;
   res.err = inet_hash_connect(w, id, res.info);
   w.st.candidates += res.info.examined;
+  explain_hash_connect(w, id, res.info, res.err);
   if (res.err) {  // tcp_v4_connect's failure path: back to CLOSE, saddr and daddr reset
     w.set_state(id, tcp_state::CLOSE);
     if (!(w.sk(id).userlocks & SOCK_BINDADDR_LOCK)) inet_bhash2_update_saddr(w, id, kAnyV4);

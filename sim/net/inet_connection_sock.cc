@@ -17,6 +17,7 @@
 #include "portsim/net/inet_connection_sock.h"
 
 #include <cerrno>
+#include <fmt/format.h>
 
 #include "portsim/net/observer.h"
 
@@ -175,7 +176,16 @@ int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
   if (s.state != tcp_state::CLOSE || s.num != 0) return EINVAL;
   s.rcv_saddr = addr.addr;
   if (addr.port || !s.bind_address_no_port) {
-    if (const int err = inet_csk_get_port(w, sk, addr.port, info)) {
+    bind_info local;
+    if (!info) info = &local;
+    const int err = inet_csk_get_port(w, sk, addr.port, info);
+    if (!addr.port && w.obs && w.obs->explaining())
+      w.obs->explain("inet_csk_find_open_port",
+                     fmt::format("random odd offset {} first{}; {} candidates examined{}{}", info->offset,
+                                 info->half ? (info->half == 1 ? ", lower half (SO_REUSEADDR)" : ", upper half") : "",
+                                 info->examined, info->relax ? ", found in the ip_autobind_reuse relaxed pass" : "",
+                                 err ? ": none free, EADDRINUSE" : ""));
+    if (err) {
       w.sk(sk).rcv_saddr = kAnyV4;
       return err;
     }

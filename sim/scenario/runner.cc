@@ -155,6 +155,11 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
           net::to_string(net::endpoint{seg.daddr, seg.dport}), net::tcp_flags_str(seg.flags), seg.seq, seg.ack,
           r.w_.now + delay, lost ? ",\"lost\":true" : nowhere ? ",\"lost\":\"no route\"" : ""));
     }
+    if (r.opt_.explain)
+      fmt::print(stderr, "  {:<28} {} > {} {}{}\n", seg.from_ns == net::kExternalNs ? "(external host)" : "tcp_transmit_skb",
+                 net::to_string(net::endpoint{seg.saddr, seg.sport}), net::to_string(net::endpoint{seg.daddr, seg.dport}),
+                 net::tcp_flags_str(seg.flags),
+                 lost ? " — lost on the link" : nowhere ? " — no route: dropped" : delay ? fmt::format(", arrives after {}", format_duration(delay)) : "");
     if (lost || nowhere) return;
     if (delay == 0) {  // zero-delay path: delivered within the sending call, same instant
       deliver(seg);
@@ -556,6 +561,10 @@ void Runner::on_timer(const engine::Event& ev) {
     impl_->trace->record(ev.t, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
                                                     kind == net::timer_kind::timewait ? "timewait" : "retransmit", id,
                                                     trace::json_str(impl_->name(id))));
+  if (opt_.explain)
+    fmt::print(stderr, "{} {:<29} {}\n", format_duration(ev.t),
+               kind == net::timer_kind::timewait ? "tw_timer_handler" : "tcp_retransmit_timer",
+               impl_->name(id).empty() ? fmt::format("sk{}", id) : impl_->name(id));
   switch (kind) {
     case net::timer_kind::timewait:
       if (w_.sk(id).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(w_, id);
@@ -576,6 +585,10 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   const bool verbose = impl_->trace->enabled() || opt_.explain;
   const std::string sname = fresh_instance && !verbose ? std::string() : sock_name(c.sock, k);
   Outcome out;
+  if (opt_.explain)
+    fmt::print(stderr, "{} {} {}{}\n", format_duration(now), op_name(c.op), c.op == Op::sysctl ? c.sysctl.name : sname,
+               c.op == Op::bind || c.op == Op::connect ? " " + net::to_string(c.addr)
+               : c.op == Op::sysctl ? " " + c.sysctl.value : "");
   net::sock_id sk = c.op == Op::sysctl || fresh_instance ? net::kNone : impl_->lookup(sname);
   if (c.op != Op::sysctl && sk == net::kNone) {
     if (!creates) {  // sname is always formatted here: fresh_instance implies creates
@@ -740,30 +753,9 @@ void Runner::check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t po
 }
 
 void Runner::explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port) {
-  const bool has_addr = c.op == Op::bind || c.op == Op::connect;
-  fmt::print(stderr, "{} {} {}{} = {}\n", format_duration(w_.now), op_name(c.op),
+  fmt::print(stderr, "{} {} {} = {}\n", format_duration(w_.now), op_name(c.op),
              c.op == Op::sysctl ? c.sysctl.name : sname,
-             has_addr ? " " + net::to_string(c.addr) : c.op == Op::sysctl ? " " + c.sysctl.value : "",
-             o.err ? fmt::format("-1 {}", errno_name(o.err)) : fmt::format("0 (local port {})", port));
-  if (o.has_connect && o.ci.autobind) {
-    const auto& i = o.ci;
-    fmt::print(stderr, "  {:<28} port_offset = siphash(saddr, daddr, dport, timeseed {}) = {:#018x}\n",
-               "secure_ipv4_port_ephemeral", i.timeseed, i.port_offset);
-    fmt::print(stderr, "  {:<28} range [{}, {}], remaining {}, step {}; index = {} (low 16 bits)\n",
-               "__inet_hash_connect", i.low, i.high - 1, i.remaining, i.step, i.index);
-    fmt::print(stderr, "  {:<28} offset = (table_perturb[{}] {} + {}) % {} {}= {}\n", "__inet_hash_connect", i.index,
-               i.perturb, uint32_t(i.port_offset >> 32), i.remaining, i.step == 2 ? "made even " : "", i.offset);
-    if (!i.pass)
-      fmt::print(stderr, "  {:<28} {} candidates examined in both passes, none free: EADDRNOTAVAIL\n",
-                 "__inet_hash_connect", i.examined);
-    else
-      fmt::print(stderr, "  {:<28} pass {} found port {} at i = {} ({} candidates in all); table_perturb[{}] += {}\n",
-                 "__inet_hash_connect", i.pass, port ? port : 0, i.i, i.examined, i.index, i.perturb_inc);
-  }
-  if (o.has_bind && o.bi.examined)
-    fmt::print(stderr, "  {:<28} odd offset {} first{}; {} candidates examined{}\n", "inet_csk_find_open_port",
-               o.bi.offset, o.bi.half ? (o.bi.half == 1 ? ", lower half" : ", upper half") : "", o.bi.examined,
-               o.bi.relax ? " (ip_autobind_reuse relaxed pass)" : "");
+             o.err ? fmt::format("-1 {}", errno_name(o.err)) : port ? fmt::format("0 (local port {})", port) : std::string("0"));
 }
 
 // EOF seen by an application: a generated client closes its socket (server-first close), and

@@ -91,6 +91,14 @@ void JsonlTrace::ehash(const net::world& w, net::table_op op, net::sock_id id) {
 }
 
 void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_state from, net::tcp_state to) {
+  if (explain_) {
+    const auto& s = w.sk(id);
+    std::string_view to_name = net::tcp_state_name(to);
+    if (to == net::tcp_state::TIME_WAIT && s.tw_substate == net::tcp_state::FIN_WAIT2) to_name = "FIN_WAIT2 (TW sock)";
+    explain(to == net::tcp_state::TIME_WAIT ? "tcp_time_wait" : "tcp_set_state",
+            fmt::format("{} {} {} -> {}", w.nets[s.netns].name, name_of_(id).empty() ? fmt::format("sk{}", id) : name_of_(id),
+                        net::tcp_state_name(from), to_name));
+  }
   if (!tables()) return;
   const auto& s = w.sk(id);
   std::string_view to_name = net::tcp_state_name(to);
