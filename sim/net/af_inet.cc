@@ -84,7 +84,8 @@ void sock_destroy(world& w, sock_id id) {
   w.sock_free(id);
 }
 
-// --explain: what inet_hash_connect() decided, in the kernel's terms.
+// --explain: what inet_hash_connect() decided, in the kernel's terms (its preamble is told
+// by inet_hash_connect_with() before the scan).
 static void explain_hash_connect(world& w, sock_id id, const connect_info& i, int err) {
   if (!w.obs || !w.obs->explaining()) return;
   if (!i.autobind) {
@@ -93,13 +94,6 @@ static void explain_hash_connect(world& w, sock_id id, const connect_info& i, in
                                err ? "in use, EADDRNOTAVAIL" : "unique"));
     return;
   }
-  w.obs->explain("secure_ipv4_port_ephemeral",
-                 fmt::format("port_offset = siphash(saddr, daddr, dport, timeseed {}) = {:#018x}", i.timeseed, i.port_offset));
-  w.obs->explain("__inet_hash_connect", fmt::format("range [{}, {}], remaining {}, step {}; index = {} (low 16 bits)",
-                                                    i.low, i.high - 1, i.remaining, i.step, i.index));
-  w.obs->explain("__inet_hash_connect",
-                 fmt::format("offset = (table_perturb[{}] {} + {}) % {} {}= {}", i.index, i.perturb,
-                             uint32_t(i.port_offset >> 32), i.remaining, i.step == 2 ? "made even " : "", i.offset));
   if (!i.pass)
     w.obs->explain("__inet_hash_connect",
                    fmt::format("{} candidates examined in both passes, none free: EADDRNOTAVAIL", i.examined));

@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <fmt/format.h>
 
 #include "portsim/base/assert.h"
 #include "portsim/net/netns.h"
@@ -530,6 +531,15 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
   info.remaining = remaining;
   info.step = uint8_t(step);
 
+  if (w.obs && w.obs->explaining()) {
+    w.obs->explain("secure_ipv4_port_ephemeral", fmt::format("port_offset = siphash(saddr, daddr, dport, timeseed {}) = {:#018x}",
+                                                             info.timeseed, port_offset));
+    w.obs->explain("__inet_hash_connect", fmt::format("range [{}, {}], remaining {}, step {}; index = {} (low 16 bits)",
+                                                      low, high - 1, remaining, step, index));
+    w.obs->explain("__inet_hash_connect", fmt::format("offset = (table_perturb[{}] {} + {}) % {} {}= {}", index, info.perturb,
+                                                      uint32_t(port_offset >> 32), remaining, step == 2 ? "made even " : "",
+                                                      offset));
+  }
   const connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
   for (uint8_t pass = 1;; ++pass) {
     const pass_result r = scan_pass(w, sk, ns, d, low, high, remaining, offset, step, check_established);
