@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "portsim/base/errno_name.h"
+#include "portsim/base/output_file.h"
 #include "portsim/base/spellcheck.h"
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
@@ -146,15 +147,12 @@ int cmd_run(int argc, char** argv) {
   return rep.expectation_failures ? kExitExpectationFailed : kExitOk;
 }
 
-// Writes to `path` through a temporary file renamed into place: no half-written output.
+// Writes `path` completely or not at all (OutputFile).
 bool write_file(const std::string& path, const std::function<void(std::FILE*)>& fill) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return false;
-  fill(f);
-  const bool ok = std::fclose(f) == 0 && std::rename(tmp.c_str(), path.c_str()) == 0;
-  if (!ok) std::remove(tmp.c_str());
-  return ok;
+  OutputFile out;
+  if (!out.open(path)) return false;
+  fill(out.get());
+  return out.commit();
 }
 
 int cmd_sweep(int argc, char** argv) {
@@ -200,7 +198,7 @@ int cmd_sweep(int argc, char** argv) {
   std::vector<std::string> outs;
   if (vm.count("out")) outs = vm["out"].as<std::vector<std::string>>();
   for (const auto& o : outs)
-    if (!(o.size() > 4 && (o.ends_with(".csv") || o.ends_with(".json")))) {
+    if (!(o.ends_with(".csv") || o.ends_with(".json"))) {
       std::cerr << "portsim sweep: --out " << o << ": expected a .csv or .json file name\n";
       return kExitBadInput;
     }

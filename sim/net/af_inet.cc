@@ -127,7 +127,7 @@ connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to) {
   if (res.err) {  // tcp_v4_connect's failure path: back to CLOSE, saddr and daddr reset
     w.set_state(id, tcp_state::CLOSE);
     if (!(w.sk(id).userlocks & SOCK_BINDADDR_LOCK)) inet_bhash2_update_saddr(w, id, kAnyV4);
-    w.sk(id).daddr = {};
+    w.sk(id).daddr = kAnyV4;
     w.sk(id).dport = 0;
     return res;
   }

@@ -3,6 +3,7 @@
 
 #include "portsim/net/observer.h"
 #include "portsim/net/tcp.h"
+#include "portsim/net/timer_wheel.h"
 #include "tcp_internal.h"
 
 namespace portsim::net {
@@ -74,9 +75,19 @@ void tcp_v4_send_reset(world& w, uint16_t ns, const segment& in) {
   if (w.net_wire) w.net_wire->xmit(seg);
 }
 
+// sk_reset_timer() / mod_timer(): the timer is due `after` from now, in jiffies, and runs at
+// the tick its timer-wheel bucket expires (kernel/time/timer.c; see timer_wheel.h).
 void arm_timer(world& w, sock_id id, timer_kind kind, Nanos after) {
   const uint32_t gen = ++w.sk(id).timer_gen;
-  if (w.timers) w.timers->arm(w.now + after, kind, id, gen);
+  if (!w.timers) return;
+  const machine& m = w.machine_of(w.ns_of(id));
+  const uint64_t now_j = m.jiffies(w.now);
+  const uint64_t expires = now_j + nanos_to_jiffies(after, m.hz);
+  const uint64_t fire_j = timer_wheel_expiry(expires, now_j, m.hz);
+  // The first instant at which jiffies reads fire_j.
+  const unsigned __int128 num = (unsigned __int128)(fire_j - m.jiffies0) * kNsPerSec;
+  const Nanos at = Nanos((num + m.hz - 1) / m.hz);
+  w.timers->arm(at < w.now ? w.now : at, kind, id, gen);
 }
 
 uint32_t now_ms(const world& w) { return uint32_t(w.now / kNsPerMs); }

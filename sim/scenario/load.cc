@@ -289,7 +289,18 @@ Expect parse_expect(const json& j, const std::string& path) {
     if (p != "even" && p != "odd") fail(o.sub("parity"), "expected \"even\" or \"odd\", got \"" + p + "\"");
     e.parity = p == "odd";
   }
-  if (o.has("at")) e.at = o.duration("at");
+  if (o.has("at")) {  // "131s", or a window ["131s", "136.1s"] (timers run late by the wheel's rounding)
+    const json& a = o.at("at");
+    if (a.is_array()) {
+      auto lo = a.size() == 2 && a[0].is_string() ? parse_duration(a[0].get<std::string>()) : std::nullopt;
+      auto hi = a.size() == 2 && a[1].is_string() ? parse_duration(a[1].get<std::string>()) : std::nullopt;
+      if (!lo || !hi || *lo > *hi) fail(o.sub("at"), "expected a duration or [\"LOW\", \"HIGH\"] with LOW <= HIGH, got " + show(a));
+      e.at = {*lo, *hi};
+    } else {
+      const Nanos t = o.duration("at");
+      e.at = {t, t};
+    }
+  }
   return e;
 }
 

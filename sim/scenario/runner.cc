@@ -697,7 +697,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
   if (c.op == Op::sysctl)
     extra = fmt::format(",\"name\":{},\"value\":{}", trace::json_str(c.sysctl.name), trace::json_str(c.sysctl.value));
   if (impl_->trace->enabled()) {
-    std::string body = fmt::format("\"i\":{},", ci);
+    std::string body = fmt::format("\"call\":{},", ci);
     if (c.count > 1) body += fmt::format("\"rep\":{},", k);
     if (t_start != w_.now) body += fmt::format("\"t_start\":{},", t_start);
     const int ns_idx = c.op == Op::sysctl ? c.netns : (alive ? int(w_.sk(sk).netns) : c.netns);
@@ -741,8 +741,11 @@ void Runner::check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t po
     why = fmt::format("expected a port in [{}, {}], got {}", e.port_in->first, e.port_in->second, port);
   else if (e.parity && (port & 1) != *e.parity)
     why = fmt::format("expected an {} port, got {}", *e.parity ? "odd" : "even", port);
-  else if (e.at && *e.at != w_.now)
-    why = fmt::format("expected it to complete at {}, it completed at {}", format_duration(*e.at), format_duration(w_.now));
+  else if (e.at && (w_.now < e.at->first || w_.now > e.at->second))
+    why = e.at->first == e.at->second
+              ? fmt::format("expected it to complete at {}, it completed at {}", format_duration(e.at->first), format_duration(w_.now))
+              : fmt::format("expected it to complete in [{}, {}], it completed at {}", format_duration(e.at->first),
+                            format_duration(e.at->second), format_duration(w_.now));
   ++rep_.expectations;
   if (why.empty()) return;
   ++rep_.expectation_failures;
@@ -771,6 +774,10 @@ void Runner::Impl::peer_closed(net::sock_id sk) {
 }
 
 RunReport Runner::run() {
+  if (!impl_->trace->ok()) {
+    rep_.runtime_error = fmt::format("{}: cannot open the trace file for writing", opt_.trace_path);
+    return rep_;
+  }
   for (uint32_t wi = 0; wi < sc_.workloads.size(); ++wi) {
     const WorkloadSpec& ws = sc_.workloads[wi];
     if (ws.pool) {

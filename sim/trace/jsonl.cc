@@ -26,25 +26,20 @@ std::string json_str(std::string_view s) {
 JsonlTrace::JsonlTrace(std::string path, NameFn name_of, bool explain)
     : path_(std::move(path)), name_of_(std::move(name_of)), explain_(explain) {
   if (path_.empty()) return;
-  tmp_ = path_ + ".tmp";
-  f_ = std::fopen(tmp_.c_str(), "w");
-  if (f_) std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
+  if (out_.open(path_)) f_ = out_.get();
 }
 
 JsonlTrace::~JsonlTrace() { abandon(); }
 
 bool JsonlTrace::commit() {
   if (!f_) return path_.empty();
-  const bool ok = std::fclose(f_) == 0;
   f_ = nullptr;
-  return ok && std::rename(tmp_.c_str(), path_.c_str()) == 0;
+  return out_.commit();
 }
 
 void JsonlTrace::abandon() {
-  if (!f_) return;
-  std::fclose(f_);
   f_ = nullptr;
-  std::remove(tmp_.c_str());
+  out_.abandon();
 }
 
 void JsonlTrace::record(uint64_t t, std::string_view ev, std::string_view body) {

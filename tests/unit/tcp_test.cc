@@ -8,6 +8,7 @@
 
 #include "portsim/engine/engine.h"
 #include "portsim/net/observer.h"
+#include "portsim/net/timer_wheel.h"
 #include "world_fixture.h"
 
 using namespace portsim;
@@ -54,26 +55,65 @@ struct Timed final : engine::EventHandler, net::timer_sink, net::wire, net::app_
 
 TEST_CASE("tcp: SYN retransmission schedule and ETIMEDOUT (tcp_syn_retries, tcp_syn_linear_timeouts)",
           "[tcp][tcp_timer]") {
-  // Source: tcp_retransmit_timer()/tcp_write_timeout() (6.18). Live kernel 6.18.44 (KERNEL-MAP §5,
-  // SYNs dropped): defaults SYNs at 0, 1.03, 2.05, 3.07, 4.10, 5.12, 7.14, 11.20, 19.39, 35.52,
-  // 68.03 s, ETIMEDOUT 133.57 s (timer-wheel lateness); (2, linear 0): 0, 1, 3, ETIMEDOUT 7.1 s;
-  // (2, linear 1): 0, 1, 2, 4, ETIMEDOUT 8.2 s. portsim gives the nominal times.
+  // Source: tcp_retransmit_timer()/tcp_write_timeout() (6.18) for the schedule, and
+  // kernel/time/timer.c calc_wheel_index() for when each timer really runs: its expiry rounded
+  // up to its wheel level's granularity (8 jiffies below 504, 64 below 4032, 512 beyond;
+  // HZ=250, 4 ms a jiffy). Uptime 992 ms puts jiffies at t=0 on a multiple of 512, so the
+  // buckets are: 250 → 256, 506 → 512, … (nominal 1 s → 1.024 s). Live kernel 6.18.44
+  // (KERNEL-MAP §5, another jiffies phase): 0, 1.03, 2.05, 3.07, 4.10, 5.12, 7.14, 11.20, 19.39,
+  // 35.52, 68.03 s, ETIMEDOUT 133.57 s; (2, linear 0): 0, 1, 3, ETIMEDOUT 7.1 s; (2, linear 1):
+  // 0, 1, 2, 4, ETIMEDOUT 8.2 s.
   struct Row { const char* sysctls; std::vector<double> syns; double timeout; };
   const Row rows[] = {
-      {"{}", {0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67}, 131},
-      {R"({"net.ipv4.tcp_syn_retries":2,"net.ipv4.tcp_syn_linear_timeouts":0})", {0, 1, 3}, 7},
-      {R"({"net.ipv4.tcp_syn_retries":2,"net.ipv4.tcp_syn_linear_timeouts":1})", {0, 1, 2, 4}, 8},
-      {R"({"net.ipv4.tcp_syn_retries":1})", {0, 1, 2}, 3},  // the time model (3 s) gives up first
-      {R"({"net.ipv4.tcp_syn_linear_timeouts":0})", {0, 1, 3, 7, 15, 31, 63}, 127},  // pre-6.5 schedule
+      {"{}", {0, 1.024, 2.048, 3.072, 4.096, 5.12, 7.136, 11.264, 19.456, 35.584, 69.632}, 135.168},
+      {R"({"net.ipv4.tcp_syn_retries":2,"net.ipv4.tcp_syn_linear_timeouts":0})", {0, 1.024, 3.04}, 7.168},
+      {R"({"net.ipv4.tcp_syn_retries":2,"net.ipv4.tcp_syn_linear_timeouts":1})", {0, 1.024, 2.048, 4.064}, 8.192},
+      {R"({"net.ipv4.tcp_syn_retries":1})", {0, 1.024, 2.048}, 3.072},  // the time model (3 s) gives up first
+      {R"({"net.ipv4.tcp_syn_linear_timeouts":0})", {0, 1.024, 3.04, 7.168, 15.36, 31.488, 65.536}, 131.072},  // pre-6.5
   };
   for (const auto& r : rows) {
     INFO("sysctls " << r.sysctls);
-    Timed h(std::string(R"([{"name":"c","addresses":["10.0.0.1/24"],"sysctls":)") + r.sysctls + "}]");
+    Timed h(std::string(R"([{"name":"c","uptime":"992ms","addresses":["10.0.0.1/24"],"sysctls":)") + r.sysctls + "}]");
     h.connect_and_wait();
-    CHECK(h.syn_times == r.syns);
+    REQUIRE(h.syn_times.size() == r.syns.size());
+    for (size_t i = 0; i < r.syns.size(); ++i) CHECK(h.syn_times[i] == Approx(r.syns[i]).margin(1e-9));
     CHECK(h.done_err == ETIMEDOUT);
-    CHECK(h.done_at == r.timeout);
+    CHECK(h.done_at == Approx(r.timeout).margin(1e-9));
   }
+}
+
+TEST_CASE("tcp: timer wheel rounding (calc_wheel_index) at HZ=250", "[tcp][timer_wheel]") {
+  // Source: kernel/time/timer.c — expires rounded up, strictly, to the level granularity
+  // selected by the distance: < 63 jiffies: 1; < 504: 8; < 4032: 64; < 32256: 512.
+  CHECK(net::timer_wheel_expiry(1000 + 10, 1000, 250) == 1011);
+  CHECK(net::timer_wheel_expiry(1024 + 250, 1024, 250) == 1280);
+  CHECK(net::timer_wheel_expiry(4096 + 15000, 4096, 250) == 19456);  // TIME_WAIT: +60 s → +61.44 s
+  // A 60 s timer never runs early and at most 2.048 s late (live: 60.27–62.02 s).
+  for (uint64_t clk = 5000; clk < 5000 + 512; ++clk) {
+    const uint64_t e = net::timer_wheel_expiry(clk + 15000, clk, 250);
+    CHECK(e > clk + 15000);
+    CHECK(e <= clk + 15000 + 512);
+  }
+}
+
+TEST_CASE("tcp: tcp_tw_reuse_delay is strict: exactly 1000 ms is not enough, 1001 ms is", "[tcp][tcp_twsk_unique]") {
+  // Source: tcp_twsk_unique(): time_after32(tcp_clock_ms(), tw_entry_stamp + tcp_tw_reuse_delay).
+  World t(R"([{"name":"h","sysctls":{"net.ipv4.ip_local_port_range":"40000 40000"}}])");
+  const net::sock_id l = t.socket();
+  REQUIRE(net::inet_bind(t.w, l, *net::parse_endpoint("127.0.0.1:5000")) == 0);
+  REQUIRE(net::inet_listen(t.w, l, 16) == 0);
+  const net::sock_id c = t.socket();
+  REQUIRE(t.connect(c, "127.0.0.1:5000").err == 0);
+  net::sock_id a = net::kNone;
+  REQUIRE(net::inet_csk_accept(t.w, l, a) == 0);
+  t.w.now = kNsPerSec;
+  REQUIRE(net::tcp_close(t.w, c) == 0);
+  REQUIRE(net::tcp_close(t.w, a) == 0);
+  REQUIRE(t.w.sk(c).state == net::tcp_state::TIME_WAIT);  // entered at 1000 ms
+  t.w.now = 2 * kNsPerSec;
+  CHECK(t.connect(t.socket(), "127.0.0.1:5000").err == EADDRNOTAVAIL);
+  t.w.now = 2 * kNsPerSec + kNsPerMs;
+  CHECK(t.connect(t.socket(), "127.0.0.1:5000").err == 0);  // tcp_tw_reuse 2 (default), loopback
 }
 
 TEST_CASE("tcp: tcp_model_timeout matches the kernel's formula", "[tcp][tcp_timer]") {

@@ -29,8 +29,8 @@ enum : uint8_t {
 enum : uint8_t { SK_NO_REUSE = 0, SK_CAN_REUSE = 1 };
 
 struct sock {
-  inet_addr rcv_saddr;          // inet_rcv_saddr: bound / chosen local address
-  inet_addr daddr;              // inet_daddr
+  inet_addr rcv_saddr = kAnyV4;  // inet_rcv_saddr: bound / chosen local address (AF_INET: 0.0.0.0)
+  inet_addr daddr = kAnyV4;       // inet_daddr
   uint32_t uid = 0;             // sk_uid: owner uid (SO_REUSEPORT same-uid rule)
   uint32_t local_port_range = 0;  // IP_LOCAL_PORT_RANGE, packed lo | hi << 16 (0 = unset)
   sock_id bind_next = kNone, bind_prev = kNone;  // sk_bind2_node: owners list of tb2

@@ -49,7 +49,7 @@ struct Expect {
   std::optional<uint16_t> port;
   std::optional<std::pair<uint16_t, uint16_t>> port_in;
   std::optional<int> parity;                  // 0 even, 1 odd
-  std::optional<Nanos> at;                    // the virtual time the call completes
+  std::optional<std::pair<Nanos, Nanos>> at;  // the virtual time the call completes (a window)
 };
 
 // Expectations over all repetitions of a repeated call.

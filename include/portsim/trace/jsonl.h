@@ -1,11 +1,12 @@
 // The JSON Lines trace: one object per line, in event order; see README "Trace format".
-// Writes to `path`.tmp and renames on commit(), so a failed run leaves no partial file.
+// Written through OutputFile: a failed run leaves no partial file; "-" is stdout.
 #pragma once
 #include <cstdio>
 #include <functional>
 #include <string>
 #include <string_view>
 
+#include "portsim/base/output_file.h"
 #include "portsim/net/observer.h"
 
 namespace portsim::trace {
@@ -16,7 +17,7 @@ class JsonlTrace final : public net::observer {
   // An empty path makes a trace that writes nothing (explain output may still go to stderr).
   JsonlTrace(std::string path, NameFn name_of, bool explain);
   ~JsonlTrace() override;
-  bool ok() const { return path_.empty() || f_ != nullptr; }
+  bool ok() const { return path_.empty() || f_ != nullptr; }  // false: could not open
   bool enabled() const { return f_ != nullptr; }
   // Calls only: no table, state, packet or timer records.
   void set_calls_only(bool on) { calls_only_ = on; }
@@ -42,8 +43,9 @@ class JsonlTrace final : public net::observer {
   void explain(std::string_view kernel_function, std::string_view what) override;
 
  private:
-  std::string path_, tmp_;
-  std::FILE* f_ = nullptr;
+  std::string path_;
+  OutputFile out_;
+  std::FILE* f_ = nullptr;  // out_.get() while open
   NameFn name_of_;
   std::function<void(net::sock_id)> on_alloc_;
   bool explain_;
