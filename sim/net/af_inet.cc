@@ -142,7 +142,7 @@ connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to) {
   return res;
 }
 
-int inet_listen(world& w, sock_id id, int backlog) {
+int inet_listen(world& w, sock_id id, int backlog, bind_info* info) {
   backlog = std::min(backlog, w.ns_of(id).sys.somaxconn);  // net/socket.c: __sys_listen()
   sock& s = w.sk(id);
   if (s.state == tcp_state::LISTEN) {
@@ -153,7 +153,7 @@ int inet_listen(world& w, sock_id id, int backlog) {
   // net/ipv4/inet_connection_sock.c: inet_csk_listen_start() re-runs get_port in LISTEN state.
   const tcp_state old = s.state;
   s.state = tcp_state::LISTEN;
-  if (const int err = inet_csk_get_port(w, id, s.num)) {
+  if (const int err = inet_csk_get_port(w, id, s.num, info)) {
     w.sk(id).state = old;
     return err;
   }

@@ -616,7 +616,10 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         out.err = net::inet_bind(w_, sk, c.addr, &out.bi);
         out.has_bind = c.addr.port == 0 && !w_.sk(sk).bind_address_no_port;
         break;
-      case Op::listen: out.err = net::inet_listen(w_, sk, c.backlog); break;
+      case Op::listen:
+        out.has_bind = w_.sk(sk).num == 0;  // listen() autobinds an unbound socket: bind(0)'s search
+        out.err = net::inet_listen(w_, sk, c.backlog, &out.bi);
+        break;
       case Op::connect: {
         const net::connect_result cr = impl_->connect(sk, c.addr);
         out.err = cr.err;

@@ -9,6 +9,8 @@
 
 namespace portsim::net {
 
+struct bind_info;  // inet_connection_sock.h
+
 // A process identity: uid and CAP_NET_BIND_SERVICE (bind below ip_unprivileged_port_start).
 struct cred {
   uint32_t uid = 0;
@@ -29,7 +31,7 @@ struct connect_result {
 connect_result inet_stream_connect(world& w, sock_id sk, const endpoint& to);
 
 // net/ipv4/af_inet.c: inet_listen() → inet_csk_listen_start(). Autobinds an unbound socket.
-int inet_listen(world& w, sock_id sk, int backlog);
+int inet_listen(world& w, sock_id sk, int backlog, bind_info* info = nullptr);
 
 // net/ipv4/inet_connection_sock.c: inet_csk_accept() — the oldest established child, or
 // EAGAIN (accept is non-blocking in scenarios), EINVAL when not listening.
