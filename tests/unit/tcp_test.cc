@@ -51,6 +51,18 @@ struct Timed final : engine::EventHandler, net::timer_sink, net::wire, net::app_
   }
 };
 
+// A listener on 127.0.0.1:5000, a client connected to it, and the accepted child.
+std::pair<net::sock_id, net::sock_id> established_pair(World& t) {
+  const net::sock_id l = t.socket();
+  REQUIRE(net::inet_bind(t.w, l, *net::parse_endpoint("127.0.0.1:5000")) == 0);
+  REQUIRE(net::inet_listen(t.w, l, 16) == 0);
+  const net::sock_id c = t.socket();
+  REQUIRE(t.connect(c, "127.0.0.1:5000").err == 0);
+  net::sock_id a = net::kNone;
+  REQUIRE(net::inet_csk_accept(t.w, l, a) == 0);
+  return {c, a};
+}
+
 }  // namespace
 
 TEST_CASE("tcp: SYN retransmission schedule and ETIMEDOUT (tcp_syn_retries, tcp_syn_linear_timeouts)",
@@ -99,13 +111,7 @@ TEST_CASE("tcp: timer wheel rounding (calc_wheel_index) at HZ=250", "[tcp][timer
 TEST_CASE("tcp: tcp_tw_reuse_delay is strict: exactly 1000 ms is not enough, 1001 ms is", "[tcp][tcp_twsk_unique]") {
   // Source: tcp_twsk_unique(): time_after32(tcp_clock_ms(), tw_entry_stamp + tcp_tw_reuse_delay).
   World t(R"([{"name":"h","sysctls":{"net.ipv4.ip_local_port_range":"40000 40000"}}])");
-  const net::sock_id l = t.socket();
-  REQUIRE(net::inet_bind(t.w, l, *net::parse_endpoint("127.0.0.1:5000")) == 0);
-  REQUIRE(net::inet_listen(t.w, l, 16) == 0);
-  const net::sock_id c = t.socket();
-  REQUIRE(t.connect(c, "127.0.0.1:5000").err == 0);
-  net::sock_id a = net::kNone;
-  REQUIRE(net::inet_csk_accept(t.w, l, a) == 0);
+  const auto [c, a] = established_pair(t);
   t.w.now = kNsPerSec;
   REQUIRE(net::tcp_close(t.w, c) == 0);
   REQUIRE(net::tcp_close(t.w, a) == 0);
@@ -170,13 +176,7 @@ TEST_CASE("tcp: the active closer keeps the port in TIME_WAIT, the passive close
   // Source: tcp_rcv_state_process(): FIN_WAIT2 + FIN → tcp_time_wait(); CLOSE_WAIT → LAST_ACK →
   // CLOSE. KERNEL-MAP §4: only the side that sends FIN first ends in TIME_WAIT.
   World t(R"([{"name":"h","sysctls":{"net.ipv4.ip_local_port_range":"40000 40000"}}])");
-  const net::sock_id l = t.socket();
-  REQUIRE(net::inet_bind(t.w, l, *net::parse_endpoint("127.0.0.1:5000")) == 0);
-  REQUIRE(net::inet_listen(t.w, l, 16) == 0);
-  const net::sock_id c = t.socket();
-  REQUIRE(t.connect(c, "127.0.0.1:5000").err == 0);
-  net::sock_id a = net::kNone;
-  REQUIRE(net::inet_csk_accept(t.w, l, a) == 0);
+  const auto [c, a] = established_pair(t);
   REQUIRE(net::tcp_close(t.w, c) == 0);  // client first
   CHECK(t.w.sk(c).state == net::tcp_state::TIME_WAIT);
   CHECK(t.w.sk(c).tw_substate == net::tcp_state::FIN_WAIT2);  // orphaned FIN_WAIT2 as a TW sock
