@@ -1,0 +1,182 @@
+// Internal to the scenario runner (runner.cc, wire.cc, workload.cc): the runner's private
+// state, shared by the files that implement it. Not a public header.
+#pragma once
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cmath>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "portsim/base/errno_name.h"
+#include "portsim/net/af_inet.h"
+#include "portsim/net/inet_connection_sock.h"
+#include "portsim/scenario/runner.h"
+
+namespace portsim::scenario {
+
+namespace runner_detail {
+enum EventKind : uint8_t { kCall = 0, kTimer = 1, kPacket = 2, kArrival = 3, kWlClose = 4, kPoolOpen = 5, kPoolClose = 6, kSample = 7 };
+constexpr uint32_t kNoCall = UINT32_MAX;
+constexpr size_t kMaxFailuresShown = 20;
+
+// Which name a sock answers to: the call that named it and the repetition.
+struct NameRef {
+  uint32_t call = kNoCall;
+  uint32_t k = 0;
+  bool as = false;  // named by an accept's "as"
+};
+
+
+}  // namespace runner_detail
+using namespace runner_detail;
+
+// The outcome of one scenario call, as recorded and checked.
+struct Runner::Outcome {
+  int err = 0;
+  bool has_connect = false, has_bind = false;
+  net::connect_info ci;
+  net::bind_info bi;
+  net::sock_id sk = net::kNone;
+  net::sock_id accepted = net::kNone;
+};
+
+
+struct Pending {
+  uint32_t call;
+  uint64_t k;
+  Nanos t_start;
+};
+
+struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
+  Runner& r;
+  std::vector<net::segment> pkts;  // segments in flight (event payloads)
+  std::vector<uint32_t> free_pkts;
+  std::map<std::pair<int, int>, std::pair<PathSpec, Random>> links;  // (a <= b) → path
+  std::vector<Random> ext_random;
+  std::unordered_map<net::sock_id, Pending> pending;  // blocking connects awaiting the handshake
+  std::unordered_map<net::sock_id, net::connect_info> pending_info;  // their autobind details
+
+  // Workload generators (WorkloadSpec): per workload its RNG and counters; per generated
+  // connection a slot that its hold-then-close event names.
+  struct WlState {
+    Random rnd;
+    uint64_t next_dest = 0;
+    std::vector<net::sock_id> pool;
+    uint64_t requests = 0, requests_failed = 0;
+  };
+  std::vector<WlState> wl;
+  struct WlConn { net::sock_id sk; uint32_t w; };
+  std::vector<WlConn> wl_conns;
+  std::vector<uint32_t> free_wl_conns;
+  std::unordered_map<net::sock_id, uint32_t> wl_pending;  // generated connects awaiting the handshake
+  std::unordered_map<net::sock_id, uint32_t> wl_of_sock;   // generated sock -> workload
+  std::unordered_set<net::sock_id> auto_children;         // server children the generator accepted
+  net::sock_id in_connect = net::kNone;                    // the socket whose connect() is running
+
+  net::connect_result connect(net::sock_id sk, const net::endpoint& to) {
+    in_connect = sk;
+    auto r = net::inet_stream_connect(r_world(), sk, to);
+    in_connect = net::kNone;
+    return r;
+  }
+  net::world& r_world();
+
+  void peer_closed(net::sock_id sk) override;
+
+  // The name no longer refers to a socket (closed).
+  void forget(uint32_t ci, uint64_t k, const std::string& n, net::sock_id sk) {
+    pending.erase(sk);
+    pending_info.erase(sk);
+    if (auto it = plain.find(n); it != plain.end() && it->second == sk) plain.erase(it);
+    (void)ci; (void)k;
+    if (sk < name_of_sock.size()) {
+      const NameRef& ref = name_of_sock[sk];
+      if (ref.call != kNoCall && !ref.as && ref.k < inst[ref.call].size() && inst[ref.call][ref.k] == sk)
+        inst[ref.call][ref.k] = net::kNone;
+      if (ref.call != kNoCall && ref.as) {
+        auto& v = inst[ref.call];
+        if (ref.k < v.size() && v[ref.k] == sk) v[ref.k] = net::kNone;
+      }
+    }
+  }
+  std::unordered_map<std::string, net::sock_id> plain;       // single names
+  std::vector<std::vector<net::sock_id>> inst;               // per call: sockets of "{i}" names
+  std::vector<NameRef> name_of_sock;                         // by sock id
+  std::vector<uint64_t> ok_count;                            // per call, for expect_total
+  std::vector<std::map<int, uint64_t>> err_count;
+  std::vector<std::vector<bool>> ports_seen;
+  std::unique_ptr<trace::JsonlTrace> trace;
+
+  explicit Impl(Runner& rr) : r(rr) {}
+
+  void arm(Nanos when, net::timer_kind kind, net::sock_id sk, uint32_t gen) override {
+    r.eng_.schedule({when, engine::Prio::Timer, kTimer, sk, (uint64_t(kind) << 32) | gen});
+  }
+
+  // The wire (wire.cc): links, loss, jitter, delivery.
+  std::pair<const PathSpec*, Random*> path_of(const net::segment& seg, int to_ns, int ext);
+  void deliver(const net::segment& seg);
+  void xmit(const net::segment& in) override;
+
+  void connect_done(net::sock_id sk, int err) override;
+
+  std::string name(net::sock_id id) const {
+    if (id >= name_of_sock.size() || name_of_sock[id].call == kNoCall) {
+      auto it = generated_names.find(id);
+      return it == generated_names.end() ? "" : it->second;
+    }
+    const NameRef& n = name_of_sock[id];
+    const Call& c = r.sc_.timeline[n.call];
+    return sock_name(n.as ? c.as : c.sock, n.k);
+  }
+
+  void set_name(net::sock_id id, uint32_t call, uint32_t k, bool as) {
+    generated_names.erase(id);
+    if (name_of_sock.size() <= id) name_of_sock.resize(id + 1);
+    name_of_sock[id] = {call, k, as};
+    const Call& c = r.sc_.timeline[call];
+    const std::string& pat = as ? c.as : c.sock;
+    if (pat.find("{i}") == std::string::npos) {
+      plain[pat] = id;
+    } else {
+      auto& v = inst[call];
+      if (v.size() <= k) v.resize(k + 1, net::kNone);
+      v[k] = id;
+    }
+  }
+
+  std::unordered_map<net::sock_id, std::string> generated_names;  // only when tracing
+  void set_generated_name(net::sock_id id, const std::string& wname, uint64_t k) {
+    if (name_of_sock.size() > id) name_of_sock[id] = {};
+    generated_names[id] = fmt::format("{}#{}", wname, k);
+  }
+
+  // The sock a name refers to now; kNone if never created (or closed).
+  net::sock_id lookup(const std::string& n) const {
+    if (auto it = plain.find(n); it != plain.end()) return it->second;
+    for (uint32_t ci = 0; ci < r.sc_.timeline.size(); ++ci) {
+      const Call& c = r.sc_.timeline[ci];
+      for (const std::string* pat : {&c.sock, &c.as}) {
+        const size_t at = pat->find("{i}");
+        if (at == std::string::npos || inst[ci].empty()) continue;
+        const std::string pre = pat->substr(0, at), suf = pat->substr(at + 3);
+        if (n.size() <= pre.size() + suf.size() || n.compare(0, pre.size(), pre) ||
+            n.compare(n.size() - suf.size(), suf.size(), suf))
+          continue;
+        const std::string mid = n.substr(pre.size(), n.size() - pre.size() - suf.size());
+        if (mid.empty() || mid.size() > 9 || mid.find_first_not_of("0123456789") != std::string::npos) continue;
+        const uint64_t k = std::stoull(mid);
+        if (k < inst[ci].size() && inst[ci][k] != net::kNone) return inst[ci][k];
+      }
+    }
+    return net::kNone;
+  }
+};
+
+// setsockopt(): the options portsim models, with the kernel's own refusals (runner.cc).
+int apply_opt(net::sock& s, const OptSetting& o);
+inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.num}); }
+
+}  // namespace portsim::scenario

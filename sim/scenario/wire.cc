@@ -1,0 +1,66 @@
+// The wire of a run: where each segment goes (routing), over which path (a link, a host's
+// loopback, or an external endpoint's path), how late it arrives and whether it is lost — all
+// draws from the seed. A zero-delay path delivers inside the sending call.
+#include "runner_impl.h"
+
+namespace portsim::scenario {
+
+// The path a segment takes: its link (or loopback) and the random stream that draws
+// its jitter and loss. Unlinked hosts and loopback are zero-delay and lossless.
+std::pair<const PathSpec*, Random*> Runner::Impl::path_of(const net::segment& seg, int to_ns, int ext) {
+  if (ext >= 0) return {&r.sc_.externals[size_t(ext)].path, &ext_random[size_t(ext)]};
+  const int a = std::min<int>(seg.from_ns, to_ns), b = std::max<int>(seg.from_ns, to_ns);
+  auto it = links.find({a, b});
+  if (it == links.end()) return {nullptr, nullptr};
+  return {&it->second.first, &it->second.second};
+}
+
+void Runner::Impl::deliver(const net::segment& seg) {
+  if (seg.to_ns == net::kExternalNs) net::external_rcv(r.w_, seg);
+  else net::tcp_v4_rcv(r.w_, seg.to_ns, seg);
+}
+
+void Runner::Impl::xmit(const net::segment& in) {
+  net::segment seg = in;
+  int ext = -1;
+  if (seg.from_ns == net::kExternalNs) {  // an external host answers over its own path
+    ext = r.w_.find_external(seg.saddr, seg.sport);
+  } else if (const net::netns* dst = net::route_to(r.w_, r.w_.nets[seg.from_ns], seg.daddr)) {
+    seg.to_ns = dst->id;
+  } else {
+    seg.to_ns = net::kExternalNs;
+    ext = r.w_.find_external(seg.daddr, seg.dport);
+  }
+  const int to_ns = seg.to_ns == net::kExternalNs ? -1 : int(seg.to_ns);
+  auto [path, rnd] = path_of(seg, to_ns, ext);
+  Nanos delay = 0;
+  bool lost = false;
+  if (path) {
+    delay = path->delay + (path->jitter ? Nanos(rnd->unit() * double(path->jitter)) : 0);
+    lost = path->loss > 0 && rnd->unit() < path->loss;
+  }
+  const bool nowhere = seg.to_ns == net::kExternalNs && ext < 0 && seg.from_ns != net::kExternalNs;
+  if (trace->tables()) {
+    auto host = [&](uint16_t ns) { return ns == net::kExternalNs ? std::string("\"(external)\"") : trace::json_str(r.w_.nets[ns].name); };
+    trace->record(r.w_.now, "pkt", fmt::format("\"from\":{},\"to\":{},\"src\":\"{}\",\"dst\":\"{}\",\"flags\":\"{}\",\"seq\":{},\"ack\":{},\"arrive\":{}{}",
+        host(seg.from_ns), host(seg.to_ns), net::to_string(net::endpoint{seg.saddr, seg.sport}),
+        net::to_string(net::endpoint{seg.daddr, seg.dport}), net::tcp_flags_str(seg.flags), seg.seq, seg.ack,
+        r.w_.now + delay, lost ? ",\"lost\":true" : nowhere ? ",\"lost\":\"no route\"" : ""));
+  }
+  if (r.opt_.explain)
+    fmt::print(stderr, "  {:<28} {} > {} {}{}\n", seg.from_ns == net::kExternalNs ? "(external host)" : "tcp_transmit_skb",
+               net::to_string(net::endpoint{seg.saddr, seg.sport}), net::to_string(net::endpoint{seg.daddr, seg.dport}),
+               net::tcp_flags_str(seg.flags),
+               lost ? " — lost on the link" : nowhere ? " — no route: dropped" : delay ? fmt::format(", arrives after {}", format_duration(delay)) : "");
+  if (lost || nowhere) return;
+  if (delay == 0) {  // zero-delay path: delivered within the sending call, same instant
+    deliver(seg);
+    return;
+  }
+  uint32_t slot;
+  if (!free_pkts.empty()) { slot = free_pkts.back(); free_pkts.pop_back(); pkts[slot] = seg; }
+  else { slot = uint32_t(pkts.size()); pkts.push_back(seg); }
+  r.eng_.schedule({r.w_.now + delay, engine::Prio::Wire, kPacket, slot, 0});
+}
+
+}  // namespace portsim::scenario

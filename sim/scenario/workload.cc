@@ -1,0 +1,177 @@
+// Workload generators: arrivals in virtual time, hold-then-close, pools, and the per-run
+// counters that sweeps report.
+#include "runner_impl.h"
+
+namespace portsim::scenario {
+
+// --- workload generators -------------------------------------------------------------------
+
+Nanos Runner::next_gap(uint32_t wi) {
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  const double mean_ns = 1e9 / ws.rate;
+  if (!ws.poisson) return Nanos(std::llround(mean_ns));
+  const double u = impl_->wl[wi].rnd.unit();
+  return Nanos(std::llround(-std::log1p(-u) * mean_ns));
+}
+
+const net::endpoint& Runner::next_dest(uint32_t wi) {
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  auto& st = impl_->wl[wi];
+  if (ws.pick_random) return ws.to[st.rnd.u32_below(uint32_t(ws.to.size()))];
+  return ws.to[st.next_dest++ % ws.to.size()];
+}
+
+// One generated connect (socket, options, optional bind, connect). Returns the sock or kNone.
+net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  const net::sock_id sk = net::sys_socket(w_, uint16_t(ws.netns), {});
+  impl_->wl_of_sock[sk] = wi;
+  if (impl_->trace->enabled() || opt_.explain) impl_->set_generated_name(sk, ws.name, k);
+  int err = 0;
+  for (const auto& o : ws.opts)
+    if (!err) err = apply_opt(w_.sk(sk), o);
+  if (!err && ws.bind) err = net::inet_bind(w_, sk, *ws.bind);
+  net::connect_info info;
+  const net::endpoint& to = next_dest(wi);
+  if (!err) {
+    const auto cr = impl_->connect(sk, to);
+    err = cr.err;
+    info = cr.info;
+  }
+  record_connect(err, info, sk, to, ws.name, k);
+  if (err == EINPROGRESS) {
+    impl_->wl_pending[sk] = wi;
+    return sk;
+  }
+  if (err) {
+    impl_->wl_of_sock.erase(sk);
+    net::tcp_close(w_, sk);
+    return net::kNone;
+  }
+  workload_established(wi, sk);
+  return sk;
+}
+
+// The generated connection is up: the server side accepts it (in-model servers), and unless
+// it belongs to a pool, its close is scheduled after the hold time.
+void Runner::workload_established(uint32_t wi, net::sock_id sk) {
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  const net::sock& s = w_.sk(sk);
+  if (const net::netns* dst = net::route_to(w_, w_.nets[s.netns], s.daddr)) {
+    const net::sock_id child = net::inet_ehash_lookup(w_, dst->id, s.daddr, s.dport, s.rcv_saddr, s.num);
+    if (child != net::kNone) {  // accept() it at once
+      if (const net::sock_id l = w_.sk(child).listener; l != net::kNone && w_.listening.count(l))
+        std::erase(w_.listening[l].accept_queue, child);
+      impl_->auto_children.insert(child);
+    }
+  }
+  if (ws.pool) return;
+  Nanos hold = ws.hold;
+  if (ws.hold_exp) hold = Nanos(std::llround(-std::log1p(-impl_->wl[wi].rnd.unit()) * double(ws.hold)));
+  uint32_t slot;
+  if (!impl_->free_wl_conns.empty()) {
+    slot = impl_->free_wl_conns.back();
+    impl_->free_wl_conns.pop_back();
+    impl_->wl_conns[slot] = {sk, wi};
+  } else {
+    slot = uint32_t(impl_->wl_conns.size());
+    impl_->wl_conns.push_back({sk, wi});
+  }
+  eng_.schedule({w_.now + hold, engine::Prio::Call, kWlClose, slot, 0});
+}
+
+void Runner::workload_arrival(uint32_t wi, uint64_t k) {
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  const Nanos next = w_.now + next_gap(wi);
+  if (next < ws.stop) eng_.schedule({next, engine::Prio::Call, kArrival, wi, k + 1});
+  if (ws.pool) {  // a request over the pool: served when a pooled connection is up
+    auto& st = impl_->wl[wi];
+    ++st.requests;
+    bool up = false;
+    for (net::sock_id p : st.pool) up = up || (p != net::kNone && w_.sk(p).alive && w_.sk(p).state == net::tcp_state::ESTABLISHED);
+    if (!up) ++st.requests_failed;
+    return;
+  }
+  workload_connect(wi, k);
+}
+
+// The hold is over: the chosen side closes.
+void Runner::workload_close(uint32_t slot) {
+  const auto [sk, wi] = impl_->wl_conns[slot];
+  impl_->free_wl_conns.push_back(slot);
+  if (!w_.sk(sk).alive) return;
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  switch (ws.close) {
+    case WorkloadSpec::Closer::client:
+      impl_->wl_of_sock.erase(sk);
+      net::tcp_close(w_, sk);
+      return;
+    case WorkloadSpec::Closer::rst:
+      impl_->wl_of_sock.erase(sk);
+      w_.sk(sk).linger0 = true;
+      net::tcp_close(w_, sk);
+      return;
+    case WorkloadSpec::Closer::server: {
+      const net::sock& s = w_.sk(sk);
+      const net::netns* dst = net::route_to(w_, w_.nets[s.netns], s.daddr);
+      const net::sock_id child = dst ? net::inet_ehash_lookup(w_, dst->id, s.daddr, s.dport, s.rcv_saddr, s.num) : net::kNone;
+      if (child != net::kNone) {
+        impl_->auto_children.erase(child);
+        net::tcp_close(w_, child);
+      } else if (!dst) {
+        net::external_close(w_, sk);
+      }
+      return;  // the client closes when it sees the FIN (peer_closed)
+    }
+  }
+}
+
+void Runner::pool_open(uint32_t wi) {
+  auto& st = impl_->wl[wi];
+  for (uint32_t i = 0; i < sc_.workloads[wi].pool; ++i) st.pool.push_back(workload_connect(wi, i));
+}
+
+void Runner::pool_close(uint32_t wi) {
+  for (net::sock_id p : impl_->wl[wi].pool)
+    if (p != net::kNone && w_.sk(p).alive) {
+      impl_->wl_of_sock.erase(p);
+      net::tcp_close(w_, p);
+    }
+  impl_->wl[wi].pool.clear();
+}
+
+void Runner::take_sample() {
+  const uint64_t bound = w_.tbs.size() - w_.free_tbs.size();
+  rep_.samples.push_back({w_.now, w_.st.established, w_.st.time_wait, bound});
+  if (!eng_.empty()) eng_.schedule({w_.now + opt_.sample_every, engine::Prio::Timer, kSample, 0, 0});
+}
+
+void Runner::count_connect(int err) {
+  ++rep_.connects;
+  if (!err) {
+    ++rep_.connects_ok;
+    return;
+  }
+  ++rep_.connect_errors[std::string(errno_name(err))];
+  if (err == EADDRNOTAVAIL && !rep_.first_eaddrnotavail) rep_.first_eaddrnotavail = w_.now;
+}
+
+// Bookkeeping shared by generated connects: counts, the first EADDRNOTAVAIL, candidates.
+void Runner::record_connect(int err, const net::connect_info& info, net::sock_id sk, const net::endpoint& to,
+                            const std::string& wname, uint64_t k) {
+  if (info.autobind) rep_.examined.push_back(uint32_t(std::min<uint64_t>(info.examined, UINT32_MAX)));
+  if (err == EINPROGRESS) return;
+  count_connect(err);
+  if (!impl_->trace->enabled() || (opt_.trace_sample > 1 && k % opt_.trace_sample)) return;
+  std::string body = fmt::format("\"workload\":{},\"rep\":{},\"host\":{},\"op\":\"connect\",\"sock\":{},\"sk\":{},\"to\":\"{}\"",
+                                 trace::json_str(wname), k, trace::json_str(w_.ns_of(sk).name),
+                                 trace::json_str(fmt::format("{}#{}", wname, k)), sk, net::to_string(to));
+  body += err ? fmt::format(",\"ret\":-1,\"errno\":\"{}\"", errno_name(err)) : std::string(",\"ret\":0");
+  if (w_.sk(sk).alive) body += fmt::format(",\"local\":\"{}\"", endpoint_str(w_.sk(sk)));
+  if (info.autobind)
+    body += fmt::format(",\"port_offset\":\"{:#018x}\",\"perturb_index\":{},\"offset\":{},\"pass\":{},\"i\":{},\"examined\":{}",
+                        info.port_offset, info.index, info.offset, info.pass, info.i, info.examined);
+  impl_->trace->record(w_.now, "call", body);
+}
+
+}  // namespace portsim::scenario
