@@ -24,10 +24,15 @@ void world::set_state(sock_id id, tcp_state to) {
   if (s.hashed) connect_dest_refresh(*this, id);
 }
 
-sock_id sys_socket(world& w, uint16_t ns, const cred& c) {
+sock_id sys_socket(world& w, uint16_t ns, const cred& c, family f) {
   const sock_id id = w.sock_alloc(ns);
-  w.sk(id).uid = c.uid;
-  w.sk(id).cap_net_bind_service = c.cap_net_bind_service;
+  sock& s = w.sk(id);
+  s.uid = c.uid;
+  s.cap_net_bind_service = c.cap_net_bind_service;
+  if (f == family::inet6) {  // AF_INET6: unbound at [::]
+    s.v6 = true;
+    s.rcv_saddr = s.daddr = inet_addr{};
+  }
   return id;
 }
 
@@ -112,11 +117,15 @@ connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to) {
     case tcp_state::SYN_SENT: res.err = EALREADY; return res;
     default: res.err = EISCONN; return res;
   }
+  // net/ipv4/tcp_ipv4.c: tcp_v4_connect() refuses another family's address; tcp_v6_connect()
+  // hands a v4-mapped one to tcp_v4_connect (refused on an IPV6_V6ONLY socket).
+  if (!w.sk(id).v6 && !to.addr.is_v4()) { res.err = EAFNOSUPPORT; return res; }
+  if (w.sk(id).v6 && to.addr.is_v4() && w.sk(id).ipv6only) { res.err = ENETUNREACH; return res; }
   netns& ns = w.ns_of(id);
   // net/ipv4/tcp_ipv4.c: tcp_v4_connect(): route, fix saddr, SYN_SENT, inet_hash_connect().
   const inet_addr saddr = w.sk(id).rcv_saddr.is_any() ? inet_select_saddr(ns, to.addr) : w.sk(id).rcv_saddr;
   if (saddr.is_any()) { res.err = ENETUNREACH; return res; }
-  if (w.sk(id).rcv_saddr.is_any()) inet_bhash2_update_saddr(w, id, saddr);
+  if (w.sk(id).rcv_saddr.is_any()) inet_bhash2_update_saddr(w, id, saddr);  // [::] or 0.0.0.0
   w.sk(id).daddr = to.addr;
   w.sk(id).dport = to.port;
   w.set_state(id, tcp_state::SYN_SENT);
@@ -126,8 +135,9 @@ connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to) {
   explain_hash_connect(w, id, res.info, res.err);
   if (res.err) {  // tcp_v4_connect's failure path: back to CLOSE, saddr and daddr reset
     w.set_state(id, tcp_state::CLOSE);
-    if (!(w.sk(id).userlocks & SOCK_BINDADDR_LOCK)) inet_bhash2_update_saddr(w, id, kAnyV4);
-    w.sk(id).daddr = kAnyV4;
+    const inet_addr any = w.sk(id).v6 ? inet_addr{} : kAnyV4;
+    if (!(w.sk(id).userlocks & SOCK_BINDADDR_LOCK)) inet_bhash2_update_saddr(w, id, any);
+    w.sk(id).daddr = any;
     w.sk(id).dport = 0;
     return res;
   }

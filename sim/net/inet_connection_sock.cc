@@ -168,6 +168,10 @@ int inet_csk_get_port(world& w, sock_id sk, uint16_t port, bind_info* info) {
 int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
   netns& ns = w.ns_of(sk);
   sock& s = w.sk(sk);
+  // net/ipv4/af_inet.c: __inet_bind() takes AF_INET only; net/ipv6/af_inet6.c: __inet6_bind()
+  // refuses a v4-mapped address on an IPV6_V6ONLY socket.
+  if (!s.v6 && !addr.addr.is_v4()) return EAFNOSUPPORT;
+  if (s.v6 && addr.addr.is_v4() && s.ipv6only) return EINVAL;
   // Address must be local unless net.ipv4.ip_nonlocal_bind (IP_FREEBIND is not modelled).
   if (!addr.addr.is_any() && !ns.owns(addr.addr) && !ns.sys.ip_nonlocal_bind) return EADDRNOTAVAIL;
   // inet_port_requires_bind_service(): below ip_unprivileged_port_start needs the capability.
@@ -186,7 +190,7 @@ int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
                                  info->examined, info->relax ? ", found in the ip_autobind_reuse relaxed pass" : "",
                                  err ? ": none free, EADDRINUSE" : ""));
     if (err) {
-      w.sk(sk).rcv_saddr = kAnyV4;
+      w.sk(sk).rcv_saddr = w.sk(sk).v6 ? inet_addr{} : kAnyV4;
       return err;
     }
   }

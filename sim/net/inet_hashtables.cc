@@ -575,7 +575,8 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
   return EADDRNOTAVAIL;
 }
 
-// net/ipv4/inet_hashtables.c: inet_hash_connect() + inet_sk_port_offset().
+// net/ipv4/inet_hashtables.c: inet_hash_connect() + inet_sk_port_offset(); and
+// net/ipv6/inet6_hashtables.c: inet6_hash_connect() + inet6_sk_port_offset().
 int inet_hash_connect(world& w, sock_id sk, connect_info& info) {
   const sock& s = w.sk(sk);
   uint64_t port_offset = 0;
@@ -583,9 +584,12 @@ int inet_hash_connect(world& w, sock_id sk, connect_info& info) {
     const netns& ns = w.nets[s.netns];
     const machine& m = w.machines[ns.machine];
     info.timeseed = ephemeral_timeseed(m.jiffies(w.now), m.hz);
-    PORTSIM_ASSERT(s.rcv_saddr.is_v4(), "IPv6 connect is not modelled yet");
-    port_offset = secure_ipv4_port_ephemeral(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport,
-                                             info.timeseed, m.net_secret);
+    // inet6_hash_connect() differs only here (and in its check_established twin, which our
+    // family-agnostic 4-tuple makes the same function). v4-mapped peers go through IPv4.
+    port_offset = s.daddr.is_v4() ? secure_ipv4_port_ephemeral(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport,
+                                                                info.timeseed, m.net_secret)
+                                  : secure_ipv6_port_ephemeral(s.rcv_saddr, s.daddr, s.dport, info.timeseed,
+                                                               m.net_secret);
   }
   return inet_hash_connect_with(w, sk, port_offset, inet_check_established, info);
 }

@@ -14,4 +14,20 @@ uint64_t secure_ipv4_port_ephemeral(uint32_t saddr, uint32_t daddr, uint16_t dpo
   return siphash_4u32(as_stored(saddr), as_stored(daddr), dport_word, timeseed, net_secret);
 }
 
+// net/core/secure_seq.c: secure_ipv6_port_ephemeral() (6.18).
+uint64_t secure_ipv6_port_ephemeral(const inet_addr& saddr, const inet_addr& daddr, uint16_t dport,
+                                    uint32_t timeseed, const siphash_key& net_secret) {
+  uint8_t m[38];
+  auto put_addr = [](uint8_t* p, const inet_addr& a) {
+    for (int i = 0; i < 8; ++i) p[i] = uint8_t(a.hi >> (56 - 8 * i));
+    for (int i = 0; i < 8; ++i) p[8 + i] = uint8_t(a.lo >> (56 - 8 * i));
+  };
+  put_addr(m, saddr);
+  put_addr(m + 16, daddr);
+  for (int i = 0; i < 4; ++i) m[32 + i] = uint8_t(timeseed >> (8 * i));  // little-endian u32
+  m[36] = uint8_t(dport >> 8);                                            // __be16
+  m[37] = uint8_t(dport);
+  return siphash(m, sizeof m, net_secret);
+}
+
 }  // namespace portsim::net

@@ -358,7 +358,7 @@ struct Names {
 Call parse_call(const json& j, const std::string& path, const Scenario& sc, Names& names,
                 const std::unordered_map<std::string, int>& hosts, std::vector<std::string_view> host_names) {
   Obj o(j, path, {"t", "op", "host", "sock", "as", "to", "addr", "backlog", "opts", "opt", "value", "name",
-                  "uid", "cap_net_bind_service", "repeat", "expect", "expect_total", "comment", "nonblock"});
+                  "uid", "cap_net_bind_service", "repeat", "expect", "expect_total", "comment", "nonblock", "family"});
   Call c;
   c.path = path;
   c.t = o.duration("t");
@@ -429,6 +429,16 @@ Call parse_call(const json& j, const std::string& path, const Scenario& sc, Name
       c.opts.push_back(parse_opt(o.str("opt"), o.at("value"), o.sub("opt")));
       break;
     case Op::socket: case Op::close: case Op::sysctl: case Op::shutdown: break;
+  }
+  // The family of a socket the call creates: explicit, else that of its address (bind/connect),
+  // the way a program picks AF_INET6 for an IPv6 literal.
+  if ((c.op == Op::bind || c.op == Op::connect) && !c.addr.addr.is_v4()) c.family = net::family::inet6;
+  if (o.has("family")) {
+    if (!c.creates) fail(o.sub("family"), "\"family\" applies where a call creates its socket");
+    const std::string f = o.str("family");
+    if (f == "inet") c.family = net::family::inet;
+    else if (f == "inet6") c.family = net::family::inet6;
+    else fail(o.sub("family"), "expected \"inet\" or \"inet6\", got \"" + f + "\"");
   }
   if (o.has("nonblock")) {
     if (c.op != Op::connect) fail(o.sub("nonblock"), "\"nonblock\" applies to connect");

@@ -201,7 +201,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
                                        sc_.file, c.path, sname, format_duration(now));
       return;
     }
-    sk = net::sys_socket(w_, uint16_t(c.netns), c.cred);
+    sk = net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
     impl_->set_name(sk, ci, uint32_t(k), false);
     for (const auto& o : c.opts)
       if (!out.err) out.err = apply_opt(w_.sk(sk), o);

@@ -24,7 +24,9 @@ const net::endpoint& Runner::next_dest(uint32_t wi) {
 // One generated connect (socket, options, optional bind, connect). Returns the sock or kNone.
 net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
   const WorkloadSpec& ws = sc_.workloads[wi];
-  const net::sock_id sk = net::sys_socket(w_, uint16_t(ws.netns), {});
+  const net::endpoint& to = next_dest(wi);
+  const auto fam = to.addr.is_v4() && (!ws.bind || ws.bind->addr.is_v4()) ? net::family::inet : net::family::inet6;
+  const net::sock_id sk = net::sys_socket(w_, uint16_t(ws.netns), {}, fam);
   impl_->wl_of_sock[sk] = wi;
   if (impl_->trace->enabled() || opt_.explain) impl_->set_generated_name(sk, ws.name, k);
   int err = 0;
@@ -32,7 +34,6 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
     if (!err) err = apply_opt(w_.sk(sk), o);
   if (!err && ws.bind) err = net::inet_bind(w_, sk, *ws.bind);
   net::connect_info info;
-  const net::endpoint& to = next_dest(wi);
   if (!err) {
     const auto cr = impl_->connect(sk, to);
     err = cr.err;

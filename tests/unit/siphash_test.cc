@@ -64,3 +64,17 @@ TEST_CASE("timeseed: jiffies / (10*HZ) moves 0.816 s after boot at HZ=250, then 
   CHECK(net::ephemeral_timeseed(j1000 + 2703, 1000) == net::ephemeral_timeseed(j1000, 1000));
   CHECK(net::ephemeral_timeseed(j1000 + 2704, 1000) == net::ephemeral_timeseed(j1000, 1000) + 1);
 }
+
+TEST_CASE("secure_ipv6_port_ephemeral: SipHash over the kernel's 38-byte struct", "[siphash][secure_seq]") {
+  // Source: net/core/secure_seq.c secure_ipv6_port_ephemeral(): struct { in6_addr saddr;
+  // in6_addr daddr; unsigned int timeseed; __be16 dport; }, hashed up to and including dport
+  // (offsetofend = 38 bytes), on a little-endian CPU.
+  const auto s = *net::parse_addr("2001:db8::1"), d = *net::parse_addr("2001:db8::2");
+  const uint32_t ts = 0x01020304;
+  const uint8_t bytes[38] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+                             0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+                             0x04, 0x03, 0x02, 0x01,  // timeseed, host (little-endian) order
+                             0x01, 0xbb};             // dport 443, network order
+  CHECK(net::secure_ipv6_port_ephemeral(s, d, 443, ts, kKunitKey) == siphash(bytes, sizeof bytes, kKunitKey));
+  CHECK(net::secure_ipv6_port_ephemeral(s, d, 443, ts + 1, kKunitKey) != siphash(bytes, sizeof bytes, kKunitKey));
+}

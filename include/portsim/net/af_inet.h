@@ -17,8 +17,10 @@ struct cred {
   bool cap_net_bind_service = true;  // root by default, as on our machines
 };
 
+enum class family : uint8_t { inet, inet6 };
+
 // net/socket.c: __sys_socket() — a fresh TCP socket in `ns`, state CLOSE, unbound.
-sock_id sys_socket(world& w, uint16_t ns, const cred& c);
+sock_id sys_socket(world& w, uint16_t ns, const cred& c, family f = family::inet);
 
 struct connect_result {
   int err = 0;            // 0, an errno, or EINPROGRESS while the handshake is under way

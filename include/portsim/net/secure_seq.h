@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "portsim/base/siphash.h"
+#include "portsim/net/inet_addr.h"
 
 namespace portsim::net {
 
@@ -16,6 +17,11 @@ constexpr uint32_t ephemeral_timeseed(uint64_t jiffies, uint32_t hz) {
 // timeseed) keyed by net_secret. Addresses in host order here; the kernel hashes them as stored
 // (network byte order), which is what this function reproduces on a little-endian machine.
 uint64_t secure_ipv4_port_ephemeral(uint32_t saddr, uint32_t daddr, uint16_t dport,
+                                    uint32_t timeseed, const siphash_key& net_secret);
+
+// net/core/secure_seq.c: secure_ipv6_port_ephemeral() — siphash() over the 38 bytes
+// saddr(16) ‖ daddr(16) ‖ timeseed (u32, host order) ‖ dport (network order).
+uint64_t secure_ipv6_port_ephemeral(const inet_addr& saddr, const inet_addr& daddr, uint16_t dport,
                                     uint32_t timeseed, const siphash_key& net_secret);
 
 }  // namespace portsim::net

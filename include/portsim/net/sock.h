@@ -66,6 +66,7 @@ struct sock {
   bool orphan : 1 = false;      // closed by the application
   bool alive : 1 = false;       // slot in use
   bool ts_recent : 1 = false;   // a peer timestamp was received (tw_ts_recent_stamp != 0)
+  bool v6 : 1 = false;          // sk_family == AF_INET6
   bool linger0 : 1 = false;     // SO_LINGER {1, 0}: close() sends RST, no TIME_WAIT
   bool connect_pending : 1 = false;  // a connect() waits for the handshake's outcome
   bool shut_wr : 1 = false;     // shutdown(SHUT_WR) done

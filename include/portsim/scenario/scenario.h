@@ -70,6 +70,7 @@ struct Call {
   int backlog = 128;
   std::vector<OptSetting> opts;   // setsockopt, or options of an implicitly created socket
   net::cred cred;                 // of an implicitly created socket
+  net::family family = net::family::inet;  // of a created socket: "family", else the address's
   SysctlSetting sysctl;           // sysctl op
   uint64_t count = 1;
   Nanos every = 0;
