@@ -99,6 +99,17 @@ def drop_to(uid, cap_bind):
     _check(_libc.capset(ctypes.byref(hdr), ctypes.byref(data)), 'capset')
 
 
+def raw_connect_v6(s, addr, port):
+    """connect(2) an AF_INET socket to an IPv6 sockaddr (Python's resolver refuses before the
+    kernel sees it); returns the kernel's errno (0 = connected)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    sa = struct.pack('=H', socket.AF_INET6) + struct.pack('!H', port) + b'\0' * 4 + \
+        socket.inet_pton(socket.AF_INET6, addr) + b'\0' * 4
+    buf = ctypes.create_string_buffer(sa, len(sa))
+    rc = libc.connect(s.fileno(), buf, len(sa))
+    return 0 if rc == 0 else ctypes.get_errno()
+
+
 def fmt_local(s):
     try:
         a = s.getsockname()
@@ -321,7 +332,9 @@ class LiveRun:
         for st in steps:
             c = st['call']
             a = c.get('addr') or c.get('to')
-            if st['sock'] and a and st['sock'] not in self.family:
+            if st['sock'] and st['sock'] not in self.family and c.get('family') in ('inet', 'inet6'):
+                self.family[st['sock']] = socket.AF_INET6 if c['family'] == 'inet6' else socket.AF_INET
+            elif st['sock'] and a and st['sock'] not in self.family:
                 self.family[st['sock']] = socket.AF_INET6 if S.parse_endpoint(a)[2] == 6 else socket.AF_INET
 
     def apply_opt(self, s, name, v):
@@ -366,6 +379,8 @@ class LiveRun:
                 s.listen(int(c.get('backlog', 128)))
             elif op == 'connect':
                 a, p, fam = S.parse_endpoint(c['to'])
+                if fam == 6 and s.family == socket.AF_INET:
+                    return raw_connect_v6(s, a, p)  # the kernel, not Python, must answer
                 s.settimeout(CONNECT_TIMEOUT)
                 try:
                     s.connect((a, p))
