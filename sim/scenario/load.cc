@@ -518,12 +518,32 @@ WorkloadSpec parse_workload(const json& j, const std::string& path, const std::u
   if (arrival != "constant" && arrival != "poisson") fail(o.sub("arrival"), "expected \"constant\" or \"poisson\", got \"" + arrival + "\"");
   w.poisson = arrival == "poisson";
   const json& to = o.at("to");
-  if (!to.is_array() || to.empty()) fail(o.sub("to"), "expected a non-empty array of \"addr:port\"");
-  for (size_t i = 0; i < to.size(); ++i) {
-    const std::string p = fmt::format("{}[{}]", o.sub("to"), i);
-    auto e = to[i].is_string() ? net::parse_endpoint(to[i].get<std::string>()) : std::nullopt;
-    if (!e || e->port == 0) fail(p, "expected \"addr:port\", got " + show(to[i]));
-    w.to.push_back(*e);
+  if (to.is_object()) {  // N addresses × M ports, address-major
+    Obj t(to, o.sub("to"), {"addrs", "ports"});
+    const json& addrs = t.at("addrs");
+    const json& ports = t.at("ports");
+    if (!addrs.is_array() || addrs.empty()) fail(t.sub("addrs"), "expected a non-empty array of addresses");
+    if (!ports.is_array() || ports.empty()) fail(t.sub("ports"), "expected a non-empty array of ports");
+    if (addrs.size() * ports.size() > 1'000'000) fail(o.sub("to"), "more than 1 000 000 destinations");
+    for (size_t i = 0; i < addrs.size(); ++i) {
+      const std::string p = fmt::format("{}[{}]", t.sub("addrs"), i);
+      auto a = addrs[i].is_string() ? net::parse_addr(addrs[i].get<std::string>()) : std::nullopt;
+      if (!a) fail(p, "expected an address (e.g. \"10.0.1.1\"), got " + show(addrs[i]));
+      for (size_t k = 0; k < ports.size(); ++k) {
+        if (!ports[k].is_number_unsigned() || ports[k].get<uint64_t>() < 1 || ports[k].get<uint64_t>() > 65535)
+          fail(fmt::format("{}[{}]", t.sub("ports"), k), "expected a port in [1, 65535], got " + show(ports[k]));
+        w.to.push_back({*a, uint16_t(ports[k].get<uint64_t>())});
+      }
+    }
+  } else {
+    if (!to.is_array() || to.empty())
+      fail(o.sub("to"), "expected a non-empty array of \"addr:port\", or {\"addrs\": [...], \"ports\": [...]}");
+    for (size_t i = 0; i < to.size(); ++i) {
+      const std::string p = fmt::format("{}[{}]", o.sub("to"), i);
+      auto e = to[i].is_string() ? net::parse_endpoint(to[i].get<std::string>()) : std::nullopt;
+      if (!e || e->port == 0) fail(p, "expected \"addr:port\", got " + show(to[i]));
+      w.to.push_back(*e);
+    }
   }
   const std::string pick = o.str_or("pick", "round_robin");
   if (pick != "round_robin" && pick != "random") fail(o.sub("pick"), "expected \"round_robin\" or \"random\", got \"" + pick + "\"");

@@ -101,3 +101,17 @@ TEST_CASE("sweep: --vary syntax errors are one line", "[sweep]") {
   CHECK(err == "--vary 'workloads/0/rate=1': expected POINTER=v1,v2,… with a JSON pointer such as /workloads/0/rate");
   CHECK_FALSE(parse_vary("/a=1,,2", err));
 }
+
+TEST_CASE("workload: N addresses x M ports; one client holds 4 x 28232 connections", "[workload]") {
+  // __inet_check_established(): only the 4-tuple must be unique, so every destination can use
+  // all 28 232 ports of the default range: 2 addresses × 2 ports = 4 destinations hold
+  // 112 928 connections (more than 65 535), and each destination's 28 233rd connect fails.
+  const RunReport rep = run_text(R"({"seed":3,"machines":[{"name":"c","addresses":["10.0.0.1/16"]}],
+    "external":["10.0.1.1:*","10.0.1.2:*"],
+    "workloads":[{"name":"w","host":"c","stop":"112932us","rate":1000000,
+                  "to":{"addrs":["10.0.1.1","10.0.1.2"],"ports":[80,8080]},"hold":"1h"}],"timeline":[]})");
+  CHECK(rep.connects == 112932);
+  CHECK(rep.connects_ok == 112928);
+  CHECK(rep.connect_errors.at("EADDRNOTAVAIL") == 4);
+  CHECK(rep.st.established_peak == 112928);
+}
