@@ -47,6 +47,13 @@ bool inet_bind_conflict(const sock& sk, const sock& sk2, bool relax, bool reusep
   return !(reuseport_ok && reuseport_pair);
 }
 
+// --explain: why owner sk2 keeps sk off the port in an explicit bind (relax, reuseport_ok).
+std::string conflict_reason(const sock& sk, const sock& sk2) {
+  if (sk.reuse && sk2.reuse) return "both SO_REUSEADDR, but the owner is listening";
+  if (sk.reuseport && sk2.reuseport) return "both SO_REUSEPORT, but under different uids";
+  return "not both SO_REUSEADDR, and not both SO_REUSEPORT";
+}
+
 // net/ipv4/inet_connection_sock.c: inet_csk_bind_conflict() (with the bhash2 address scoping
 // folded into the overlap test).
 bool inet_csk_bind_conflict(const world& w, sock_id sk, uint32_t tb, bool relax, bool reuseport_ok) {
@@ -55,7 +62,14 @@ bool inet_csk_bind_conflict(const world& w, sock_id sk, uint32_t tb, bool relax,
     for (sock_id o = w.tb2s[t2].owners; o != kNone; o = w.sk(o).bind_next) {
       if (o == sk) continue;
       const sock& so = w.sk(o);
-      if (inet_rcv_saddr_equal(s, so) && inet_bind_conflict(s, so, relax, reuseport_ok)) return true;
+      if (inet_rcv_saddr_equal(s, so) && inet_bind_conflict(s, so, relax, reuseport_ok)) {
+        if (w.obs && w.obs->explaining() && reuseport_ok)  // explicit binds only: bind(0) walks many
+          w.obs->explain("inet_csk_bind_conflict",
+                         fmt::format("port {}: owner sk{} at {} in {} overlaps: {}", w.tbs[tb].port, o,
+                                     to_string(endpoint{so.rcv_saddr, so.num}), tcp_state_name(so.state),
+                                     conflict_reason(s, so)));
+        return true;
+      }
     }
   }
   return false;
