@@ -129,7 +129,6 @@ connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to) {
   w.sk(id).daddr = to.addr;
   w.sk(id).dport = to.port;
   w.set_state(id, tcp_state::SYN_SENT);
-  ++w.st.connects;
   res.err = inet_hash_connect(w, id, res.info);
   w.st.candidates += res.info.examined;
   explain_hash_connect(w, id, res.info, res.err);

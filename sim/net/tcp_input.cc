@@ -13,7 +13,6 @@ void tcp_connect_finish(world& w, sock_id id, int err) {
   if (!s.connect_pending) return;
   s.connect_pending = false;
   s.sk_err = uint8_t(err);
-  if (!err) ++w.st.connects_ok;
   if (w.app) w.app->connect_done(id, err);
 }
 

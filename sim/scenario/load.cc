@@ -292,10 +292,14 @@ Expect parse_expect(const json& j, const std::string& path) {
   if (o.has("at")) {  // "131s", or a window ["131s", "136.1s"] (timers run late by the wheel's rounding)
     const json& a = o.at("at");
     if (a.is_array()) {
-      auto lo = a.size() == 2 && a[0].is_string() ? parse_duration(a[0].get<std::string>()) : std::nullopt;
-      auto hi = a.size() == 2 && a[1].is_string() ? parse_duration(a[1].get<std::string>()) : std::nullopt;
-      if (!lo || !hi || *lo > *hi) fail(o.sub("at"), "expected a duration or [\"LOW\", \"HIGH\"] with LOW <= HIGH, got " + show(a));
-      e.at = {*lo, *hi};
+      auto bound = [&](size_t i) {
+        return a.size() == 2 && a[i].is_string() ? parse_duration(a[i].get<std::string>()).value_or(UINT64_MAX)
+                                                 : UINT64_MAX;
+      };
+      const Nanos lo = bound(0), hi = bound(1);
+      if (lo == UINT64_MAX || hi == UINT64_MAX || lo > hi)
+        fail(o.sub("at"), "expected a duration or [\"LOW\", \"HIGH\"] with LOW <= HIGH, got " + show(a));
+      e.at = {lo, hi};
     } else {
       const Nanos t = o.duration("at");
       e.at = {t, t};
@@ -355,7 +359,7 @@ struct Names {
   }
 };
 
-Call parse_call(const json& j, const std::string& path, const Scenario& sc, Names& names,
+Call parse_call(const json& j, const std::string& path, Names& names,
                 const std::unordered_map<std::string, int>& hosts, std::vector<std::string_view> host_names) {
   Obj o(j, path, {"t", "op", "host", "sock", "as", "to", "addr", "backlog", "opts", "opt", "value", "name",
                   "uid", "cap_net_bind_service", "repeat", "expect", "expect_total", "comment", "nonblock", "family"});
@@ -451,7 +455,6 @@ Call parse_call(const json& j, const std::string& path, const Scenario& sc, Name
   }
   if (o.has("expect")) c.expect = parse_expect(o.at("expect"), o.sub("expect"));
   if (o.has("expect_total")) c.expect_total = parse_expect_total(o.at("expect_total"), o.sub("expect_total"));
-  (void)sc;
   return c;
 }
 
@@ -641,7 +644,7 @@ Scenario parse_scenario(const json& root, const std::string& file) {
   Names names;
   for (size_t i = 0; i < tl.size(); ++i) {
     const std::string p = fmt::format("$.timeline[{}]", i);
-    Call c = parse_call(tl[i], p, sc, names, hosts, host_names);
+    Call c = parse_call(tl[i], p, names, hosts, host_names);
     if (!sc.timeline.empty() && c.t < sc.timeline.back().t)
       fail(p + ".t", fmt::format("time {} is before the previous call's {}", format_duration(c.t),
                                  format_duration(sc.timeline.back().t)));

@@ -249,7 +249,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       case Op::shutdown: out.err = net::tcp_shutdown(w_, sk); break;
       case Op::close: {
         out.err = net::tcp_close(w_, sk);
-        impl_->forget(ci, k, sname.empty() ? sock_name(c.sock, k) : sname, sk);
+        impl_->forget(sname.empty() ? sock_name(c.sock, k) : sname, sk);
         break;
       }
       case Op::sysctl: {

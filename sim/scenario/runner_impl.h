@@ -86,11 +86,10 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   void peer_closed(net::sock_id sk) override;
 
   // The name no longer refers to a socket (closed).
-  void forget(uint32_t ci, uint64_t k, const std::string& n, net::sock_id sk) {
+  void forget(const std::string& n, net::sock_id sk) {
     pending.erase(sk);
     pending_info.erase(sk);
     if (auto it = plain.find(n); it != plain.end() && it->second == sk) plain.erase(it);
-    (void)ci; (void)k;
     if (sk < name_of_sock.size()) {
       const NameRef& ref = name_of_sock[sk];
       if (ref.call != kNoCall && !ref.as && ref.k < inst[ref.call].size() && inst[ref.call][ref.k] == sk)

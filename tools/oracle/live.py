@@ -503,21 +503,16 @@ class LiveRun:
             r, _, _ = select.select([s], [], [], ACCEPT_WAIT)
         except (OSError, ValueError) as ex:
             return getattr(ex, 'errno', errno.EBADF) or errno.EBADF, None
-        if not r:
-            # a listening socket with an empty queue; a non-listening one: let the kernel say
-            s.setblocking(False)
-            try:
-                child, _ = s.accept()
-                return 0, child
-            except OSError as ex:
-                return ex.errno, None
-            finally:
-                s.setblocking(True)
+        # Not ready: an empty queue (EAGAIN) or a socket that is not listening (EINVAL); a
+        # non-blocking accept() lets the kernel say which.
+        s.setblocking(bool(r))
         try:
             child, _ = s.accept()
             return 0, child
         except OSError as ex:
             return ex.errno, None
+        finally:
+            s.setblocking(True)
 
     def run(self, steps):
         self.families(steps)

@@ -60,7 +60,6 @@ struct netns {
 
 // Counters that the summary and the sweeps report.
 struct stats {
-  uint64_t connects = 0, connects_ok = 0;
   uint64_t candidates = 0;  // connect() candidates examined, over all calls
   uint64_t tw_recycled = 0;       // TcpExtTWRecycled
   uint64_t tw_overflow = 0;       // TcpExtTCPTimeWaitOverflow

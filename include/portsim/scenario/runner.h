@@ -37,7 +37,6 @@ struct RunReport {
   Nanos virtual_end = 0;
   uint64_t events = 0;
   net::stats st;
-  uint64_t sockets_peak = 0;
   // Every connect() outcome, hand-written and generated (what sweeps report).
   uint64_t connects = 0, connects_ok = 0;
   std::map<std::string, uint64_t> connect_errors;
