@@ -40,6 +40,8 @@ void tcp_conn_request(world& w, uint16_t ns, sock_id l, const segment& in) {
   c.uid = ls.uid;
   c.reuse = ls.reuse;
   c.reuseport = ls.reuseport;
+  c.v6 = ls.v6;  // tcp_v6_syn_recv_sock(): an AF_INET6 listener's children are AF_INET6
+  c.ipv6only = ls.ipv6only;
   c.listener = l;
   c.rcv_saddr = in.daddr;
   c.daddr = in.saddr;

@@ -301,7 +301,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     extra = fmt::format(",\"{}\":\"{}\"", c.op == Op::bind ? "addr" : "to", net::to_string(c.addr));
   if (c.op == Op::accept && o.accepted != net::kNone)
     extra = fmt::format(",\"as\":{},\"remote\":\"{}\"", trace::json_str(sock_name(c.as, k)),
-                        net::to_string(net::endpoint{w_.sk(o.accepted).daddr, w_.sk(o.accepted).dport}));
+                        net::to_string(net::endpoint{w_.sk(o.accepted).daddr, w_.sk(o.accepted).dport}, w_.sk(o.accepted).v6));
   if (c.op == Op::sysctl)
     extra = fmt::format(",\"name\":{},\"value\":{}", trace::json_str(c.sysctl.name), trace::json_str(c.sysctl.value));
   if (impl_->trace->enabled()) {

@@ -176,6 +176,6 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
 
 // setsockopt(): the options portsim models, with the kernel's own refusals (runner.cc).
 int apply_opt(net::sock& s, const OptSetting& o);
-inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.num}); }
+inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.num}, s.v6); }
 
 }  // namespace portsim::scenario

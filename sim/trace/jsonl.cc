@@ -81,8 +81,8 @@ void JsonlTrace::ehash(const net::world& w, net::table_op op, net::sock_id id) {
   record(w.now, "ehash",
          fmt::format("\"op\":\"{}\",\"host\":{},\"sk\":{},\"sock\":{},\"local\":\"{}\",\"remote\":\"{}\",\"state\":\"{}\"",
                      op_word(op, "insert", "remove"), json_str(w.nets[s.netns].name), id,
-                     json_str(name_of_(id)), net::to_string(net::endpoint{s.rcv_saddr, s.num}),
-                     net::to_string(net::endpoint{s.daddr, s.dport}), net::tcp_state_name(s.state)));
+                     json_str(name_of_(id)), net::to_string(net::endpoint{s.rcv_saddr, s.num}, s.v6),
+                     net::to_string(net::endpoint{s.daddr, s.dport}, s.v6), net::tcp_state_name(s.state)));
 }
 
 void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_state from, net::tcp_state to) {
