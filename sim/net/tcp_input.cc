@@ -20,7 +20,10 @@ void tcp_child_established(world& w, sock_id child) {
   w.set_state(child, tcp_state::ESTABLISHED);
   ++w.sk(child).timer_gen;  // the SYN-ACK timer stops
   const sock_id l = w.sk(child).listener;
-  if (l != kNone && w.listening.count(l)) w.listening[l].accept_queue.push_back(child);
+  if (l != kNone && w.listening.count(l)) {
+    w.listening[l].accept_queue.push_back(child);
+    if (w.app) w.app->accept_ready(l, child);
+  }
 }
 
 namespace {

@@ -104,9 +104,11 @@ net::world& Runner::Impl::r_world() { return r.w_; }
 void Runner::Impl::connect_done(net::sock_id sk, int err) {
   if (sk == in_connect) return;  // finished inside its own connect() call: the caller records it
   if (auto wit = wl_pending.find(sk); wit != wl_pending.end()) {
-    const uint32_t wi = wit->second;
+    const WlPending p = wit->second;
+    const uint32_t wi = p.w;
     wl_pending.erase(wit);
-    r.record_connect(err, {}, sk, {r.w_.sk(sk).daddr, r.w_.sk(sk).dport}, r.sc_.workloads[wi].name, 0);
+    r.record_connect(err, p.info, sk, {r.w_.sk(sk).daddr, r.w_.sk(sk).dport}, r.sc_.workloads[wi].name, p.k,
+                     p.t_start);
     if (err) {
       wl_of_sock.erase(sk);
       net::tcp_close(r.w_, sk);
@@ -367,6 +369,28 @@ void Runner::explain_call(const Call& c, const std::string& sname, const Outcome
   fmt::print(stderr, "{} {} {} = {}\n", format_duration(w_.now), op_name(c.op),
              c.op == Op::sysctl ? c.sysctl.name : sname,
              o.err ? fmt::format("-1 {}", errno_name(o.err)) : port ? fmt::format("0 (local port {})", port) : std::string("0"));
+}
+
+// A server child is established: when its client is a generated connection (found through
+// the 4-tuple in the client's namespace), the generator's server accept()s it at once, so the
+// accept queue never fills with them. Over a link with delay this is one ACK after the
+// client's connect() returned.
+void Runner::Impl::accept_ready(net::sock_id listener, net::sock_id child) {
+  net::world& w = r.w_;
+  const net::sock& c = w.sk(child);
+  bool generated = false;
+  if (auto it = accept_when_ready.find(child); it != accept_when_ready.end()) {
+    generated = it->second == net::endpoint{c.daddr, c.dport};  // not a later sock in that slot
+    accept_when_ready.erase(it);
+  }
+  if (!generated) {  // the handshake ended inside the generated connect() (no delay)
+    const net::netns* client_ns = net::route_to(w, w.nets[c.netns], c.daddr);
+    if (!client_ns) return;
+    const net::sock_id client = net::inet_ehash_lookup(w, client_ns->id, c.daddr, c.dport, c.rcv_saddr, c.num);
+    if (client == net::kNone || !wl_of_sock.count(client)) return;
+  }
+  std::erase(w.listening[listener].accept_queue, child);
+  auto_children.insert(child);
 }
 
 // EOF seen by an application: a generated client closes its socket (server-first close), and
