@@ -165,17 +165,19 @@ int inet_csk_get_port(world& w, sock_id sk, uint16_t port, bind_info* info) {
     return EADDRINUSE;
   }
   sock& s = w.sk(sk);
-  if (s.tb2 != kNone) return 0;  // listen() re-check of a bound socket: nothing to add
+  // A listen() re-check of a bound socket finds its own buckets and runs the same success
+  // path: inet_csk_update_fastreuse() (now in LISTEN: fastreuse 0), no second inet_bind_hash.
   uint32_t tb = ns.bhash[port];
   if (tb == kNone) tb = inet_bind_bucket_create(w, ns, port);
-  uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
+  uint32_t t2 = s.tb2 != kNone ? s.tb2 : inet_bind2_bucket_find(w, tb, s.rcv_saddr);
   if (t2 == kNone) t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);
-  inet_csk_update_fastreuse(w.tbs[tb], s);
-  w.tb2s[t2].fastreuse = w.tbs[tb].fastreuse;  // 6.18: the tb2 keeps its own copy
-  w.tb2s[t2].fastreuseport = w.tbs[tb].fastreuseport;
-  if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
+  inet_bind_bucket& b = w.tbs[tb];
+  const int8_t fr = b.fastreuse, frp = b.fastreuseport;
+  inet_csk_update_fastreuse(b, s);
+  if ((b.fastreuse != fr || b.fastreuseport != frp) && w.obs) w.obs->bind_bucket(w, table_op::update, tb);
+  inet_bind2_bucket_set_state(w, t2, b.fastreuse, b.fastreuseport);  // 6.18: the tb2 keeps its own copy
   connect_skip_update(w, ns, port);
-  inet_bind_hash(w, sk, tb, t2, port);
+  if (s.tb2 == kNone) inet_bind_hash(w, sk, tb, t2, port);
   return 0;
 }
 

@@ -120,7 +120,7 @@ void Runner::Impl::connect_done(net::sock_id sk, int err) {
   auto it = pending.find(sk);
   if (it == pending.end()) {  // a non-blocking connect: its outcome is a record of its own
     if (trace->enabled())
-      trace->record(r.w_.now, "connect_done", fmt::format("\"sk\":{},\"sock\":{},\"ret\":{}{}", sk, trace::json_str(name(sk)),
+      trace->record(r.w_.now, "connect_done", fmt::format("\"sk\":{},\"sock\":{},\"ret\":{}{}", trace->sk_id(sk), trace::json_str(name(sk)),
                                                           err ? -1 : 0, err ? fmt::format(",\"errno\":\"{}\"", errno_name(err)) : ""));
     return;
   }
@@ -166,12 +166,12 @@ void Runner::on_timer(const engine::Event& ev) {
   last_effective_ = ev.t;
   if (impl_->trace->tables())
     impl_->trace->record(ev.t, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
-                                                    kind == net::timer_kind::timewait ? "timewait" : "retransmit", id,
+                                                    kind == net::timer_kind::timewait ? "timewait" : "retransmit", impl_->trace->sk_id(id),
                                                     trace::json_str(impl_->name(id))));
   if (opt_.explain)
     fmt::print(stderr, "{} {:<29} {}\n", format_duration(ev.t),
                kind == net::timer_kind::timewait ? "tw_timer_handler" : "tcp_retransmit_timer",
-               impl_->name(id).empty() ? fmt::format("sk{}", id) : impl_->name(id));
+               impl_->name(id).empty() ? fmt::format("sk{}", impl_->trace->sk_id(id)) : impl_->name(id));
   switch (kind) {
     case net::timer_kind::timewait:
       if (w_.sk(id).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(w_, id);
@@ -312,7 +312,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     if (t_start != w_.now) body += fmt::format("\"t_start\":{},", t_start);
     const int ns_idx = c.op == Op::sysctl ? c.netns : (alive ? int(w_.sk(sk).netns) : c.netns);
     body += fmt::format("\"host\":{},\"op\":\"{}\"", trace::json_str(w_.nets[size_t(std::max(ns_idx, 0))].name), op_name(c.op));
-    if (c.op != Op::sysctl) body += fmt::format(",\"sock\":{},\"sk\":{}", trace::json_str(sname), sk);
+    if (c.op != Op::sysctl) body += fmt::format(",\"sock\":{},\"sk\":{}", trace::json_str(sname), impl_->trace->sk_id(sk));
     body += extra;
     body += o.err ? fmt::format(",\"ret\":-1,\"errno\":\"{}\"", errno_name(o.err)) : std::string(",\"ret\":0");
     if (alive && c.op != Op::close) body += fmt::format(",\"local\":\"{}\"", endpoint_str(w_.sk(sk)));

@@ -168,7 +168,7 @@ void Runner::record_connect(int err, const net::connect_info& info, net::sock_id
   if (t_start != w_.now) body += fmt::format("\"t_start\":{},", t_start);
   body += fmt::format("\"host\":{},\"op\":\"connect\",\"sock\":{},\"sk\":{},\"to\":\"{}\"",
                                  trace::json_str(w_.ns_of(sk).name),
-                                 trace::json_str(fmt::format("{}#{}", wname, k)), sk, net::to_string(to));
+                                 trace::json_str(fmt::format("{}#{}", wname, k)), impl_->trace->sk_id(sk), net::to_string(to));
   body += err ? fmt::format(",\"ret\":-1,\"errno\":\"{}\"", errno_name(err)) : std::string(",\"ret\":0");
   if (w_.sk(sk).alive) body += fmt::format(",\"local\":\"{}\"", endpoint_str(w_.sk(sk)));
   if (info.autobind)

@@ -4,9 +4,17 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
 
 #include "portsim/net/af_inet.h"
 #include "portsim/net/inet_connection_sock.h"
+#include "portsim/net/observer.h"
+#include "portsim/scenario/load.h"
+#include "portsim/scenario/runner.h"
 #include "world_fixture.h"
 
 namespace {
@@ -141,4 +149,99 @@ TEST_CASE("connect to 0.0.0.0 / [::] goes to this host", "[edge][connect]") {
   REQUIRE(net::inet_bind(t.w, e, ep("[::ffff:127.0.0.1]:0")) == 0);
   CHECK(t.connect(e, "[::]:5000").err == 0);
   CHECK(connect_from(t, net::family::inet6, "[::ffff:0.0.0.0]:5000") == 0);
+}
+
+namespace {
+// Item 17: an observer that remembers the fastreuse state each bhash/bhash2 record announced.
+struct TableMirror final : net::observer {
+  std::map<uint32_t, std::pair<int, int>> tb, tb2;
+  void bind_bucket(const net::world& w, net::table_op op, uint32_t b) override {
+    if (op == net::table_op::destroy) tb.erase(b);
+    else tb[b] = {w.tbs[b].fastreuse, w.tbs[b].fastreuseport};
+  }
+  void bind2_bucket(const net::world& w, net::table_op op, uint32_t b) override {
+    if (op == net::table_op::destroy) tb2.erase(b);
+    else tb2[b] = {w.tb2s[b].fastreuse, w.tb2s[b].fastreuseport};
+  }
+  void ehash(const net::world&, net::table_op, net::sock_id) override {}
+  void state_change(const net::world&, net::sock_id, net::tcp_state, net::tcp_state) override {}
+  bool explaining() const override { return false; }
+  void explain(std::string_view, std::string_view) override {}
+  // Every live bucket's state is the one its last record announced.
+  void check(const net::world& w) const {
+    for (uint32_t b = 0; b < w.tbs.size(); ++b) {
+      if (w.tbs[b].bhash2 == net::kNone) continue;
+      INFO("tb " << b << " port " << w.tbs[b].port);
+      REQUIRE(tb.count(b));
+      CHECK(tb.at(b) == std::make_pair(int(w.tbs[b].fastreuse), int(w.tbs[b].fastreuseport)));
+    }
+    for (uint32_t b = 0; b < w.tb2s.size(); ++b) {
+      if (w.tb2s[b].tb == net::kNone) continue;
+      INFO("tb2 " << b);
+      REQUIRE(tb2.count(b));
+      CHECK(tb2.at(b) == std::make_pair(int(w.tb2s[b].fastreuse), int(w.tb2s[b].fastreuseport)));
+    }
+  }
+};
+}  // namespace
+
+TEST_CASE("bind buckets: every change of fastreuse state has its trace record", "[edge][trace][bhash2]") {
+  // Source (6.18, d57f4b874946): inet_bind2_bucket_init() sets a new tb2 to 0 / 0; then
+  // inet_csk_update_fastreuse() copies tb's state into it (bind, listen), __inet_hash_connect()
+  // sets -1 / -1, __inet_bhash2_update_saddr() -1 / -1 for a connect()-bound socket, and
+  // inet_bind2_bucket_destroy() / inet_bind_bucket_destroy() reset to -1 / -1 when only
+  // connect()-bound owners remain. Each is a change the trace must announce.
+  World t(kHost);
+  TableMirror m;
+  t.w.obs = &m;
+  const net::sock_id l = t.socket();
+  t.w.sk(l).reuse = net::SK_CAN_REUSE;
+  t.w.sk(l).reuseport = true;
+  // The first owner already finds its tb2 linked, so inet_csk_update_fastreuse() takes the
+  // "not empty" branch (KERNEL-MAP §3.4): fastreuse stays 0, fastreuseport becomes STRICT (2).
+  REQUIRE(net::inet_bind(t.w, l, ep("0.0.0.0:5000")) == 0);
+  CHECK(m.tb2.begin()->second == std::make_pair(0, 2));
+  m.check(t.w);
+  REQUIRE(net::inet_listen(t.w, l, 16) == 0);
+  m.check(t.w);
+  const net::sock_id c = t.socket();
+  REQUIRE(t.connect(c, "127.0.0.1:5000").err == 0);  // autobind tb2 -1/-1; the child's tb2 0/0
+  m.check(t.w);
+  const net::sock_id b = t.socket();
+  REQUIRE(net::inet_bind(t.w, b, ep("0.0.0.0:0")) == 0);
+  REQUIRE(t.connect(b, "127.0.0.1:5000").err == 0);  // moved to the 127.0.0.1 tb2
+  m.check(t.w);
+  REQUIRE(net::tcp_close(t.w, b) == 0);
+  m.check(t.w);
+  t.w.obs = nullptr;
+}
+
+TEST_CASE("trace: socket ids stay unique for the whole run, also when slots are reused", "[edge][trace]") {
+  // Not a kernel value: the trace's "sk" names one socket. A socket closed and another created
+  // in the same instant reuse the model's slot; their records must still differ.
+  auto lr = scenario::load_scenario_text(R"({"machines":[{"name":"h"}],"timeline":[
+    {"t":"0s","host":"h","op":"socket","sock":"a"},{"t":"0s","op":"close","sock":"a"},
+    {"t":"0s","host":"h","op":"socket","sock":"b"},{"t":"0s","op":"close","sock":"b"},
+    {"t":"0s","host":"h","op":"bind","sock":"c","addr":"127.0.0.1:5000"}]})", "t.json");
+  REQUIRE(!lr.error);
+  scenario::RunOptions o;
+  o.trace_path = "edge_test_trace.jsonl";
+  scenario::Runner r(*lr.scenario, o);
+  REQUIRE(r.run().runtime_error.empty());
+  std::ifstream in(o.trace_path);
+  std::map<std::string, std::set<std::string>> ids_of;  // sock name -> "sk" values
+  std::set<std::string> all;
+  for (std::string line; std::getline(in, line);) {
+    const auto s = line.find("\"sock\":\""), k = line.find("\"sk\":");
+    if (s == std::string::npos || k == std::string::npos || line.find("\"ev\":\"call\"") == std::string::npos) continue;
+    const std::string name = line.substr(s + 8, line.find('"', s + 8) - s - 8);
+    const std::string id = line.substr(k + 5, line.find_first_of(",}", k + 5) - k - 5);
+    ids_of[name].insert(id);
+  }
+  std::remove(o.trace_path.c_str());
+  REQUIRE(ids_of.size() == 3);
+  for (const auto& [name, ids] : ids_of) {
+    CHECK(ids.size() == 1);
+    for (const auto& id : ids) CHECK(all.insert(id).second);
+  }
 }
