@@ -143,7 +143,7 @@ void Runner::pool_close(uint32_t wi) {
 
 void Runner::take_sample() {
   const uint64_t bound = w_.tbs.size() - w_.free_tbs.size();
-  rep_.samples.push_back({w_.now, w_.st.established, w_.st.time_wait, bound});
+  rep_.samples.push_back({w_.now, w_.st.established, w_.st.time_wait, bound, rep_.connects_ok, rep_.connect_errors});
   if (!eng_.empty()) eng_.schedule({w_.now + opt_.sample_every, engine::Prio::Timer, kSample, 0, 0});
 }
 
