@@ -16,7 +16,7 @@ MODE=${1:?mode}
 PORTSIM=${2:-}
 NODE=$REPO/tools/slurm-single-node.sh
 eval "$("$NODE" env)"
-WORK=${PORTSIM_TEST_WORK:-$(mktemp -d /tmp/portsim-cluster.XXXXXX)}
+WORK=""  # made by prepare()
 
 skip() {
   if [[ ${CI:-} == true ]]; then
@@ -112,6 +112,8 @@ submit() {
 
 prepare() {
   [[ -x $PORTSIM ]] || { echo "no portsim at '$PORTSIM'" >&2; exit 1; }
+  WORK=$(mktemp -d /tmp/portsim-cluster.XXXXXX)
+  trap 'rm -rf "$WORK"' EXIT
   mkdir -p "$WORK/bin"
   ln -sfn "$REPO/plots" "$WORK/plots"
   ln -sf "$PORTSIM" "$WORK/bin/portsim"
@@ -122,6 +124,8 @@ case $MODE in
   up)
     rc=0
     "$NODE" up || rc=$?
+    # Twice: the second finds the node up and keeps it (idempotent).
+    if ((rc == 0)); then "$NODE" up || rc=$?; fi
     if ((rc == 2)); then
       # Not possible here (not root, or the packages are missing): the slurm tests skip,
       # except under CI, where this is a failure.
@@ -131,11 +135,19 @@ case $MODE in
     fi
     exit $rc ;;
   down)
-    "$NODE" down || [[ $? == 2 ]] ;;
+    rc=0
+    "$NODE" down || rc=$?
+    ((rc == 2)) && exit 0  # not root: nothing was started
+    ((rc == 0)) || exit $rc
+    "$NODE" down  # again: nothing to do
+    if "$NODE" status; then echo "the node still answers after down" >&2; exit 1; fi
+    for f in slurmctld slurmd munged; do
+      [[ -e /run/portsim-slurm/$f.pid ]] && { echo "$f.pid left behind" >&2; exit 1; }
+    done
+    exit 0 ;;
   slurm)
     "$NODE" status || skip "no single-node Slurm (tools/slurm-single-node.sh up failed or cannot run here)"
     prepare
-    trap 'rm -rf "$WORK"' EXIT
     local_sweep
     submit
     state=$(wait_job "$MERGE")
@@ -151,7 +163,6 @@ case $MODE in
   slurm-fail)
     "$NODE" status || skip "no single-node Slurm (tools/slurm-single-node.sh up failed or cannot run here)"
     prepare
-    trap 'rm -rf "$WORK"' EXIT
     # A portsim that fails in array task 2, as a crashed or killed shard would.
     rm -f "$WORK/bin/portsim"
     cat >"$WORK/bin/portsim" <<EOF
@@ -171,7 +182,6 @@ EOF
   parallel)
     command -v parallel >/dev/null || skip "GNU parallel is not installed (Debian package parallel; tools/install-deps.sh installs it)"
     prepare
-    trap 'rm -rf "$WORK"' EXIT
     local_sweep
     (cd "$WORK" && PATH=$WORK/bin:$PATH bash -euo pipefail -c "$(recipe parallel)")
     ls "$WORK/shards"
