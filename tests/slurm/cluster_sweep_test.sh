@@ -120,12 +120,32 @@ prepare() {
   rm -rf "$WORK/shards" "$WORK"/results.* "$WORK"/local.*
 }
 
+# Several test runs on one machine (two build trees, say) share the node: each registers its
+# ctest process in USERS, and `down` stops the node only when no other live run is registered.
+USERS=/run/portsim-slurm-users
+register() { mkdir -p "$USERS" && touch "$USERS/$PPID"; }
+others_alive() {
+  local f
+  for f in "$USERS"/*; do
+    [[ -e $f ]] || continue
+    if [[ ${f##*/} != "$PPID" && -d /proc/${f##*/} ]]; then return 0; fi
+    rm -f "$f"  # ours, or a run that is gone
+  done
+  return 1
+}
+
+exec 9>/run/portsim-slurm.lock 2>/dev/null || exec 9>/tmp/portsim-slurm.lock
+case $MODE in
+  up | down) flock -w 120 9 || { echo "another test run holds /run/portsim-slurm.lock" >&2; exit 1; } ;;
+esac
+
 case $MODE in
   up)
+    register 2>/dev/null || true
     rc=0
-    "$NODE" up || rc=$?
+    "$NODE" up 9>&- || rc=$?
     # Twice: the second finds the node up and keeps it (idempotent).
-    if ((rc == 0)); then "$NODE" up || rc=$?; fi
+    if ((rc == 0)); then "$NODE" up 9>&- || rc=$?; fi
     if ((rc == 2)); then
       # Not possible here (not root, or the packages are missing): the slurm tests skip,
       # except under CI, where this is a failure.
@@ -135,6 +155,10 @@ case $MODE in
     fi
     exit $rc ;;
   down)
+    if others_alive 2>/dev/null; then
+      echo "another test run (pid $(ls "$USERS" | tr '\n' ' ')) still uses the node: left up for it"
+      exit 0
+    fi
     rc=0
     "$NODE" down || rc=$?
     ((rc == 2)) && exit 0  # not root: nothing was started
