@@ -61,6 +61,11 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   w_.ehash.reserve(max_socks);
   for (const auto& ws : sc_.workloads) impl_->wl.push_back({Random(seed, "workload:" + ws.name), 0, {}, 0, 0});
   impl_->inst.resize(sc_.timeline.size());
+  for (uint32_t ci = 0; ci < sc_.timeline.size(); ++ci) {
+    const Call& c = sc_.timeline[ci];
+    const std::string* pat = c.op == Op::accept ? &c.as : c.creates ? &c.sock : nullptr;
+    if (pat && pat->find("{i}") != std::string::npos) impl_->patterns.add(*pat, ci);
+  }
   impl_->ok_count.assign(sc_.timeline.size(), 0);
   impl_->err_count.resize(sc_.timeline.size());
   impl_->ports_seen.resize(sc_.timeline.size());
