@@ -5,6 +5,8 @@
 
 #include "portsim/net/secure_seq.h"
 
+#include <cstring>
+
 namespace portsim::scenario {
 
 void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
@@ -388,7 +390,8 @@ void Runner::Impl::peer_closed(net::sock_id sk) {
 
 RunReport Runner::run() {
   if (!impl_->trace->ok()) {
-    rep_.runtime_error = fmt::format("{}: cannot open the trace file for writing", opt_.trace_path);
+    rep_.runtime_error = fmt::format("{}: cannot open the trace file for writing: {}", opt_.trace_path,
+                                     std::strerror(impl_->trace->error()));
     return rep_;
   }
   for (uint32_t wi = 0; wi < sc_.workloads.size(); ++wi) {
@@ -440,7 +443,8 @@ RunReport Runner::run() {
     }
   }
   if (!rep_.runtime_error.empty()) impl_->trace->abandon();
-  else if (!impl_->trace->commit()) rep_.runtime_error = fmt::format("{}: cannot write the trace", opt_.trace_path);
+  else if (!impl_->trace->commit())
+    rep_.runtime_error = fmt::format("{}: cannot write the trace: {}", opt_.trace_path, std::strerror(impl_->trace->error()));
   return rep_;
 }
 
