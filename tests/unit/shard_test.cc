@@ -183,7 +183,7 @@ TEST_CASE("merge: three shards give the bytes of the unsharded sweep (wall_s asi
 }
 
 TEST_CASE("merge: a missing run, a duplicated run, a foreign shard are one-line errors naming it", "[sweep][shard]") {
-  TempFile sc("shard_test_small.json", kSmall);
+  TempFile sc("shard_test_small_errors.json", kSmall);  // own name: ctest -j runs test cases in parallel
   SweepSpec spec = small_spec(sc.path);
   spec.sample_every = 0;
   write_shard_file(spec, 0, 3, "shard_e0.shard");
