@@ -129,7 +129,7 @@ TEST_CASE("sweep: --runs and --shard syntax", "[sweep][shard]") {
 
 TEST_CASE("sweep: runs are numbered first --vary slowest, seeds fastest; run r has seed base + r mod seeds",
           "[sweep][shard]") {
-  TempFile sc("shard_test_small.json", kSmall);
+  TempFile sc("shard_test_small_runs.json", kSmall);
   SweepSpec spec = small_spec(sc.path);
   std::string err;
   auto plan = plan_sweep(spec, err);
@@ -241,7 +241,7 @@ TEST_CASE("sweep: the fingerprint covers the scenario, the variations and the se
 }
 
 TEST_CASE("sweep: every errno has a CSV column, 0 when none; the time series counts per interval", "[sweep]") {
-  TempFile sc("shard_test_small.json", kSmall);
+  TempFile sc("shard_test_small_ts.json", kSmall);
   const SweepSpec spec = small_spec(sc.path);
   std::string err;
   auto rows = run_sweep(spec, err);
