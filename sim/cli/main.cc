@@ -41,6 +41,29 @@ long peak_rss_kib() {
   return 0;
 }
 
+// A decimal unsigned 64-bit option value: digits only ("-1" is not 2^64 - 1, as a plain
+// lexical_cast would have it), no overflow. nullopt and a message in `err` otherwise.
+std::optional<uint64_t> u64_option(const po::variables_map& vm, const char* name, const char* cmd) {
+  const std::string v = vm[name].as<std::string>();
+  uint64_t x = 0;
+  bool ok = !v.empty() && v.size() <= 20;
+  for (char c : v) {
+    if (!ok) break;
+    if (c < '0' || c > '9' || x > (UINT64_MAX - uint64_t(c - '0')) / 10) ok = false;
+    else x = x * 10 + uint64_t(c - '0');
+  }
+  if (!ok) {
+    fmt::print(stderr, "portsim {}: --{}: expected an integer in [0, {}], got '{}'\n", cmd, name, UINT64_MAX,
+               scenario::printable(v, 100));
+    return std::nullopt;
+  }
+  return x;
+}
+
+scenario::Limits limits_of(const po::variables_map& vm) {
+  return vm.count("no-limits") ? scenario::Limits::none() : scenario::Limits{};
+}
+
 // Parses argv for one command; prints help or a usage error. Returns -1 to continue.
 int parse(const char* cmd, const char* synopsis, po::options_description& opts,
           po::positional_options_description& pos, int argc, char** argv, po::variables_map& vm) {
@@ -60,12 +83,13 @@ int parse(const char* cmd, const char* synopsis, po::options_description& opts,
 
 int cmd_check(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()("help,h", "this help")("scenario", po::value<std::string>()->required(), "scenario file");
+  opts.add_options()("help,h", "this help")("scenario", po::value<std::string>()->required(), "scenario file")
+      ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
   if (int rc = parse("check", "SCENARIO", opts, pos, argc, argv, vm); rc >= 0) return rc;
-  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>());
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>(), limits_of(vm));
   if (lr.error) {
     std::cerr << lr.error->message << "\n";
     return kExitBadInput;
@@ -80,25 +104,29 @@ int cmd_run(int argc, char** argv) {
   opts.add_options()("help,h", "this help")
       ("scenario", po::value<std::string>()->required(), "scenario file (JSON, comments allowed)")
       ("trace,t", po::value<std::string>(), "write the JSON Lines trace to this file")
-      ("seed,s", po::value<uint64_t>(), "override the scenario's seed")
+      ("seed,s", po::value<std::string>(), "override the scenario's seed (an integer in [0, 2^64-1])")
       ("explain,e", "narrate each call's kernel steps (function by function) on stderr")
-      ("trace-sample", po::value<uint64_t>(), "trace only one generated (workload) connect in N")
+      ("trace-sample", po::value<std::string>(), "trace only one generated (workload) connect in N")
       ("trace-level", po::value<std::string>()->default_value("all"),
        "all: calls, packets, states, tables, timers; calls: call records only")
-      ("quiet,q", "print only expectation failures and errors");
+      ("quiet,q", "print only expectation failures and errors")
+      ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
   if (int rc = parse("run", "SCENARIO [--trace FILE] [--seed N] [--explain]", opts, pos, argc, argv, vm); rc >= 0)
     return rc;
-  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>());
+  scenario::RunOptions ro;
+  if (vm.count("seed")) {
+    ro.seed = u64_option(vm, "seed", "run");
+    if (!ro.seed) return kExitBadInput;
+  }
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>(), limits_of(vm));
   if (lr.error) {
     std::cerr << lr.error->message << "\n";
     return kExitBadInput;
   }
-  scenario::RunOptions ro;
   if (vm.count("trace")) ro.trace_path = vm["trace"].as<std::string>();
-  if (vm.count("seed")) ro.seed = vm["seed"].as<uint64_t>();
   ro.explain = vm.count("explain") > 0;
   const std::string level = vm["trace-level"].as<std::string>();
   if (level != "all" && level != "calls") {
@@ -107,7 +135,9 @@ int cmd_run(int argc, char** argv) {
   }
   ro.trace_calls_only = level == "calls";
   if (vm.count("trace-sample")) {
-    ro.trace_sample = vm["trace-sample"].as<uint64_t>();
+    const auto n = u64_option(vm, "trace-sample", "run");
+    if (!n) return kExitBadInput;
+    ro.trace_sample = *n;
     if (ro.trace_sample == 0) {
       std::cerr << "portsim run: --trace-sample must be at least 1\n";
       return kExitBadInput;
@@ -435,6 +465,22 @@ void usage(std::FILE* to) {
   for (const auto& c : kCommands) fmt::print(to, "  {:<8} {}\n", c.name, c.summary);
 }
 
+// Runs a command; what escapes it becomes one line and exit 2 (output files are removed by
+// their destructors on the way out): memory exhausted, a write to stdout failing (EPIPE with
+// SIGPIPE ignored), or our own bug.
+int run_command(const Command& c, int argc, char** argv) {
+  try {
+    return c.fn(argc, argv);
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "portsim {}: out of memory (see README \"Limits\")\n", c.name);
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "portsim %s: cannot write the output: %s\n", c.name, e.code().message().c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "portsim %s: internal error: %s\n", c.name, scenario::printable(e.what(), 500).c_str());
+  }
+  return kExitBadInput;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -442,6 +488,7 @@ int main(int argc, char** argv) {
     usage(stderr);
     return kExitBadInput;
   }
+  install_signal_cleanup();  // an interrupted run leaves no temporary trace behind
   const std::string cmd = argv[1];
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     if (cmd == "help" && argc > 2) {
@@ -458,7 +505,7 @@ int main(int argc, char** argv) {
   std::vector<std::string_view> names;
   for (const auto& c : kCommands) {
     names.push_back(c.name);
-    if (cmd == c.name) return c.fn(argc - 1, argv + 1);
+    if (cmd == c.name) return run_command(c, argc - 1, argv + 1);
   }
   fmt::print(stderr, "portsim: unknown command '{}'{}\n", cmd, did_you_mean(cmd, names));
   usage(stderr);
