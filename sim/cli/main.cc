@@ -77,6 +77,8 @@ int cmd_run(int argc, char** argv) {
       ("trace,t", po::value<std::string>(), "write the JSON Lines trace to this file")
       ("seed,s", po::value<uint64_t>(), "override the scenario's seed")
       ("explain,e", "narrate each call's kernel steps (function by function) on stderr")
+      ("explain-filter", po::value<std::string>(),
+       "with --explain: only blocks matching sock=NAME,errno=EADDRNOTAVAIL,from=10s,to=12s (any subset)")
       ("trace-sample", po::value<uint64_t>(), "trace only one generated (workload) connect in N")
       ("trace-level", po::value<std::string>()->default_value("all"),
        "all: calls, packets, states, tables, timers; calls: call records only")
@@ -95,6 +97,16 @@ int cmd_run(int argc, char** argv) {
   if (vm.count("trace")) ro.trace_path = vm["trace"].as<std::string>();
   if (vm.count("seed")) ro.seed = vm["seed"].as<uint64_t>();
   ro.explain = vm.count("explain") > 0;
+  if (vm.count("explain-filter")) {
+    std::string ferr;
+    auto f = trace::parse_explain_filter(vm["explain-filter"].as<std::string>(), ferr);
+    if (!f) {
+      std::cerr << "portsim run: " << ferr << "\n";
+      return kExitBadInput;
+    }
+    ro.explain_filter = *f;
+    ro.explain = true;  // a filter implies --explain
+  }
   const std::string level = vm["trace-level"].as<std::string>();
   if (level != "all" && level != "calls") {
     std::cerr << "portsim run: --trace-level: expected all or calls, got '" << level << "'\n";
