@@ -157,6 +157,7 @@ void Runner::handle(const engine::Event& ev) {
       return;
     }
     case kSample: take_sample(); return;
+    case kSs: print_ss(opt_.ss_out, w_, opt_.ss, ev.t); return;
     default: break;
   }
   last_effective_ = ev.t;
@@ -433,9 +434,10 @@ RunReport Runner::run() {
     }
   }
   if (opt_.sample_every) eng_.schedule({0, engine::Prio::Timer, kSample, 0, 0});
+  for (const Nanos t : opt_.ss_at) eng_.schedule({t, engine::Prio::Observe, kSs, 0, 0});
   for (uint32_t i = 0; i < sc_.timeline.size(); ++i)
     eng_.schedule({sc_.timeline[i].t, engine::Prio::Call, kCall, i, 0});
-  eng_.run(*this);
+  eng_.run(*this, opt_.stop_at);
   rep_.events = eng_.events_run();
   for (const auto& st : impl_->wl) {
     rep_.requests += st.requests;

@@ -17,7 +17,7 @@
 namespace portsim::scenario {
 
 namespace runner_detail {
-enum EventKind : uint8_t { kCall = 0, kTimer = 1, kPacket = 2, kArrival = 3, kWlClose = 4, kPoolOpen = 5, kPoolClose = 6, kSample = 7 };
+enum EventKind : uint8_t { kCall = 0, kTimer = 1, kPacket = 2, kArrival = 3, kWlClose = 4, kPoolOpen = 5, kPoolClose = 6, kSample = 7, kSs = 8 };
 constexpr uint32_t kNoCall = UINT32_MAX;
 constexpr size_t kMaxFailuresShown = 20;
 

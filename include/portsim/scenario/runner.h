@@ -11,6 +11,7 @@
 #include "portsim/engine/engine.h"
 #include "portsim/net/netns.h"
 #include "portsim/scenario/scenario.h"
+#include "portsim/scenario/ss.h"
 #include "portsim/trace/jsonl.h"
 
 namespace portsim::scenario {
@@ -24,6 +25,10 @@ struct RunOptions {
   Nanos sample_every = 0;        // > 0: sample table occupancy every Δt of virtual time
   uint64_t trace_sample = 1;     // trace one generated connect in N (1: all)
   bool trace_calls_only = false; // no table / state / packet / timer records
+  std::vector<Nanos> ss_at;      // print the socket table (ss -tan) at these virtual times
+  SsOptions ss;                  // which namespaces / states, or the summary
+  std::FILE* ss_out = stdout;
+  Nanos stop_at = UINT64_MAX;    // run no event after this time (portsim ss)
 };
 
 struct Sample {
