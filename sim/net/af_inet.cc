@@ -200,6 +200,7 @@ int inet_stream_connect_result(world& w, sock_id id) {
     const int err = s.sk_err ? s.sk_err : ECONNABORTED;
     s.sk_err = 0;
     s.ss = socket_state::SS_UNCONNECTED;
+    tcp_disconnect(w, id);  // sk_prot->disconnect(): the automatic source address goes too
     return err;
   }
   s.ss = socket_state::SS_CONNECTED;
