@@ -132,9 +132,11 @@ void tcp_connect(world& w, sock_id id) {
   s.snd_nxt = 1;
   s.rcv_nxt = 0;
   // The kernel arms the timer, then sends. A zero-delay path answers inside tcp_send(), so we
-  // arm afterwards, only if still waiting — the same expiry time, without a dead heap entry.
+  // arm afterwards, only if still waiting and nothing re-armed it meanwhile (an unacceptable
+  // ACK re-arms it at TCP_TIMEOUT_MIN) — the same expiry, without a dead heap entry.
+  const uint32_t gen = s.timer_gen;
   tcp_send(w, id, TCPHDR_SYN);
-  if (w.sk(id).state == tcp_state::SYN_SENT)
+  if (w.sk(id).state == tcp_state::SYN_SENT && w.sk(id).timer_gen == gen)
     arm_timer(w, id, timer_kind::retransmit, Nanos(TCP_TIMEOUT_INIT_MS) * kNsPerMs);
 }
 
