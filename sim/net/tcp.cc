@@ -98,6 +98,7 @@ void tcp_time_wait(world& w, sock_id id, tcp_state substate, Nanos timeo) {
     t.snd_nxt = s.snd_nxt;
     t.rcv_nxt = s.rcv_nxt;
     t.rto_ms = s.rto_ms;
+    t.listener = s.listener;
     t.orphan = true;
     const uint32_t t2 = s.tb2;
     if (t2 != kNone) inet_bind_hash(w, tw, w.tb2s[t2].tb, t2, s.num);
