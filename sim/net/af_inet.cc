@@ -166,7 +166,7 @@ connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to, boo
     case socket_state::SS_CONNECTING: res.err = EALREADY; break;
     case socket_state::SS_UNCONNECTED: {
       if (s.state != tcp_state::CLOSE) { res.err = EISCONN; return res; }
-      s.sk_err = 0;
+      // sk_err is not cleared here (the kernel neither): only sock_error() consumes it.
       s.connect_nonblock = nonblock;
       s.connect_pending = nonblock;  // a non-blocking call's outcome is its own trace record
       if (const int err = tcp_v4_connect(w, id, to, res.info)) {
