@@ -114,6 +114,14 @@ TEST_CASE("item 4: repeated connect() answers by sock->state (EINPROGRESS, EALRE
   REQUIRE(t.w.sk(b).state == net::tcp_state::CLOSE);
   CHECK(t.connect(b, "127.0.0.1:5000").err == EISCONN);
 
+  // inet_shutdown() on a socket still SS_CONNECTING whose sock is CLOSE: SS_DISCONNECTING and
+  // ENOTCONN; connect() then falls in __inet_stream_connect's default case: EINVAL (live:
+  // case connect_errnos, refused_nb_shutdown).
+  const net::sock_id z = t.socket();
+  CHECK(nb(z, "127.0.0.1:5999") == EINPROGRESS);
+  CHECK(net::tcp_shutdown(t.w, z) == ENOTCONN);
+  CHECK(nb(z, "127.0.0.1:5999") == EINVAL);
+
   const net::sock_id q = t.socket();
   CHECK(t.connect(q, "127.0.0.1:5999").err == ECONNREFUSED);
   CHECK(t.connect(q, "127.0.0.1:5999").err == ECONNREFUSED);

@@ -138,6 +138,14 @@ def case_connect_errnos():
     seq.append('SO_ERROR=' + so_error(s))
     seq += [cx(s, ('127.0.0.1', 5999)) for _ in range(3)]
     out['refused_nb_so_error_read'] = seq
+    # b2) non-blocking, refused, then shutdown(SHUT_WR), then connect again
+    s = socket.socket()
+    s.setblocking(False)
+    seq = [cx(s, ('127.0.0.1', 5999))]
+    time.sleep(0.05)
+    seq.append('shutdown=' + N.try_call(s.shutdown, socket.SHUT_WR))
+    seq += [cx(s, ('127.0.0.1', 5999)) for _ in range(2)]
+    out['refused_nb_shutdown'] = seq
     # c) non-blocking to a listener
     l = listener(5000)
     s = socket.socket()
