@@ -46,12 +46,6 @@ def step_props(rec, sim_rec):
         # an unbound socket: the kernel shows its own family's wildcard; portsim's trace shows
         # the other family's after a failed bind (see tests/oracle/RESULTS.md); not compared
         addr = 'unbound'
-    if rec['op'] == 'connect' and rec['err'] not in ('OK', 'EINPROGRESS'):
-        # a refused / timed-out connect() gave its autobound port back (tcp_done ->
-        # inet_put_port clears inet_num), but getsockname() shows inet_sport, which nothing
-        # clears: the kernel prints the old port, portsim 0 (live, 6.18.44: range of one port,
-        # connect refused, the next connect gets that port). The port is not compared here.
-        port = None
     p['addr'] = addr
     p['port'] = port
     rng = sim_rec.get('range') if sim_rec else None
