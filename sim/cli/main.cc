@@ -255,6 +255,14 @@ int cmd_run(int argc, char** argv) {
       return kExitBadInput;
     }
   }
+  // A trace past 1 GB by the estimate, with neither knob given: say so before it is written.
+  if (!ro.trace_path.empty() && vm["trace-level"].defaulted() && !vm.count("trace-sample")) {
+    const uint64_t est = scenario::estimate_trace_bytes(*lr.scenario, false, 1);
+    if (est > (uint64_t(1) << 30))
+      fmt::print(stderr, "portsim run: warning: the trace may grow to about {:.1f} GB (estimated from the timeline "
+                         "and the workloads); --trace-level calls or --trace-sample N keep it small\n",
+                 double(est) / 1e9);
+  }
   const auto t0 = std::chrono::steady_clock::now();
   scenario::Runner runner(*lr.scenario, ro);
   const scenario::RunReport rep = runner.run();
@@ -574,7 +582,8 @@ constexpr Command kCommands[] = {
 
 void usage(std::FILE* to) {
   fmt::print(to, "portsim — a kernel-faithful simulator of how Linux picks local ports (model: Linux 6.18)\n\n"
-                 "usage: portsim COMMAND [options]   ('portsim COMMAND --help' for its options)\n\ncommands:\n");
+                 "usage: portsim COMMAND [options]   ('portsim COMMAND --help' for its options; portsim --version)\n"
+                 "SCENARIO '-' reads the scenario from standard input\n\ncommands:\n");
   for (const auto& c : kCommands) fmt::print(to, "  {:<8} {}\n", c.name, c.summary);
 }
 
@@ -603,6 +612,10 @@ int main(int argc, char** argv) {
   }
   install_signal_cleanup();  // an interrupted run leaves no temporary trace behind
   const std::string cmd = argv[1];
+  if (cmd == "--version" || cmd == "-V") {
+    fmt::print("portsim {} (model: Linux 6.18)\n", PORTSIM_VERSION);
+    return kExitOk;
+  }
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     if (cmd == "help" && argc > 2) {
       for (const auto& c : kCommands)
