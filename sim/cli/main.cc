@@ -83,7 +83,7 @@ int parse(const char* cmd, const char* synopsis, po::options_description& opts,
 
 int cmd_check(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()("help,h", "this help")("scenario", po::value<std::string>()->required(), "scenario file")
+  opts.add_options()("help,h", "this help")("scenario", po::value<std::string>()->required(), "scenario file ('-': standard input)")
       ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")");
   po::positional_options_description pos;
   pos.add("scenario", 1);
@@ -187,7 +187,7 @@ int cmd_ss(int argc, char** argv) {
 int cmd_run(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "this help")
-      ("scenario", po::value<std::string>()->required(), "scenario file (JSON, comments allowed)")
+      ("scenario", po::value<std::string>()->required(), "scenario file (JSON, comments allowed; '-': standard input)")
       ("trace,t", po::value<std::string>(), "write the JSON Lines trace to this file")
       ("seed,s", po::value<std::string>(), "override the scenario's seed (an integer in [0, 2^64-1])")
       ("explain,e", "narrate each call's kernel steps (function by function) on stderr")
@@ -352,7 +352,7 @@ void report_failed_runs(const char* cmd, const std::vector<std::string>& pointer
 int cmd_sweep(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "this help")
-      ("scenario", po::value<std::string>()->required(), "scenario file")
+      ("scenario", po::value<std::string>()->required(), "scenario file ('-': standard input)")
       ("vary", po::value<std::vector<std::string>>()->composing(),
        "POINTER=v1,v2,… — set the JSON value at this RFC 6901 pointer, creating missing object keys "
        "(repeatable: the cartesian product runs)")
