@@ -106,7 +106,11 @@ int apply_opt(net::sock& s, const OptSetting& o) {
     case SockOpt::SO_REUSEADDR: s.reuse = o.value ? net::SK_CAN_REUSE : net::SK_NO_REUSE; return 0;
     case SockOpt::SO_REUSEPORT: s.reuseport = o.value != 0; return 0;
     case SockOpt::IP_BIND_ADDRESS_NO_PORT: s.bind_address_no_port = o.value != 0; return 0;
-    case SockOpt::IPV6_V6ONLY: s.ipv6only = o.value != 0; return 0;
+    case SockOpt::IPV6_V6ONLY:  // net/ipv6/ipv6_sockglue.c: do_ipv6_setsockopt()
+      if (!s.v6) return ENOPROTOOPT;  // an AF_INET socket has no IPPROTO_IPV6 level
+      if (s.num) return EINVAL;       // not once it has a port (inet_num)
+      s.ipv6only = o.value != 0;
+      return 0;
     case SockOpt::SO_LINGER: s.linger0 = o.value != 0; return 0;
     case SockOpt::TCP_SYNCNT: s.syn_retries = uint8_t(o.value); return 0;
     case SockOpt::IP_LOCAL_PORT_RANGE: {
@@ -123,7 +127,8 @@ int apply_opt(net::sock& s, const OptSetting& o) {
 net::world& Runner::Impl::r_world() { return r.w_; }
 
 void Runner::Impl::connect_done(net::sock_id sk, int err) {
-  if (sk == in_connect) return;  // finished inside its own connect() call: the caller records it
+  // A blocking connect that finished inside its own call: the caller records it.
+  if (sk == in_connect && !r.w_.sk(sk).connect_nonblock) return;
   if (auto wit = wl_pending.find(sk); wit != wl_pending.end()) {
     const uint32_t wi = wit->second;
     wl_pending.erase(wit);
@@ -195,15 +200,25 @@ void Runner::on_timer(const engine::Event& ev) {
   last_effective_ = ev.t;
   if (impl_->trace->tables())
     impl_->trace->record(ev.t, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
-                                                    kind == net::timer_kind::timewait ? "timewait" : "retransmit", id,
+                                                    kind == net::timer_kind::timewait    ? "timewait"
+                                                    : kind == net::timer_kind::keepalive ? "keepalive"
+                                                                                         : "retransmit",
+                                                    id,
                                                     trace::json_str(impl_->name(id))));
   const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", id) : impl_->name(id);
-  impl_->explain_begin(ev.t, fmt::format("{:<29} {}", kind == net::timer_kind::timewait ? "tw_timer_handler" : "tcp_retransmit_timer", who), who);
+  impl_->explain_begin(ev.t,
+                       fmt::format("{:<29} {}",
+                                   kind == net::timer_kind::timewait    ? "tw_timer_handler"
+                                   : kind == net::timer_kind::keepalive ? "tcp_keepalive_timer"
+                                                                        : "tcp_retransmit_timer",
+                                   who),
+                       who);
   switch (kind) {
     case net::timer_kind::timewait:
       if (w_.sk(id).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(w_, id);
       break;
     case net::timer_kind::retransmit: net::tcp_retransmit_timer(w_, id); break;
+    case net::timer_kind::keepalive: net::tcp_keepalive_timer(w_, id); break;
   }
   impl_->explain_end(ev.t);
 }
@@ -262,7 +277,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         out.err = net::inet_listen(w_, sk, c.backlog, &out.bi);
         break;
       case Op::connect: {
-        const net::connect_result cr = impl_->connect(sk, c.addr);
+        const net::connect_result cr = impl_->connect(sk, c.addr, c.nonblock);
         out.err = cr.err;
         out.ci = cr.info;
         out.has_connect = true;
