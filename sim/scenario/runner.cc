@@ -196,10 +196,13 @@ void Runner::on_timer(const engine::Event& ev) {
                                                     id,
                                                     trace::json_str(impl_->name(id))));
   const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", id) : impl_->name(id);
-  const char* handler = kind == net::timer_kind::timewait    ? "tw_timer_handler"
-                        : kind == net::timer_kind::keepalive ? "tcp_keepalive_timer"
-                                                             : "tcp_retransmit_timer";
-  impl_->explain_begin(ev.t, fmt::format("{:<29} {}", handler, who), who);
+  impl_->explain_begin(ev.t,
+                       fmt::format("{:<29} {}",
+                                   kind == net::timer_kind::timewait    ? "tw_timer_handler"
+                                   : kind == net::timer_kind::keepalive ? "tcp_keepalive_timer"
+                                                                        : "tcp_retransmit_timer",
+                                   who),
+                       who);
   switch (kind) {
     case net::timer_kind::timewait:
       if (w_.sk(id).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(w_, id);
