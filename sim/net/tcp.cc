@@ -46,17 +46,36 @@ void inet_twsk_kill(world& w, sock_id tw) {
   sock_destroy(w, tw);
 }
 
-// net/ipv4/tcp_ipv4.c: tcp_twsk_unique() (6.14+: the reuse delay counts in ms from
-// tw_entry_stamp, net.ipv4.tcp_tw_reuse_delay).
+// Seconds since boot at virtual time `ms` (ktime_get_seconds(); ≤ 4.x get_seconds(), whose
+// differences are the same): the machine's uptime at t = 0 plus ms, floored.
+static uint64_t seconds_at(const machine& m, uint32_t ms) {
+  const uint64_t uptime_ms = (m.jiffies0 - initial_jiffies(m.hz)) * 1000 / m.hz;
+  return (uptime_ms + ms) / 1000;
+}
+
+// net/ipv4/tcp_ipv4.c: tcp_twsk_unique(). The kernel profile decides three things:
+// 6.14+ (19ce8cd30465, tw_reuse_clock::ms_since_entry): reuse once now_ms > tw_entry_stamp +
+// tcp_tw_reuse_delay; before: once get_seconds() - tw_ts_recent_stamp > 1 (whole seconds; the
+// stamp of the last timestamp received, which portsim takes at TIME_WAIT entry, when the peer's
+// FIN or ACK arrived). 6.12+ (0d9e5df4a257; 5.10.227): a FIN_WAIT2-substate TW is never
+// reused. 4.18+ (79e9fed46038): reuse == 2 is loopback only; before, any non-zero value enables it.
 bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp) {
   const netns& ns = w.ns_of(sk);
+  const kernel_profile& k = w.machine_of(ns).kp;
   const sock& t = w.sk(tw);
   int reuse = ns.sys.tcp_tw_reuse;
-  if (t.tw_substate == tcp_state::FIN_WAIT2) reuse = 0;  // orphaned FIN_WAIT2 is never reused
-  if (reuse == 2 && !(t.daddr.is_loopback() || t.rcv_saddr.is_loopback())) reuse = 0;  // loopback only
+  if (k.tw_finwait2_excluded && t.tw_substate == tcp_state::FIN_WAIT2) reuse = 0;  // orphaned FIN_WAIT2
+  if (k.tw_reuse_loopback_mode && reuse == 2 && !(t.daddr.is_loopback() || t.rcv_saddr.is_loopback()))
+    reuse = 0;  // loopback only
   if (!t.ts_recent) return false;  // tw_ts_recent_stamp == 0: no timestamps, no reuse
-  const uint32_t thresh = t.tw_entry_stamp + uint32_t(ns.sys.tcp_tw_reuse_delay);
-  const bool after = int32_t(thresh - now_ms(w)) < 0;  // time_after32(now, thresh)
+  bool after;
+  if (k.tw_clock == tw_reuse_clock::ms_since_entry) {
+    const uint32_t thresh = t.tw_entry_stamp + uint32_t(ns.sys.tcp_tw_reuse_delay);
+    after = int32_t(thresh - now_ms(w)) < 0;  // time_after32(now, thresh)
+  } else {
+    const machine& m = w.machine_of(ns);
+    after = seconds_at(m, now_ms(w)) - seconds_at(m, t.tw_entry_stamp) > 1;
+  }
   return !have_twp || (reuse && after);
 }
 

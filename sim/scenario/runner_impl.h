@@ -175,7 +175,9 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
 };
 
 // setsockopt(): the options portsim models, with the kernel's own refusals (runner.cc).
-int apply_opt(net::sock& s, const OptSetting& o);
+int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o);
+// A sysctl write under the netns' machine's kernel (global sysctls reach every netns).
+std::string sysctl_set(net::world& w, uint16_t ns, const std::string& name, const std::string& value);
 inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.num}); }
 
 }  // namespace portsim::scenario

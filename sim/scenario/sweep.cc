@@ -69,7 +69,7 @@ std::optional<std::vector<SweepRow>> run_sweep(const SweepSpec& spec, std::strin
   std::ostringstream ss;
   ss << in.rdbuf();
   const std::string text = ss.str();
-  auto base = load_scenario_text(text, spec.file);
+  auto base = load_scenario_text(text, spec.file, spec.kernel);
   if (base.error) {
     err = base.error->message;
     return std::nullopt;
@@ -103,7 +103,7 @@ std::optional<std::vector<SweepRow>> run_sweep(const SweepSpec& spec, std::strin
       }
       label += fmt::format(" {}={}", v.pointer, v.values[c[k]]);
     }
-    auto lr = load_scenario_text(d.dump(), spec.file + " [with" + label + "]");
+    auto lr = load_scenario_text(d.dump(), spec.file + " [with" + label + "]", spec.kernel);
     if (lr.error) {
       err = lr.error->message;
       return std::nullopt;

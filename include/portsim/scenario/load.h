@@ -17,7 +17,9 @@ struct LoadResult {
   std::optional<Diag> error;
 };
 
-LoadResult load_scenario_file(const std::string& path);
-LoadResult load_scenario_text(const std::string& text, const std::string& file_label);
+// kernel_override (--kernel): every machine runs this kernel profile, whatever the file says.
+LoadResult load_scenario_file(const std::string& path, const std::string& kernel_override = {});
+LoadResult load_scenario_text(const std::string& text, const std::string& file_label,
+                              const std::string& kernel_override = {});
 
 }  // namespace portsim::scenario
