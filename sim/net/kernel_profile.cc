@@ -147,7 +147,7 @@ const std::vector<row>& rows() {
        make(C::c5_dhps, H::siphash64_timeseed, L::low16_65536, N::random_max, B::b5_autobind_reuse, false, I::parity, true, LIN, SEC, true, false, false, true, true)},
       {{6, 12}, "6.8 - 6.13, 6.12",
        make(C::c5_dhps, H::siphash64_timeseed, L::low16_65536, N::random_max, B::b5_autobind_reuse, false, I::no_parity, true, LIN, SEC, true, true, false, true, true)},
-      {{6, 18}, "6.14 - 6.18 (portsim's model; the live kernel is 6.18.44)",
+      {{6, 18}, "6.14 - 6.18 (live oracle: 6.18.44)",
        make(C::c5_dhps, H::siphash64_timeseed, L::low16_65536, N::random_max, B::b5_autobind_reuse, false, I::no_parity, true, LIN, MS, true, true, true, true, true)},
   };
   return r;
@@ -360,10 +360,13 @@ std::string show(const sysctl_spec& s) {
     case sysctl_handler::dointvec_jiffies: h = "seconds (jiffies)"; break;
     case sysctl_handler::special: h = "own handler"; break;
   }
-  if (s.handler == sysctl_handler::dointvec || s.handler == sysctl_handler::dointvec_jiffies ||
-      s.handler == sysctl_handler::special)
-    return fmt::format("default \"{}\", {}", s.def, h);
-  return fmt::format("default \"{}\", {} {}..{}", s.def, h, s.min, s.max);
+  (void)h;  // the accepted values are what is observable, not the handler's name
+  switch (s.handler) {
+    case sysctl_handler::dointvec: return fmt::format("default \"{}\", accepts any int", s.def);
+    case sysctl_handler::dointvec_jiffies: return fmt::format("default \"{}\", accepts any int up to INT_MAX / HZ", s.def);
+    case sysctl_handler::special: return fmt::format("default \"{}\"", s.def);
+    default: return fmt::format("default \"{}\", accepts {}..{}", s.def, s.min, s.max);
+  }
 }
 
 }  // namespace
@@ -405,6 +408,27 @@ std::vector<std::string> kernel_profile_names() {
   std::vector<std::string> out;
   for (const auto& r : rows()) out.push_back(fmt::format("{}.{}", r.v.major, r.v.minor));
   return out;
+}
+
+std::vector<std::string> kernel_backports(std::string_view branch) {
+  std::vector<std::string> out;
+  version v;
+  bool has_patch = false;
+  if (!parse_version(branch, v, has_patch)) return out;
+  for (const auto& b : backports())
+    if (b.v.major == v.major && b.v.minor == v.minor)
+      out.push_back(fmt::format("{}.{}.{}{}: {}", b.v.major, b.v.minor, b.v.patch,
+                                has_patch && b.v.patch > v.patch ? " (not in this release)" : "", b.what));
+  return out;
+}
+
+std::string_view released_connect_era(std::string_view branch) {
+  version v;
+  bool has_patch = false;
+  if (parse_version(branch, v, has_patch))
+    for (const auto& r : rows())
+      if (r.v.major == v.major && r.v.minor == v.minor) return to_string(r.p.connect);
+  return "?";
 }
 
 std::vector<behaviour_value> describe(const kernel_profile& p) {

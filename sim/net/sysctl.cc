@@ -5,6 +5,7 @@
 #include "portsim/net/sysctl.h"
 
 #include <charconv>
+#include <climits>
 #include <fmt/format.h>
 
 #include "portsim/base/spellcheck.h"
@@ -41,7 +42,10 @@ std::string einval(std::string_view why) { return fmt::format("{} (the kernel an
 std::string check_int(const sysctl_spec& sp, std::string_view v, uint32_t hz, long long& out) {
   std::vector<long long> xs;
   if (!parse_ints(v, xs)) return einval(fmt::format("'{}' is not an integer", v));
-  if (xs.empty()) return einval("an empty write");
+  if (xs.empty()) {  // an empty write is accepted and changes nothing (live 6.18.44)
+    out = LLONG_MIN;
+    return {};
+  }
   // A vector of one int: values after the first are not read (the write still succeeds).
   const long long x = xs[0];
   switch (sp.handler) {
@@ -73,15 +77,19 @@ template <int sysctls::*Field>
 std::string set_int(sysctls& s, const sysctl_spec& sp, const kernel_profile&, std::string_view v, uint32_t hz) {
   long long x = 0;
   if (auto e = check_int(sp, v, hz, x); !e.empty()) return e;
-  s.*Field = int(x);
+  if (x != LLONG_MIN) s.*Field = int(x);
   return {};
 }
 
-// ipv4_local_port_range(): two ints in [1, 65535], high >= low, and (4.11+) low >=
-// ip_unprivileged_port_start.
+// ipv4_local_port_range(): up to two ints in [1, 65535] over the current {low, high} (one value
+// sets only the low end; live: "1024" reads back "1024 60999"), high >= low, and (4.11+) low >=
+// ip_unprivileged_port_start. An empty write changes nothing.
 std::string set_port_range(sysctls& s, const sysctl_spec&, const kernel_profile& k, std::string_view v, uint32_t) {
   std::vector<long long> xs;
-  if (!parse_ints(v, xs) || xs.size() != 2) return einval(fmt::format("expected \"LOW HIGH\", got '{}'", v));
+  if (!parse_ints(v, xs)) return einval(fmt::format("expected \"LOW HIGH\", got '{}'", v));
+  if (xs.empty()) return {};
+  if (xs.size() == 1) xs.push_back(s.ip_local_port_range_hi);
+  xs.resize(2);
   if (xs[0] < 1 || xs[0] > 65535 || xs[1] < 1 || xs[1] > 65535)
     return einval(fmt::format("'{}': ports must be in [1, 65535]", v));
   if (xs[1] < xs[0]) return einval(fmt::format("'{}': high < low", v));
@@ -99,6 +107,7 @@ std::string set_unpriv_start(sysctls& s, const sysctl_spec&, const kernel_profil
   long long x = 0;
   const sysctl_spec bounds{true, sysctl_handler::dointvec_minmax, 0, 65535, ""};
   if (auto e = check_int(bounds, v, hz, x); !e.empty()) return e;
+  if (x == LLONG_MIN) return {};
   if (s.ip_local_port_range_lo < x)
     return einval(fmt::format("{} is above the ip_local_port_range low end {}", x, s.ip_local_port_range_lo));
   s.ip_unprivileged_port_start = int(x);
@@ -182,6 +191,40 @@ std::string sysctl_write(sysctls& s, const kernel_profile& k, std::string_view n
 
 std::string sysctl_write(sysctls& s, std::string_view name, std::string_view value) {
   return sysctl_write(s, default_kernel_profile(), name, value);
+}
+
+std::string sysctl_read(const sysctls& s, std::string_view name) {
+  if (name == "net.ipv4.ip_local_port_range") return fmt::format("{} {}", s.ip_local_port_range_lo, s.ip_local_port_range_hi);
+  if (name == "net.ipv4.ip_local_reserved_ports") {  // proc_do_large_bitmap: "a-b,c"
+    std::string out;
+    for (uint32_t p = 0; p < 65536;) {
+      if (!s.ip_local_reserved_ports.test(p)) { ++p; continue; }
+      uint32_t q = p;
+      while (q + 1 < 65536 && s.ip_local_reserved_ports.test(q + 1)) ++q;
+      out += (out.empty() ? "" : ",") + (q == p ? std::to_string(p) : fmt::format("{}-{}", p, q));
+      p = q + 1;
+    }
+    return out;
+  }
+  static const std::pair<std::string_view, int sysctls::*> ints[] = {
+      {"net.ipv4.ip_unprivileged_port_start", &sysctls::ip_unprivileged_port_start},
+      {"net.ipv4.ip_autobind_reuse", &sysctls::ip_autobind_reuse},
+      {"net.ipv4.ip_nonlocal_bind", &sysctls::ip_nonlocal_bind},
+      {"net.ipv4.tcp_tw_reuse", &sysctls::tcp_tw_reuse},
+      {"net.ipv4.tcp_tw_reuse_delay", &sysctls::tcp_tw_reuse_delay},
+      {"net.ipv4.tcp_timestamps", &sysctls::tcp_timestamps},
+      {"net.ipv4.tcp_syn_retries", &sysctls::tcp_syn_retries},
+      {"net.ipv4.tcp_syn_linear_timeouts", &sysctls::tcp_syn_linear_timeouts},
+      {"net.ipv4.tcp_synack_retries", &sysctls::tcp_synack_retries},
+      {"net.ipv4.tcp_fin_timeout", &sysctls::tcp_fin_timeout},
+      {"net.ipv4.tcp_max_tw_buckets", &sysctls::tcp_max_tw_buckets},
+      {"net.ipv4.tcp_rto_max_ms", &sysctls::tcp_rto_max_ms},
+      {"net.ipv4.tcp_tw_recycle", &sysctls::tcp_tw_recycle},
+      {"net.core.somaxconn", &sysctls::somaxconn},
+  };
+  for (const auto& [n, f] : ints)
+    if (n == name) return std::to_string(s.*f);
+  return {};
 }
 
 sysctls sysctl_defaults(const kernel_profile& k) {

@@ -104,6 +104,12 @@ const kernel_profile& default_kernel_profile();
 // The branches with a row, oldest first: "3.10", "4.4", …, "6.18".
 std::vector<std::string> kernel_profile_names();
 
+// The LTS point releases of a branch that changed a behaviour, "4.19.246: what (grade)"; an
+// exact release "X.Y.Z" marks the later ones "(not in this release)".
+std::vector<std::string> kernel_backports(std::string_view version);
+// The connect() era of the branch as released (X.Y.0), before any backport.
+std::string_view released_connect_era(std::string_view version);
+
 // One line of `portsim kernels X`: a behaviour, its value in X, its value in `base`, and the
 // commit that made the difference.
 struct behaviour_value {

@@ -39,6 +39,8 @@ std::string sysctl_write(sysctls& s, std::string_view name, std::string_view val
 // bounds decide what is accepted. `hz` scales the proc_dointvec_jiffies limit (INT_MAX / HZ).
 std::string sysctl_write(sysctls& s, const kernel_profile& k, std::string_view name, std::string_view value,
                          uint32_t hz = 250);
+// What reading /proc/sys/NAME prints (tabs as spaces, no newline); "" for an unknown name.
+std::string sysctl_read(const sysctls& s, std::string_view name);
 // The defaults of kernel `k` (sysctl_spec::def of each sysctl it has).
 sysctls sysctl_defaults(const kernel_profile& k);
 // Every sysctl name portsim models, for --help and suggestions.
