@@ -40,10 +40,13 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
       ns.bhash.assign(65536, net::kNone);
       ns.sys = net::sysctl_defaults(ms.kernel);
       w.nets.push_back(std::move(ns));
-      for (const auto& s : nss.sysctls) (void)sysctl_set(w, uint16_t(w.nets.size() - 1), s.name, s.value);  // validated at load
-      net::netns& made = w.nets.back();
-      for (uint32_t p = 0; p < 65536; ++p) made.connect_skip.assign(p, made.sys.ip_local_reserved_ports.test(p));
     }
+    // Every netns of the machine exists before its sysctls are written (a global one reaches all).
+    const size_t first = w.nets.size() - ms.netns.size();
+    for (size_t i = 0; i < ms.netns.size(); ++i)
+      for (const auto& s : ms.netns[i].sysctls) (void)sysctl_set(w, uint16_t(first + i), s.name, s.value);  // validated at load
+    for (size_t i = first; i < w.nets.size(); ++i)
+      for (uint32_t p = 0; p < 65536; ++p) w.nets[i].connect_skip.assign(p, w.nets[i].sys.ip_local_reserved_ports.test(p));
   }
 }
 
