@@ -3,9 +3,11 @@
 // and how long their ports stay taken.
 #include <algorithm>
 #include <cerrno>
+#include <fmt/format.h>
 
 #include "portsim/base/assert.h"
 #include "portsim/net/af_inet.h"
+#include "portsim/net/observer.h"
 #include "tcp_internal.h"
 
 namespace portsim::net {
@@ -46,6 +48,8 @@ void inet_twsk_kill(world& w, sock_id tw) {
   sock_destroy(w, tw);
 }
 
+static void explain_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp, bool unique);
+
 // Seconds since boot at virtual time `ms` (ktime_get_seconds(); ≤ 4.x get_seconds(), whose
 // differences are the same): the machine's uptime at t = 0 plus ms, floored.
 static uint64_t seconds_at(const machine& m, uint32_t ms) {
@@ -67,7 +71,6 @@ bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp) {
   if (k.tw_finwait2_excluded && t.tw_substate == tcp_state::FIN_WAIT2) reuse = 0;  // orphaned FIN_WAIT2
   if (k.tw_reuse_loopback_mode && reuse == 2 && !(t.daddr.is_loopback() || t.rcv_saddr.is_loopback()))
     reuse = 0;  // loopback only
-  if (!t.ts_recent) return false;  // tw_ts_recent_stamp == 0: no timestamps, no reuse
   bool after;
   if (k.tw_clock == tw_reuse_clock::ms_since_entry) {
     const uint32_t thresh = t.tw_entry_stamp + uint32_t(ns.sys.tcp_tw_reuse_delay);
@@ -76,7 +79,41 @@ bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp) {
     const machine& m = w.machine_of(ns);
     after = seconds_at(m, now_ms(w)) - seconds_at(m, t.tw_entry_stamp) > 1;
   }
-  return !have_twp || (reuse && after);
+  // tw_ts_recent_stamp == 0: no timestamps, no reuse
+  const bool unique = t.ts_recent && (!have_twp || (reuse && after));
+  if (w.obs && w.obs->explaining()) explain_twsk_unique(w, sk, tw, have_twp, unique);
+  return unique;
+}
+
+static void explain_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp, bool unique) {
+  const netns& ns = w.ns_of(sk);
+  const sock& t = w.sk(tw);
+  const int sysctl = ns.sys.tcp_tw_reuse, delay = ns.sys.tcp_tw_reuse_delay;
+  const uint32_t age = now_ms(w) - t.tw_entry_stamp;
+  std::string why;
+  if (!t.ts_recent)
+    why = "no timestamps on that connection (tw_ts_recent_stamp 0): never reused";
+  else if (!have_twp)
+    why = "the socket is bound already: only timestamps are required";
+  else if (t.tw_substate == tcp_state::FIN_WAIT2 && w.machine_of(ns).kp.tw_finwait2_excluded)
+    why = "substate FIN_WAIT2 (orphaned, peer has not closed): never reused";
+  else if (sysctl == 0)
+    why = "net.ipv4.tcp_tw_reuse = 0";
+  else if (sysctl == 2 && w.machine_of(ns).kp.tw_reuse_loopback_mode && !(t.daddr.is_loopback() || t.rcv_saddr.is_loopback()))
+    why = "net.ipv4.tcp_tw_reuse = 2 reuses only loopback connections, and neither address is loopback";
+  else if (w.machine_of(ns).kp.tw_clock == tw_reuse_clock::seconds_since_last_ts)
+    why = fmt::format("{} ms in TIME_WAIT; before 6.14 reuse needs more than one whole second since the last "
+                      "timestamp (get_seconds() - tw_ts_recent_stamp > 1): {}", age, unique ? "yes" : "not yet");
+  else if (!unique && int64_t(age) < delay)
+    why = fmt::format("{} ms in TIME_WAIT: younger than tcp_tw_reuse_delay {} ms by {} ms", age, delay,
+                      delay - int64_t(age));
+  else if (!unique)
+    why = fmt::format("{} ms in TIME_WAIT: exactly tcp_tw_reuse_delay, and reuse needs strictly more (time_after32)", age);
+  else
+    why = fmt::format("{} ms in TIME_WAIT > tcp_tw_reuse_delay {} ms, timestamps on, tcp_tw_reuse = {}", age, delay,
+                      sysctl);
+  w.obs->explain("tcp_twsk_unique", fmt::format("{} {}: {}", w.obs->sock_name(w, tw),
+                                                unique ? "recycled" : "not recycled", why));
 }
 
 namespace {

@@ -5,6 +5,8 @@
 
 #include "portsim/net/secure_seq.h"
 
+#include <cstring>
+
 namespace portsim::scenario {
 
 void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
@@ -90,11 +92,20 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   w_.ehash.reserve(max_socks);
   for (const auto& ws : sc_.workloads) impl_->wl.push_back({Random(seed, "workload:" + ws.name), 0, {}, 0, 0});
   impl_->inst.resize(sc_.timeline.size());
+  for (uint32_t ci = 0; ci < sc_.timeline.size(); ++ci) {
+    const Call& c = sc_.timeline[ci];
+    const std::string* pat = c.op == Op::accept ? &c.as : c.creates ? &c.sock : nullptr;
+    if (pat && pat->find("{i}") != std::string::npos) impl_->patterns.add(*pat, ci);
+  }
   impl_->ok_count.assign(sc_.timeline.size(), 0);
   impl_->err_count.resize(sc_.timeline.size());
   impl_->ports_seen.resize(sc_.timeline.size());
-  impl_->trace = std::make_unique<trace::JsonlTrace>(
-      opt_.trace_path, [this](net::sock_id id) { return impl_->name(id); }, opt_.explain);
+  impl_->trace = std::make_unique<trace::JsonlTrace>(opt_.trace_path,
+                                                     [this](net::sock_id id) { return impl_->name(id); });
+  if (opt_.explain) {
+    impl_->explainer = std::make_unique<trace::Explainer>(opt_.explain_out, opt_.explain_filter);
+    impl_->trace->set_explainer(impl_->explainer.get());
+  }
   impl_->trace->set_calls_only(opt_.trace_calls_only);
   impl_->trace->set_on_alloc([this](net::sock_id id) {  // a reused id starts without a name
     if (id < impl_->name_of_sock.size()) impl_->name_of_sock[id] = {};
@@ -140,6 +151,10 @@ void Runner::Impl::connect_done(net::sock_id sk, int err) {
     const uint32_t wi = wit->second;
     wl_pending.erase(wit);
     r.record_connect(err, {}, sk, {r.w_.sk(sk).daddr, r.w_.sk(sk).dport}, r.sc_.workloads[wi].name, 0);
+    if (explainer) {  // the handshake's end: a one-line block
+      explain_begin(r.w_.now, connect_result_line(r.w_, sk, err, name(sk)), name(sk));
+      explain_end(r.w_.now, {}, err);
+    }
     if (err) {
       wl_of_sock.erase(sk);
       net::tcp_close(r.w_, sk);
@@ -173,10 +188,16 @@ void Runner::handle(const engine::Event& ev) {
       last_effective_ = ev.t;
       const net::segment seg = impl_->pkts[ev.a];
       impl_->free_pkts.push_back(ev.a);
+      if (impl_->explainer)
+        impl_->explain_begin(ev.t, fmt::format("segment {} > {} {} arrives", net::to_string(net::endpoint{seg.saddr, seg.sport}),
+                                               net::to_string(net::endpoint{seg.daddr, seg.dport}), net::tcp_flags_str(seg.flags)),
+                             {});
       impl_->deliver(seg);
+      impl_->explain_end(ev.t);
       return;
     }
     case kSample: take_sample(); return;
+    case kSs: print_ss(opt_.ss_out, w_, opt_.ss, ev.t); return;
     default: break;
   }
   last_effective_ = ev.t;
@@ -199,16 +220,15 @@ void Runner::on_timer(const engine::Event& ev) {
     impl_->trace->record(ev.t, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
                                                     kind == net::timer_kind::timewait ? "timewait" : "retransmit", id,
                                                     trace::json_str(impl_->name(id))));
-  if (opt_.explain)
-    fmt::print(stderr, "{} {:<29} {}\n", format_duration(ev.t),
-               kind == net::timer_kind::timewait ? "tw_timer_handler" : "tcp_retransmit_timer",
-               impl_->name(id).empty() ? fmt::format("sk{}", id) : impl_->name(id));
+  const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", id) : impl_->name(id);
+  impl_->explain_begin(ev.t, fmt::format("{:<29} {}", kind == net::timer_kind::timewait ? "tw_timer_handler" : "tcp_retransmit_timer", who), who);
   switch (kind) {
     case net::timer_kind::timewait:
       if (w_.sk(id).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(w_, id);
-      return;
-    case net::timer_kind::retransmit: net::tcp_retransmit_timer(w_, id); return;
+      break;
+    case net::timer_kind::retransmit: net::tcp_retransmit_timer(w_, id); break;
   }
+  impl_->explain_end(ev.t);
 }
 
 void Runner::run_call(uint32_t ci, uint64_t k) {
@@ -223,15 +243,20 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   const bool verbose = impl_->trace->enabled() || opt_.explain;
   const std::string sname = fresh_instance && !verbose ? std::string() : sock_name(c.sock, k);
   Outcome out;
-  if (opt_.explain)
-    fmt::print(stderr, "{} {} {}{}\n", format_duration(now), op_name(c.op), c.op == Op::sysctl ? c.sysctl.name : sname,
-               c.op == Op::bind || c.op == Op::connect ? " " + net::to_string(c.addr)
-               : c.op == Op::sysctl ? " " + c.sysctl.value : "");
+  if (opt_.explain) {
+    impl_->explain_begin(now, fmt::format("{} {}{}", op_name(c.op), c.op == Op::sysctl ? c.sysctl.name : sname,
+                                          c.op == Op::bind || c.op == Op::connect ? " " + net::to_string(c.addr)
+                                          : c.op == Op::sysctl ? " " + c.sysctl.value : ""),
+                         c.op == Op::sysctl ? std::string() : sname);
+    impl_->explain_call = ci;
+    impl_->explain_k = k;
+  }
   net::sock_id sk = c.op == Op::sysctl || fresh_instance ? net::kNone : impl_->lookup(sname);
   if (c.op != Op::sysctl && sk == net::kNone) {
     if (!creates) {  // sname is always formatted here: fresh_instance implies creates
       rep_.runtime_error = fmt::format("{}: {}: socket '{}' does not exist at {} (not created yet, or closed)",
                                        sc_.file, c.path, sname, format_duration(now));
+      impl_->explain_end(now);
       return;
     }
     sk = net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
@@ -240,6 +265,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
   } else if (c.op == Op::socket) {
     rep_.runtime_error = fmt::format("{}: {}: socket '{}' exists already", sc_.file, c.path, sname);
+    impl_->explain_end(now);
     return;
   } else if (!c.opts.empty() && c.op != Op::setsockopt) {
     for (const auto& o : c.opts)
@@ -266,6 +292,10 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         if (cr.err == EINPROGRESS && !c.nonblock) {  // blocking: the outcome is recorded when it comes
           impl_->pending[sk] = {ci, k, now};
           impl_->pending_info[sk] = cr.info;
+          if (opt_.explain) {  // the result comes as a block of its own when the handshake ends
+            impl_->explain_call = kNoCall;
+            impl_->explain_end(now, {}, EINPROGRESS);
+          }
           return;
         }
         break;
@@ -327,7 +357,10 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
   }
   if (c.expect) check_expect(ci, k, o, port);
   const bool verbose = impl_->trace->enabled() || opt_.explain;
-  if (!verbose) return;
+  if (!verbose) {
+    if (impl_->explain_call == ci && impl_->explain_k == k) impl_->explain_call = kNoCall;
+    return;
+  }
   const std::string sname = sock_name(c.sock, k);
   std::string extra;
   if (c.op == Op::bind || c.op == Op::connect)
@@ -364,7 +397,11 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     }
     impl_->trace->record(w_.now, "call", body);
   }
-  if (opt_.explain) explain_call(c, sname, o, port);
+  if (opt_.explain) {
+    const bool own_block = impl_->explain_call == ci && impl_->explain_k == k;
+    if (own_block) impl_->explain_call = kNoCall;
+    explain_call(c, sname, o, port, own_block);
+  }
 }
 
 void Runner::check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t port) {
@@ -396,10 +433,16 @@ void Runner::check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t po
                                         format_duration(w_.now), why));
 }
 
-void Runner::explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port) {
-  fmt::print(stderr, "{} {} {} = {}\n", format_duration(w_.now), op_name(c.op),
-             c.op == Op::sysctl ? c.sysctl.name : sname,
-             o.err ? fmt::format("-1 {}", errno_name(o.err)) : port ? fmt::format("0 (local port {})", port) : std::string("0"));
+void Runner::explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port, bool own_block) {
+  const std::string result = fmt::format("{} {} = {}", op_name(c.op), c.op == Op::sysctl ? c.sysctl.name : sname,
+                                         o.err ? fmt::format("-1 {}", errno_name(o.err))
+                                         : port ? fmt::format("0 (local port {})", port) : std::string("0"));
+  if (own_block) {  // the call's block is still open: its result line closes it
+    impl_->explain_end(w_.now, result, o.err);
+  } else {  // a blocking connect completing later: a one-line block
+    impl_->explain_begin(w_.now, result, c.op == Op::sysctl ? std::string() : sname);
+    impl_->explain_end(w_.now, {}, o.err);
+  }
 }
 
 // EOF seen by an application: a generated client closes its socket (server-first close), and
@@ -416,7 +459,8 @@ void Runner::Impl::peer_closed(net::sock_id sk) {
 
 RunReport Runner::run() {
   if (!impl_->trace->ok()) {
-    rep_.runtime_error = fmt::format("{}: cannot open the trace file for writing", opt_.trace_path);
+    rep_.runtime_error = fmt::format("{}: cannot open the trace file for writing: {}", opt_.trace_path,
+                                     std::strerror(impl_->trace->error()));
     return rep_;
   }
   for (uint32_t wi = 0; wi < sc_.workloads.size(); ++wi) {
@@ -431,9 +475,10 @@ RunReport Runner::run() {
     }
   }
   if (opt_.sample_every) eng_.schedule({0, engine::Prio::Timer, kSample, 0, 0});
+  for (const Nanos t : opt_.ss_at) eng_.schedule({t, engine::Prio::Observe, kSs, 0, 0});
   for (uint32_t i = 0; i < sc_.timeline.size(); ++i)
     eng_.schedule({sc_.timeline[i].t, engine::Prio::Call, kCall, i, 0});
-  eng_.run(*this);
+  eng_.run(*this, opt_.stop_at);
   rep_.events = eng_.events_run();
   for (const auto& st : impl_->wl) {
     rep_.requests += st.requests;
@@ -468,7 +513,8 @@ RunReport Runner::run() {
     }
   }
   if (!rep_.runtime_error.empty()) impl_->trace->abandon();
-  else if (!impl_->trace->commit()) rep_.runtime_error = fmt::format("{}: cannot write the trace", opt_.trace_path);
+  else if (!impl_->trace->commit())
+    rep_.runtime_error = fmt::format("{}: cannot write the trace: {}", opt_.trace_path, std::strerror(impl_->trace->error()));
   return rep_;
 }
 

@@ -36,6 +36,7 @@ void Runner::Impl::xmit(const net::segment& in) {
   Nanos delay = 0;
   bool lost = false;
   if (path) {
+    // delay and jitter are at most kMaxScenarioTime each (checked at load): no wrap.
     delay = path->delay + (path->jitter ? Nanos(rnd->unit() * double(path->jitter)) : 0);
     lost = path->loss > 0 && rnd->unit() < path->loss;
   }
@@ -47,11 +48,12 @@ void Runner::Impl::xmit(const net::segment& in) {
         net::to_string(net::endpoint{seg.daddr, seg.dport}), net::tcp_flags_str(seg.flags), seg.seq, seg.ack,
         r.w_.now + delay, lost ? ",\"lost\":true" : nowhere ? ",\"lost\":\"no route\"" : ""));
   }
-  if (r.opt_.explain)
-    fmt::print(stderr, "  {:<28} {} > {} {}{}\n", seg.from_ns == net::kExternalNs ? "(external host)" : "tcp_transmit_skb",
-               net::to_string(net::endpoint{seg.saddr, seg.sport}), net::to_string(net::endpoint{seg.daddr, seg.dport}),
-               net::tcp_flags_str(seg.flags),
-               lost ? " — lost on the link" : nowhere ? " — no route: dropped" : delay ? fmt::format(", arrives after {}", format_duration(delay)) : "");
+  if (explainer && explainer->wanted())
+    explainer->step(seg.from_ns == net::kExternalNs ? "(external host)" : "tcp_transmit_skb",
+                    fmt::format("{} > {} {}{}", net::to_string(net::endpoint{seg.saddr, seg.sport}),
+                                net::to_string(net::endpoint{seg.daddr, seg.dport}), net::tcp_flags_str(seg.flags),
+                                lost ? " — lost on the link" : nowhere ? " — no route: dropped"
+                                : delay ? fmt::format(", arrives after {}", format_duration(delay)) : ""));
   if (lost || nowhere) return;
   if (delay == 0) {  // zero-delay path: delivered within the sending call, same instant
     deliver(seg);
@@ -60,7 +62,7 @@ void Runner::Impl::xmit(const net::segment& in) {
   uint32_t slot;
   if (!free_pkts.empty()) { slot = free_pkts.back(); free_pkts.pop_back(); pkts[slot] = seg; }
   else { slot = uint32_t(pkts.size()); pkts.push_back(seg); }
-  r.eng_.schedule({r.w_.now + delay, engine::Prio::Wire, kPacket, slot, 0});
+  r.eng_.schedule({sat_add(r.w_.now, delay), engine::Prio::Wire, kPacket, slot, 0});
 }
 
 }  // namespace portsim::scenario

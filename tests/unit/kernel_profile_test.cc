@@ -128,7 +128,7 @@ TEST_CASE("profiles: a scenario sysctl the machine's kernel lacks is bad input n
   CHECK(lr.error->message.rfind("t.json: $.kernel: unknown kernel \"4.20\" (known: 3.10, 4.4,", 0) == 0);
   // --kernel overrides the file and every machine.
   lr = scenario::load_scenario_text(R"({"kernel":"6.18","machines":[{"name":"h","kernel":"6.6"}],"timeline":[]})", "t.json",
-                                    "3.10");
+                                    {}, "3.10");
   REQUIRE_FALSE(lr.error);
   CHECK(lr.scenario->machines[0].kernel.connect == net::connect_era::c1_sequential);
 }
