@@ -47,6 +47,13 @@ std::optional<Vary> parse_vary(const std::string& arg, std::string& err) {
 
 namespace {
 
+// A --vary value as JSON. A kernel version stays a string ("3.10" is not the number 3.1).
+json value_of(const std::string& text);
+json vary_value(const std::string& pointer, const std::string& text) {
+  if (pointer == "/kernel" || pointer.ends_with("/kernel")) return json(text);
+  return value_of(text);
+}
+
 std::optional<uint64_t> parse_index(std::string_view s) {
   uint64_t v = 0;
   if (s.empty()) return std::nullopt;
@@ -190,7 +197,7 @@ std::optional<SweepPlan> plan_sweep(const SweepSpec& spec, std::string& err) {
     std::string label;
     for (size_t k = 0; k < spec.vary.size(); ++k) {
       const auto& v = spec.vary[k];
-      if (const std::string why = set_pointer(d, v.pointer, value_of(v.values[c[k]])); !why.empty()) {
+      if (const std::string why = set_pointer(d, v.pointer, vary_value(v.pointer, v.values[c[k]])); !why.empty()) {
         err = fmt::format("{}: --vary {}: the pointer does not lead into the scenario ({})", spec.file, v.pointer, why);
         return std::nullopt;
       }
@@ -361,7 +368,7 @@ std::string sweep_csv_row(const SweepRow& r) {
 std::string sweep_json_row(const SweepSpec& spec, const SweepRow& r) {
   json row;
   json vary = json::object();
-  for (size_t k = 0; k < spec.vary.size(); ++k) vary[spec.vary[k].pointer] = value_of(r.values[k]);
+  for (size_t k = 0; k < spec.vary.size(); ++k) vary[spec.vary[k].pointer] = vary_value(spec.vary[k].pointer, r.values[k]);
   row["vary"] = vary;
   row["seed"] = r.seed;
   const auto& rep = r.rep;
