@@ -20,6 +20,11 @@
 using namespace portsim;
 using portsim::test::World;
 
+namespace portsim::net {
+// net/ipv4/tcp_ipv4.c: tcp_twsk_unique() (sim/net/tcp.cc; declared next to its caller).
+bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp);
+}  // namespace portsim::net
+
 namespace {
 
 net::kernel_profile profile(const char* v) {
@@ -404,5 +409,56 @@ TEST_CASE("6.18 bucket release: bind-made ports become connect-shareable; not be
       if (t.connect(s, "127.0.0.1:5001").err == 0) got.insert(t.port(s));
     }
     CHECK(got.count(40000) == (std::string(k) == "6.18" ? 1u : 0u));
+  }
+}
+
+TEST_CASE("IP_LOCAL_PORT_RANGE keeps the parity passes on 6.6, walks step 1 from 6.8", "[kernel_profile][connect]") {
+  // 91d0b78c5177 (6.3): the socket's range narrows [low, high], __inet_hash_connect unchanged
+  // (even first); 207184853dbd (6.8): a socket with its own range: no even rounding, step 1.
+  for (const char* k : {"6.6", "6.12"}) {
+    World t(machine(k, "32768 60999"), 5);
+    listen_on(t, "127.0.0.1:5000");
+    int odd = 0;
+    for (int i = 0; i < 5; ++i) {
+      const net::sock_id s = t.socket();
+      t.w.sk(s).local_port_range = 40000u | (40009u << 16);
+      REQUIRE(t.connect(s, "127.0.0.1:5000").err == 0);
+      CHECK((t.port(s) >= 40000 && t.port(s) <= 40009));
+      odd += t.port(s) % 2;
+    }
+    INFO(k);
+    if (std::string(k) == "6.6") CHECK(odd == 0);  // five even ports first
+  }
+  // 6.12 over many seeds: step 1 reaches odd ports among the first five (never on 6.6).
+  int odd_total = 0;
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    World t(machine("6.12", "32768 60999"), seed);
+    listen_on(t, "127.0.0.1:5000");
+    for (int i = 0; i < 5; ++i) {
+      const net::sock_id s = t.socket();
+      t.w.sk(s).local_port_range = 40000u | (40009u << 16);
+      REQUIRE(t.connect(s, "127.0.0.1:5000").err == 0);
+      odd_total += t.port(s) % 2;
+    }
+  }
+  CHECK(odd_total > 0);
+}
+
+TEST_CASE("FIN_WAIT2-substate TIME_WAIT: reused by connect() on 6.6, never from 6.12", "[kernel_profile][tcp]") {
+  // 0d9e5df4a257 (6.12): tcp_twsk_unique() sets reuse = 0 for tw_substate == TCP_FIN_WAIT2.
+  for (const char* k : {"6.6", "6.12"}) {
+    World t(machine(k, "40000 40000"));
+    listen_on(t, "127.0.0.1:5000");
+    const net::sock_id c = t.socket();
+    REQUIRE(t.connect(c, "127.0.0.1:5000").err == 0);
+    net::tcp_time_wait(t.w, c, net::tcp_state::FIN_WAIT2, 60 * kNsPerSec);  // the orphaned FIN_WAIT2 case
+    REQUIRE(t.w.sk(c).tw_substate == net::tcp_state::FIN_WAIT2);
+    t.w.now = 5 * kNsPerSec;
+    const net::sock_id n = t.socket();
+    t.w.sk(n).daddr = t.w.sk(c).daddr;
+    t.w.sk(n).dport = t.w.sk(c).dport;
+    t.w.sk(n).rcv_saddr = t.w.sk(c).rcv_saddr;
+    INFO(k);
+    CHECK(net::tcp_twsk_unique(t.w, n, c, true) == (std::string(k) == "6.6"));
   }
 }
