@@ -7,7 +7,7 @@
 namespace portsim {
 
 namespace {
-constexpr std::array<std::pair<int, std::string_view>, 19> kErrnos{{
+constexpr std::array<std::pair<int, std::string_view>, 20> kErrnos{{
     {0, "OK"},
     {EADDRINUSE, "EADDRINUSE"},
     {EADDRNOTAVAIL, "EADDRNOTAVAIL"},
@@ -27,6 +27,7 @@ constexpr std::array<std::pair<int, std::string_view>, 19> kErrnos{{
     {EHOSTUNREACH, "EHOSTUNREACH"},
     {ENETUNREACH, "ENETUNREACH"},
     {ENOPROTOOPT, "ENOPROTOOPT"},
+    {ECONNABORTED, "ECONNABORTED"},
 }};
 }  // namespace
 

@@ -360,6 +360,22 @@ int inet_csk_get_port(world& w, sock_id sk, uint16_t port, bind_info* info) {
   return 0;
 }
 
+// net/ipv4/af_inet.c: inet_addr_valid_or_nonlocal() — an IPv4 bind() takes a local address
+// (RTN_LOCAL) and also a multicast (224.0.0.0/4) or broadcast (RTN_BROADCAST: 255.255.255.255
+// or the directed broadcast of a local subnet, 127.255.255.255 for lo) one; live 6.18.44:
+// tests/live/tcp_edges.json, case item14.
+static bool inet_addr_bindable_v4(const netns& ns, const inet_addr& a) {
+  const uint32_t h = a.v4_host();
+  if ((h >> 28) == 0xe || h == 0xffffffffu) return true;
+  if (h == 0x7fffffffu) return true;  // lo's 127.0.0.0/8 broadcast
+  for (const auto& ia : ns.addrs)
+    if (ia.addr.is_v4() && ia.prefix < 31) {
+      const uint32_t mask = ia.prefix ? ~0u << (32 - ia.prefix) : 0;
+      if ((ia.addr.v4_host() & mask) == (h & mask) && (h | mask) == ~0u) return true;
+    }
+  return false;
+}
+
 int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
   netns& ns = w.ns_of(sk);
   sock& s = w.sk(sk);
@@ -368,7 +384,9 @@ int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
   if (!s.v6 && !addr.addr.is_v4()) return EAFNOSUPPORT;
   if (s.v6 && addr.addr.is_v4() && s.ipv6only) return EINVAL;
   // Address must be local unless net.ipv4.ip_nonlocal_bind (IP_FREEBIND is not modelled).
-  if (!addr.addr.is_any() && !ns.owns(addr.addr) && !ns.sys.ip_nonlocal_bind) return EADDRNOTAVAIL;
+  if (!addr.addr.is_any() && !ns.owns(addr.addr) && !ns.sys.ip_nonlocal_bind &&
+      !(addr.addr.is_v4() && inet_addr_bindable_v4(ns, addr.addr)))
+    return EADDRNOTAVAIL;
   // inet_port_requires_bind_service(): below ip_unprivileged_port_start needs the capability.
   if (addr.port && addr.port < ns.sys.ip_unprivileged_port_start && !s.cap_net_bind_service)
     return EACCES;

@@ -157,6 +157,7 @@ sock_id world::sock_alloc(uint16_t ns) {
   const sock_id id = pool_alloc(socks, free_socks);
   socks[id].netns = ns;
   socks[id].alive = true;
+  socks[id].rto_max_ms = uint32_t(nets[ns].sys.tcp_rto_max_ms);  // tcp_init_sock(): icsk_rto_max
   if (obs) obs->sock_alloc(*this, id);
   return id;
 }
@@ -307,6 +308,7 @@ static void bind_node_del(world& w, sock_id sk) {
 void inet_bind_hash(world& w, sock_id sk, uint32_t tb, uint32_t t2, uint16_t port) {
   PORTSIM_ASSERT(w.tb2s[t2].tb == tb, "tb2 {} is not a child of tb {}", t2, tb);
   w.sk(sk).num = port;
+  w.sk(sk).sport = port;  // inet_sport
   bind_node_add(w, sk, t2);
 }
 
@@ -416,6 +418,7 @@ int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp) {
                                                            to_string(endpoint{s.daddr, s.dport})));
   }
   w.sk(sk).num = lport;
+  w.sk(sk).sport = lport;
   inet_ehash_insert(w, sk);
   if (tw != kNone) {
     ++w.st.tw_recycled;  // LINUX_MIB_TIMEWAITRECYCLED

@@ -52,6 +52,16 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
   }
 }
 
+uint64_t estimate_trace_bytes(const Scenario& sc, bool calls_only, uint64_t trace_sample) {
+  const double per_call = calls_only ? 300 : 3500;
+  double calls = 0, generated = 0;
+  for (const auto& c : sc.timeline) calls += double(c.count);
+  for (const auto& ws : sc.workloads)
+    generated += ws.pool ? ws.pool : ws.rate * double(ws.stop - ws.start) / double(kNsPerSec);
+  const double bytes = (calls + generated / double(std::max<uint64_t>(trace_sample, 1))) * per_call;
+  return bytes >= 1.8e19 ? UINT64_MAX : uint64_t(bytes);
+}
+
 // A sysctl write in netns `ns` under its machine's kernel. A sysctl that kernel keeps global
 // (3.10: ip_local_port_range; < 3.16: ip_local_reserved_ports) is written for every netns of
 // the machine — there is only one.
@@ -129,7 +139,11 @@ int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o) {
     case SockOpt::SO_REUSEADDR: s.reuse = o.value ? net::SK_CAN_REUSE : net::SK_NO_REUSE; return 0;
     case SockOpt::SO_REUSEPORT: s.reuseport = o.value != 0; return 0;
     case SockOpt::IP_BIND_ADDRESS_NO_PORT: s.bind_address_no_port = o.value != 0; return 0;
-    case SockOpt::IPV6_V6ONLY: s.ipv6only = o.value != 0; return 0;
+    case SockOpt::IPV6_V6ONLY:  // net/ipv6/ipv6_sockglue.c: do_ipv6_setsockopt()
+      if (!s.v6) return ENOPROTOOPT;  // an AF_INET socket has no IPPROTO_IPV6 level
+      if (s.num) return EINVAL;       // not once it has a port (inet_num)
+      s.ipv6only = o.value != 0;
+      return 0;
     case SockOpt::SO_LINGER: s.linger0 = o.value != 0; return 0;
     case SockOpt::TCP_SYNCNT: s.syn_retries = uint8_t(o.value); return 0;
     case SockOpt::IP_LOCAL_PORT_RANGE: {
@@ -146,7 +160,8 @@ int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o) {
 net::world& Runner::Impl::r_world() { return r.w_; }
 
 void Runner::Impl::connect_done(net::sock_id sk, int err) {
-  if (sk == in_connect) return;  // finished inside its own connect() call: the caller records it
+  // A blocking connect that finished inside its own call: the caller records it.
+  if (sk == in_connect && !r.w_.sk(sk).connect_nonblock) return;
   if (auto wit = wl_pending.find(sk); wit != wl_pending.end()) {
     const uint32_t wi = wit->second;
     wl_pending.erase(wit);
@@ -218,15 +233,25 @@ void Runner::on_timer(const engine::Event& ev) {
   last_effective_ = ev.t;
   if (impl_->trace->tables())
     impl_->trace->record(ev.t, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
-                                                    kind == net::timer_kind::timewait ? "timewait" : "retransmit", id,
+                                                    kind == net::timer_kind::timewait    ? "timewait"
+                                                    : kind == net::timer_kind::keepalive ? "keepalive"
+                                                                                         : "retransmit",
+                                                    id,
                                                     trace::json_str(impl_->name(id))));
   const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", id) : impl_->name(id);
-  impl_->explain_begin(ev.t, fmt::format("{:<29} {}", kind == net::timer_kind::timewait ? "tw_timer_handler" : "tcp_retransmit_timer", who), who);
+  impl_->explain_begin(ev.t,
+                       fmt::format("{:<29} {}",
+                                   kind == net::timer_kind::timewait    ? "tw_timer_handler"
+                                   : kind == net::timer_kind::keepalive ? "tcp_keepalive_timer"
+                                                                        : "tcp_retransmit_timer",
+                                   who),
+                       who);
   switch (kind) {
     case net::timer_kind::timewait:
       if (w_.sk(id).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(w_, id);
       break;
     case net::timer_kind::retransmit: net::tcp_retransmit_timer(w_, id); break;
+    case net::timer_kind::keepalive: net::tcp_keepalive_timer(w_, id); break;
   }
   impl_->explain_end(ev.t);
 }
@@ -285,7 +310,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         out.err = net::inet_listen(w_, sk, c.backlog, &out.bi);
         break;
       case Op::connect: {
-        const net::connect_result cr = impl_->connect(sk, c.addr);
+        const net::connect_result cr = impl_->connect(sk, c.addr, c.nonblock);
         out.err = cr.err;
         out.ci = cr.info;
         out.has_connect = true;

@@ -76,9 +76,9 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   std::unordered_set<net::sock_id> auto_children;         // server children the generator accepted
   net::sock_id in_connect = net::kNone;                    // the socket whose connect() is running
 
-  net::connect_result connect(net::sock_id sk, const net::endpoint& to) {
+  net::connect_result connect(net::sock_id sk, const net::endpoint& to, bool nonblock = false) {
     in_connect = sk;
-    auto r = net::inet_stream_connect(r_world(), sk, to);
+    auto r = net::inet_stream_connect(r_world(), sk, to, nonblock);
     in_connect = net::kNone;
     return r;
   }
@@ -192,6 +192,7 @@ inline std::string connect_result_line(const net::world& w, net::sock_id sk, int
 int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o);
 // A sysctl write under the netns' machine's kernel (global sysctls reach every netns).
 std::string sysctl_set(net::world& w, uint16_t ns, const std::string& name, const std::string& value);
-inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.num}); }
+// getsockname(): inet_rcv_saddr and inet_sport (which keeps the port after inet_put_port).
+inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.sport}); }
 
 }  // namespace portsim::scenario

@@ -30,7 +30,7 @@ class observer {
 };
 
 // How the model arms timers without knowing the engine (net/ never includes engine/).
-enum class timer_kind : uint8_t { timewait, retransmit };
+enum class timer_kind : uint8_t { timewait, retransmit, keepalive };
 class timer_sink {
  public:
   virtual ~timer_sink() = default;
