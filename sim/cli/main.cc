@@ -12,12 +12,15 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "portsim/base/errno_name.h"
 #include "portsim/base/output_file.h"
 #include "portsim/base/spellcheck.h"
+#include "portsim/net/kernel_profile.h"
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
 #include "portsim/scenario/shard.h"
@@ -81,15 +84,20 @@ int parse(const char* cmd, const char* synopsis, po::options_description& opts,
   return -1;
 }
 
+std::string kernel_opt(const po::variables_map& vm) {
+  return vm.count("kernel") ? vm["kernel"].as<std::string>() : std::string();
+}
+
 int cmd_check(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "this help")("scenario", po::value<std::string>()->required(), "scenario file ('-': standard input)")
-      ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")");
+      ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")")
+      ("kernel,k", po::value<std::string>(), "every machine runs this kernel profile (see 'portsim kernels')");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
-  if (int rc = parse("check", "SCENARIO", opts, pos, argc, argv, vm); rc >= 0) return rc;
-  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>(), limits_of(vm));
+  if (int rc = parse("check", "SCENARIO [--kernel X.Y]", opts, pos, argc, argv, vm); rc >= 0) return rc;
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>(), limits_of(vm), kernel_opt(vm));
   if (lr.error) {
     std::cerr << lr.error->message << "\n";
     return kExitBadInput;
@@ -202,18 +210,19 @@ int cmd_run(int argc, char** argv) {
       ("state", po::value<std::vector<std::string>>()->composing(), "with --ss-at: only sockets in this ss state")
       ("summary", "with --ss-at: the ss -s summary instead of the table")
       ("quiet,q", "print only expectation failures and errors")
-      ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")");
+      ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")")
+      ("kernel,k", po::value<std::string>(), "every machine runs this kernel profile, e.g. 4.19 or 5.10.119 (see 'portsim kernels')");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
-  if (int rc = parse("run", "SCENARIO [--trace FILE] [--seed N] [--explain]", opts, pos, argc, argv, vm); rc >= 0)
+  if (int rc = parse("run", "SCENARIO [--trace FILE] [--seed N] [--explain] [--kernel X.Y]", opts, pos, argc, argv, vm); rc >= 0)
     return rc;
   scenario::RunOptions ro;
   if (vm.count("seed")) {
     ro.seed = u64_option(vm, "seed", "run");
     if (!ro.seed) return kExitBadInput;
   }
-  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>(), limits_of(vm));
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>(), limits_of(vm), kernel_opt(vm));
   if (lr.error) {
     std::cerr << lr.error->message << "\n";
     return kExitBadInput;
@@ -369,7 +378,8 @@ int cmd_sweep(int argc, char** argv) {
       ("timeseries", po::value<std::string>(),
        "sample every DURATION of virtual time: ESTABLISHED, TIME_WAIT, bound ports, and the connects "
        "(ok, by errno) since the previous sample")
-      ("timeseries-out", po::value<std::string>(), "where the samples go (CSV)");
+      ("timeseries-out", po::value<std::string>(), "where the samples go (CSV)")
+      ("kernel,k", po::value<std::string>(), "every run uses this kernel profile (or vary it: --vary /kernel=4.19,6.18)");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
@@ -379,6 +389,7 @@ int cmd_sweep(int argc, char** argv) {
     return rc;
   scenario::SweepSpec spec;
   spec.file = vm["scenario"].as<std::string>();
+  spec.kernel = kernel_opt(vm);
   spec.seeds = vm["seeds"].as<uint64_t>();
   spec.jobs = vm["jobs"].as<unsigned>();
   if (spec.seeds == 0 || spec.seeds > 1'000'000) {
@@ -566,6 +577,196 @@ int cmd_merge(int argc, char** argv) {
   return kExitOk;
 }
 
+// portsim kernels [X]: the profiles, or what X does differently from 6.18 (each with its commit).
+int cmd_kernels(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()("help,h", "this help")("version", po::value<std::string>(), "a kernel: X.Y or X.Y.Z")
+      ("all", "print every behaviour of the kernel, not only what differs from 6.18");
+  po::positional_options_description pos;
+  pos.add("version", 1);
+  po::variables_map vm;
+  if (int rc = parse("kernels", "[X.Y | X.Y.Z] [--all]", opts, pos, argc, argv, vm); rc >= 0) return rc;
+  const net::kernel_profile& base = net::default_kernel_profile();
+  if (!vm.count("version")) {
+    fmt::print("kernel profiles (\"X.Y\" = the latest point release of the branch; \"X.Y.Z\" = that exact release):\n");
+    std::string err;
+    for (const auto& n : net::kernel_profile_names()) {
+      const auto k = net::find_kernel_profile(n, err);
+      const auto released = net::released_connect_era(n).substr(0, 2), latest = net::to_string(k->connect).substr(0, 2);
+      fmt::print("  {:<5} {:<40} connect {}{}, bind(0) {}\n", n, k->covers, released,
+                 released == latest ? std::string() : fmt::format(" ({} in late point releases)", latest),
+                 net::to_string(k->bind).substr(0, 2));
+    }
+    fmt::print("default: {}. 'portsim kernels X' lists what X does differently, each with its commit.\n", base.name);
+    return kExitOk;
+  }
+  std::string err;
+  const auto k = net::find_kernel_profile(vm["version"].as<std::string>(), err);
+  if (!k) {
+    std::cerr << "portsim kernels: " << err << "\n";
+    return kExitBadInput;
+  }
+  fmt::print("Linux {} ({})\n", k->name, k->covers);
+  if (const auto bp = net::kernel_backports(k->name); !bp.empty()) {
+    fmt::print("point releases of this branch that changed a behaviour (KERNEL-PROFILES §3):\n");
+    for (const auto& b : bp) fmt::print("  {}\n", b);
+  }
+  if (vm.count("all")) {
+    for (const auto& b : net::describe(*k)) fmt::print("  {:<58} {}\n      [{}]\n", b.name, b.value, b.commit);
+    return kExitOk;
+  }
+  const auto d = net::diff(*k, base);
+  if (d.empty()) fmt::print("  behaves as {} in everything portsim models\n", base.name);
+  else fmt::print("differs from {} in {} behaviours:\n", base.name, d.size());
+  for (const auto& b : d)
+    fmt::print("  {}\n      {}: {}\n      {}: {}\n      commit: {}\n", b.name, k->name, b.value, base.name, b.base_value, b.commit);
+  return kExitOk;
+}
+
+// One call's outcome under one kernel, read back from the call records of its trace.
+struct CallOutcome {
+  std::string label, op, result;
+  bool ok = false;
+  int64_t t = 0;
+  uint16_t port = 0;
+};
+
+int cmd_compare(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()("help,h", "this help")("scenario", po::value<std::string>()->required(), "scenario file")
+      ("kernels", po::value<std::string>()->required(), "two or more kernels, comma-separated: 4.19.0,6.18")
+      ("seed,s", po::value<uint64_t>(), "override the scenario's seed")
+      ("all", "list every call, not only those whose outcome differs");
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (int rc = parse("compare", "SCENARIO --kernels A,B[,C…] [--all]", opts, pos, argc, argv, vm); rc >= 0) return rc;
+  std::vector<std::string> kernels;
+  for (std::string_view ks = vm["kernels"].as<std::string>(); !ks.empty();) {
+    const size_t c = ks.find(',');
+    kernels.emplace_back(ks.substr(0, c));
+    ks = c == std::string_view::npos ? std::string_view() : ks.substr(c + 1);
+  }
+  if (kernels.size() < 2) {
+    std::cerr << "portsim compare: --kernels needs two or more kernels, e.g. 4.19.0,6.18\n";
+    return kExitBadInput;
+  }
+  const std::string file = vm["scenario"].as<std::string>();
+  std::vector<std::map<std::string, CallOutcome>> outcomes(kernels.size());
+  std::vector<std::string> order;  // keys in the first kernel's completion order
+  std::vector<scenario::RunReport> reps;
+  for (size_t ki = 0; ki < kernels.size(); ++ki) {
+    auto lr = scenario::load_scenario_file(file, {}, kernels[ki]);
+    if (lr.error) {
+      std::cerr << lr.error->message << "\n";
+      return kExitBadInput;
+    }
+    char tmpl[] = "/tmp/portsim-compare-XXXXXX";
+    const int fd = mkstemp(tmpl);
+    if (fd < 0) {
+      std::cerr << "portsim compare: cannot create a temporary trace file\n";
+      return kExitBadInput;
+    }
+    close(fd);
+    scenario::RunOptions ro;
+    ro.trace_path = tmpl;
+    ro.trace_calls_only = true;
+    if (vm.count("seed")) ro.seed = vm["seed"].as<uint64_t>();
+    scenario::Runner runner(*lr.scenario, ro);
+    reps.push_back(runner.run());
+    if (!reps.back().runtime_error.empty()) {
+      std::remove(tmpl);
+      std::cerr << reps.back().runtime_error << "\n";
+      return kExitBadInput;
+    }
+    std::ifstream in(tmpl);
+    std::string line;
+    std::map<std::string, int> seen;
+    while (std::getline(in, line)) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || j.value("ev", "") != "call") continue;
+      CallOutcome o;
+      o.op = j.value("op", "");
+      const std::string who = j.contains("workload") ? j.value("workload", "") : j.value("sock", "");
+      std::string key = fmt::format("{}#{}", j.value("call", -1), j.value("rep", 0));
+      if (j.contains("workload")) key = fmt::format("{}#{}", j.value("workload", ""), j.value("rep", 0));
+      key += fmt::format("/{}", seen[key]++);  // a call may be recorded more than once (rare)
+      o.label = fmt::format("{} {} {}", o.op, who, j.value("to", j.value("addr", j.value("name", ""))));
+      o.t = j.value("t", int64_t(0));
+      o.ok = j.value("ret", -1) == 0;
+      const std::string local = j.value("local", "");
+      if (const size_t colon = local.rfind(':'); colon != std::string::npos) o.port = uint16_t(std::stoul(local.substr(colon + 1)));
+      o.result = o.ok ? (o.port && (o.op == "connect" || o.op == "bind" || o.op == "listen")
+                             ? fmt::format("ok :{} {}", o.port, o.port % 2 ? "odd" : "even")
+                             : std::string("ok"))
+                      : j.value("errno", std::string("E?"));
+      if (ki == 0) order.push_back(key);
+      outcomes[ki][key] = o;
+    }
+    std::remove(tmpl);
+  }
+  fmt::print("portsim compare {} — kernels {}\n\n", file, vm["kernels"].as<std::string>());
+  // Per call: errno / port and parity / completion time.
+  std::string head = fmt::format("  {:<40}", "call");
+  for (const auto& k : kernels) head += fmt::format(" {:<30}", k);
+  size_t differ = 0, shown = 0;
+  std::vector<std::string> lines;
+  for (const auto& key : order) {
+    bool same = true;
+    const CallOutcome& a = outcomes[0][key];
+    for (size_t ki = 1; ki < kernels.size(); ++ki) {
+      auto it = outcomes[ki].find(key);
+      if (it == outcomes[ki].end() || it->second.result != a.result || it->second.t != a.t) same = false;
+    }
+    if (!same) ++differ;
+    if (same && !vm.count("all")) continue;
+    if (++shown > 60) continue;
+    std::string row = fmt::format("  {:<40}", a.label.substr(0, 40));
+    for (size_t ki = 0; ki < kernels.size(); ++ki) {
+      auto it = outcomes[ki].find(key);
+      row += it == outcomes[ki].end() ? fmt::format(" {:<30}", "(not recorded)")
+                                      : fmt::format(" {:<30}", fmt::format("{} @{}", it->second.result, format_duration(it->second.t)));
+    }
+    lines.push_back(row);
+  }
+  fmt::print("{} of {} calls differ{}\n", differ, order.size(), vm.count("all") ? "" : " (per call: errno, port and parity, completion time)");
+  if (!lines.empty()) {
+    fmt::print("{}\n", head);
+    for (const auto& l : lines) fmt::print("{}\n", l);
+    if (shown > 60) fmt::print("  … and {} more\n", shown - 60);
+  }
+  // Counts.
+  auto row = [&](const char* name, auto get) {
+    std::string r = fmt::format("  {:<40}", name);
+    bool same = true;
+    for (size_t ki = 0; ki < kernels.size(); ++ki) {
+      const std::string v = get(reps[ki]);
+      r += fmt::format(" {:<30}", v);
+      same = same && v == get(reps[0]);
+    }
+    fmt::print("{}{}\n", r, same ? "" : "  <- differs");
+  };
+  fmt::print("\n{}\n", head.replace(2, 4, "    "));
+  row("calls ok", [](const scenario::RunReport& r) { return fmt::format("{} of {}", r.calls_ok, r.calls); });
+  row("errors", [](const scenario::RunReport& r) {
+    std::string e;
+    for (const auto& [n, c] : r.errors) e += fmt::format("{}{} {}", e.empty() ? "" : ", ", n, c);
+    return e.empty() ? std::string("none") : e;
+  });
+  row("connects ok", [](const scenario::RunReport& r) { return fmt::format("{} of {}", r.connects_ok, r.connects); });
+  row("first EADDRNOTAVAIL", [](const scenario::RunReport& r) {
+    return r.first_eaddrnotavail ? format_duration(*r.first_eaddrnotavail) : std::string("-");
+  });
+  row("candidates examined", [](const scenario::RunReport& r) { return std::to_string(r.st.candidates); });
+  row("TIME_WAIT peak / recycled", [](const scenario::RunReport& r) {
+    return fmt::format("{} / {}", r.st.time_wait_peak, r.st.tw_recycled);
+  });
+  row("ESTABLISHED peak", [](const scenario::RunReport& r) { return std::to_string(r.st.established_peak); });
+  row("virtual time", [](const scenario::RunReport& r) { return format_duration(r.virtual_end); });
+  row("expectations failed", [](const scenario::RunReport& r) { return std::to_string(r.expectation_failures); });
+  return kExitOk;
+}
+
 struct Command {
   const char* name;
   const char* summary;
@@ -578,10 +779,12 @@ constexpr Command kCommands[] = {
     {"sweep", "run a scenario over varied values and seeds in parallel; CSV/JSON rows (or a shard)", cmd_sweep},
     {"merge", "put the shards of a sweep together: the CSV/JSON of one unsharded sweep", cmd_merge},
     {"ss", "the socket table at a virtual time, as `ss -tan` (or `ss -s`) prints it", cmd_ss},
+    {"kernels", "list the kernel profiles (3.10 … 6.18); 'kernels X': what X does differently", cmd_kernels},
+    {"compare", "run a scenario under two or more kernels and show where the outcomes differ", cmd_compare},
 };
 
 void usage(std::FILE* to) {
-  fmt::print(to, "portsim — a kernel-faithful simulator of how Linux picks local ports (model: Linux 6.18)\n\n"
+  fmt::print(to, "portsim — a kernel-faithful simulator of how Linux picks local ports (Linux 3.10 … 6.18; default 6.18)\n\n"
                  "usage: portsim COMMAND [options]   ('portsim COMMAND --help' for its options; portsim --version)\n"
                  "SCENARIO '-' reads the scenario from standard input\n\ncommands:\n");
   for (const auto& c : kCommands) fmt::print(to, "  {:<8} {}\n", c.name, c.summary);

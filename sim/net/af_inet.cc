@@ -132,8 +132,11 @@ static void explain_hash_connect(world& w, sock_id id, const connect_info& i, in
                    fmt::format("{} candidates examined in both passes, none free: EADDRNOTAVAIL", i.examined));
   else
     w.obs->explain("__inet_hash_connect",
-                   fmt::format("pass {} found port {} at i = {} ({} candidates in all){}; table_perturb[{}] += {}", i.pass,
-                               w.sk(id).num, i.i, i.examined, i.tw_recycled ? ", recycling a TIME_WAIT" : "", i.index,
+                   fmt::format("pass {} found port {} at i = {} ({} candidates in all){}; {} += {}", i.pass,
+                               w.sk(id).num, i.i, i.examined, i.tw_recycled ? ", recycling a TIME_WAIT" : "",
+                               w.machine_of(w.ns_of(id)).kp.perturb == perturb_layout::none  // ≤ 5.11: one global hint
+                                   ? std::string("hint")
+                                   : fmt::format("table_perturb[{}]", i.index),
                                i.perturb_inc));
 }
 

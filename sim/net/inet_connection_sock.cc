@@ -187,6 +187,142 @@ uint16_t inet_csk_find_open_port(world& w, sock_id sk, bind_info& info) {
   }
 }
 
+// --- the older bind(0) walks, one function per era (kernel_profile.h: bind_era) -------------
+
+// tb->num_owners: every owner of the port, over all its tb2.
+uint32_t tb_num_owners(const world& w, uint32_t tb) {
+  uint32_t n = 0;
+  for (uint32_t t2 = w.tbs[tb].bhash2; t2 != kNone; t2 = w.tb2s[t2].next) n += w.tb2s[t2].nowners;
+  return n;
+}
+
+// ≤ 4.10 "(tb->fastreuse > 0 && reuse) || (tb->fastreuseport > 0 && sk->sk_reuseport && uid
+// match)": may sk be one more owner of tb, the candidate for the fewest-owners fallback?
+// tb->fastreuse > 0 held while every owner had SO_REUSEADDR and was not listening; a bucket made
+// by connect() stays at -1.
+bool smallest_candidate(const world& w, uint32_t tb, const sock& sk) {
+  const inet_bind_bucket& b = w.tbs[tb];
+  bool fastreuse = b.fastreuse >= 0 && sk.reuse && sk.state != tcp_state::LISTEN;
+  for (uint32_t t2 = b.bhash2; fastreuse && t2 != kNone; t2 = w.tb2s[t2].next)
+    for (sock_id o = w.tb2s[t2].owners; fastreuse && o != kNone; o = w.sk(o).bind_next)
+      fastreuse = w.sk(o).reuse && w.sk(o).state != tcp_state::LISTEN;
+  return fastreuse || (b.fastreuseport > 0 && sk.reuseport && b.fastuid == sk.uid);
+}
+
+// The fewest-owners fallback (have_snum → tb_found with smallest_size != -1): the port is taken
+// if the relaxed conflict test passes (the kernel then retries `again` up to 5 times when it
+// does not; portsim answers EADDRINUSE at once).
+uint16_t take_smallest(const world& w, sock_id sk, uint16_t port, bind_info& info) {
+  const uint32_t tb = w.nets[w.sk(sk).netns].bhash[port];
+  if (tb != kNone && inet_csk_bind_conflict(w, sk, tb, /*relax=*/true, /*reuseport_ok=*/true)) return 0;
+  info.shared = true;
+  return port;
+}
+
+// 3.10 net/ipv4/inet_connection_sock.c: inet_csk_get_port(), snum == 0 (B1): rover =
+// net_random() % remaining + low over the inclusive range, ++rover with wrap; a port whose bucket
+// passes bind_conflict(sk, tb, false) is taken; the compatible bucket with the fewest owners is
+// remembered and taken at once when bsockets > range size, else after a full scan. With
+// `attempt_half` (B2, the 4.2-era copy): a SO_REUSEADDR socket scans [low, low + (high-low)/2]
+// first, then [half, high].
+uint16_t inet_csk_get_port_b1(world& w, sock_id sk, bind_info& info) {
+  netns& ns = w.ns_of(sk);
+  machine& m = w.machine_of(ns);
+  const sock& s = w.sk(sk);
+  int attempt_half = m.kp.bind == bind_era::b2_lower_half && s.reuse == SK_CAN_REUSE ? 1 : 0;
+  uint64_t bsockets = 0;  // hashinfo->bsockets: sockets bound in this netns
+  for (uint32_t p = uint32_t(ns.sys.ip_local_port_range_lo); p <= ns.sys.ip_local_port_range_hi; ++p)
+    if (ns.bhash[p] != kNone) bsockets += tb_num_owners(w, ns.bhash[p]);
+  for (;;) {  // kernel label: again
+    int low = ns.sys.ip_local_port_range_lo, high = ns.sys.ip_local_port_range_hi;
+    if (attempt_half) {
+      const int half = low + ((high - low) >> 1);
+      if (attempt_half == 1) high = half;
+      else low = half;
+    }
+    int remaining = high - low + 1;
+    int rover = int(m.random.u32_below(uint32_t(remaining))) + low;
+    if (info.examined == 0) info.offset = uint32_t(rover - low);
+    int smallest_size = -1, smallest_rover = rover;
+    do {
+      ++info.examined;
+      if (!ns.sys.ip_local_reserved_ports.test(uint32_t(rover))) {
+        const uint32_t tb = ns.bhash[uint16_t(rover)];
+        if (tb == kNone) break;  // a free port
+        if (smallest_candidate(w, tb, s) && (int(tb_num_owners(w, tb)) < smallest_size || smallest_size == -1)) {
+          smallest_size = int(tb_num_owners(w, tb));
+          smallest_rover = rover;
+          if (bsockets > uint64_t(high - low + 1) && !inet_csk_bind_conflict(w, sk, tb, false, true)) {
+            info.shared = true;
+            return uint16_t(smallest_rover);
+          }
+        }
+        if (!inet_csk_bind_conflict(w, sk, tb, /*relax=*/false, /*reuseport_ok=*/true)) break;
+      }
+      if (++rover > high) rover = low;
+    } while (--remaining > 0);
+    info.low = uint32_t(low);
+    info.high = uint32_t(high + 1);
+    info.half = uint8_t(attempt_half);
+    info.pass = 1;
+    if (remaining > 0) return uint16_t(rover);
+    if (smallest_size != -1) return take_smallest(w, sk, uint16_t(smallest_rover), info);
+    if (attempt_half != 1) return 0;
+    attempt_half = 2;  // "OK we now try the upper half of the range"
+  }
+}
+
+// 4.6 net/ipv4/inet_connection_sock.c: inet_csk_get_port(), port == 0 (B3, ea8add2b1903):
+// the 6.18 walk (halves, random odd offset, step 2, then the other parity) with the strict
+// test (reuseport_ok until 0643ee4fd1b7, 4.10), and after each parity pass that found no free
+// port, the compatible port with the fewest owners.
+uint16_t inet_csk_get_port_b3(world& w, sock_id sk, bind_info& info) {
+  netns& ns = w.ns_of(sk);
+  machine& m = w.machine_of(ns);
+  const sock& s = w.sk(sk);
+  int attempt_half = s.reuse == SK_CAN_REUSE ? 1 : 0;
+  for (;;) {  // kernel label: other_half_scan
+    int low, high;
+    inet_sk_get_local_port_range(w, s, low, high);
+    high++;
+    if (high - low < 4) attempt_half = 0;
+    if (attempt_half) {
+      const int half = low + (((high - low) >> 2) << 1);
+      if (attempt_half == 1) high = half;
+      else low = half;
+    }
+    uint32_t remaining = uint32_t(high - low);
+    if (remaining > 1) remaining &= ~1u;
+    uint32_t offset = m.random.u32_below(remaining) | 1u;
+    if (info.examined == 0) info.offset = offset;
+    int smallest_size = -1, smallest_port = low;
+    for (uint8_t pass = 1;; ++pass) {  // kernel label: other_parity_scan
+      int port = low + int(offset);
+      for (uint32_t i = 0; i < remaining; i += 2, port += 2) {
+        if (port >= high) port -= int(remaining);
+        ++info.examined;
+        if (ns.sys.ip_local_reserved_ports.test(uint32_t(port))) continue;
+        const uint32_t tb = ns.bhash[uint16_t(port)];
+        info.low = uint32_t(low);
+        info.high = uint32_t(high);
+        info.half = uint8_t(attempt_half);
+        info.pass = pass;
+        if (tb == kNone) return uint16_t(port);
+        if (smallest_candidate(w, tb, s) && (int(tb_num_owners(w, tb)) < smallest_size || smallest_size == -1)) {
+          smallest_size = int(tb_num_owners(w, tb));
+          smallest_port = port;
+        }
+        if (!inet_csk_bind_conflict(w, sk, tb, /*relax=*/false, m.kp.bind0_reuseport_ok)) return uint16_t(port);
+      }
+      if (smallest_size != -1) return take_smallest(w, sk, uint16_t(smallest_port), info);
+      offset--;
+      if (offset & 1) break;
+    }
+    if (attempt_half != 1) return 0;
+    attempt_half = 2;
+  }
+}
+
 }  // namespace
 
 int inet_csk_get_port(world& w, sock_id sk, uint16_t port, bind_info* info) {
@@ -194,7 +330,13 @@ int inet_csk_get_port(world& w, sock_id sk, uint16_t port, bind_info* info) {
   bind_info local;
   if (!info) info = &local;
   if (!port) {
-    port = inet_csk_find_open_port(w, sk, *info);
+    switch (w.machine_of(ns).kp.bind) {
+      case bind_era::b1_random_rover:
+      case bind_era::b2_lower_half: port = inet_csk_get_port_b1(w, sk, *info); break;
+      case bind_era::b3_odd_first: port = inet_csk_get_port_b3(w, sk, *info); break;
+      case bind_era::b4_no_sharing:
+      case bind_era::b5_autobind_reuse: port = inet_csk_find_open_port(w, sk, *info); break;
+    }
     if (!port) return EADDRINUSE;
   } else if (const uint32_t tb = ns.bhash[port];
              tb != kNone && inet_csk_bind_conflict(w, sk, tb, /*relax=*/true, /*reuseport_ok=*/true)) {
@@ -280,10 +422,13 @@ int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
     const int err = inet_csk_get_port(w, sk, addr.port, info);
     if (!addr.port && w.obs && w.obs->explaining())
       w.obs->explain("inet_csk_find_open_port",
-                     fmt::format("random odd offset {} first{}; {} candidates examined{}{}", info->offset,
+                     fmt::format("{} offset {} first{}; {} candidates examined{}{}{}",
+                                 w.machine_of(ns).kp.bind <= bind_era::b2_lower_half ? "random rover" : "random odd",
+                                 info->offset,
                                  info->half ? (info->half == 1 ? ", lower half (SO_REUSEADDR)" : ", upper half") : "",
                                  info->examined, info->relax ? ", found in the ip_autobind_reuse relaxed pass" : "",
-                                 err ? ": none free, EADDRINUSE" : ""));
+                                 err ? ": none free, EADDRINUSE" : "",
+                                 info->shared ? "; no free port: shares the least-used port (smallest_rover, <= 4.10)" : ""));
     if (err) {
       w.sk(sk).rcv_saddr = w.sk(sk).v6 ? inet_addr{} : kAnyV4;
       w.sk(sk).ipv6only = saved_ipv6only;

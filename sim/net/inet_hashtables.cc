@@ -228,6 +228,8 @@ void inet_bind_bucket_destroy(world& w, uint32_t tb) {
     ns.bhash[port] = kNone;
     b = inet_bind_bucket{};
     w.free_tbs.push_back(tb);
+  } else if (!w.machines[ns.machine].kp.bucket_release) {  // before 6.18: freed only when empty
+    return;
   } else if (b.fastreuse != -1 || b.fastreuseport != -1) {
     bool all_connect = true;
     for (uint32_t t2 = b.bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
@@ -286,6 +288,7 @@ static void inet_bind2_bucket_destroy(world& w, uint32_t t2) {
     return;
   }
   if (b2.fastreuse == -1 && b2.fastreuseport == -1) return;
+  if (!w.machines[w.nets[w.tbs[b2.tb].netns].machine].kp.bucket_release) return;  // d57f4b874946 (6.18)
   for (sock_id o = b2.owners; o != kNone; o = w.sk(o).bind_next)
     if (!(w.sk(o).userlocks & SOCK_CONNECT_BIND)) return;
   inet_bind2_bucket_set_state(w, t2, -1, -1);
@@ -462,6 +465,7 @@ struct pass_result {
 // TW's addresses are sk's, the 4-tuples differing only in the local port).
 bool tw_recyclable(const world& w, const sock& sk) {
   const int reuse = w.nets[sk.netns].sys.tcp_tw_reuse;
+  if (reuse != 0 && !w.machines[w.nets[sk.netns].machine].kp.tw_reuse_loopback_mode) return true;  // < 4.18
   return reuse == 1 || (reuse == 2 && (sk.daddr.is_loopback() || sk.rcv_saddr.is_loopback()));
 }
 
@@ -557,14 +561,16 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
     return check_established(w, sk, s.num, nullptr);
   }
   info.autobind = true;
+  machine& m = w.machines[ns.machine];
   int low, high;
-  const bool local_ports = inet_sk_get_local_port_range(w, s, low, high);
+  // 6.3-6.7 (91d0b78c5177): IP_LOCAL_PORT_RANGE narrows the range but keeps the parity passes;
+  // 6.8 (207184853dbd): a socket with its own range walks step 1.
+  const bool local_ports = inet_sk_get_local_port_range(w, s, low, high) && m.kp.iplpr == iplpr_mode::no_parity;
   const uint32_t step = local_ports ? 1 : 2;
   high++;  // [32768, 60999] -> [32768, 61000[
   uint32_t remaining = uint32_t(high - low);
   if (!local_ports && remaining > 1) remaining &= ~1u;
 
-  machine& m = w.machines[ns.machine];
   const uint32_t index = uint32_t(port_offset & (INET_TABLE_PERTURB_SIZE - 1));
   uint32_t offset = m.table_perturb[index] + uint32_t(port_offset >> 32);
   offset %= remaining;
@@ -625,23 +631,242 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
   return EADDRNOTAVAIL;
 }
 
+// --- the older connect() walks, one function per era (kernel_profile.h: connect_era) --------
+//
+// Each takes the kernel's own port_offset (already truncated to the era's width) and walks the
+// same candidates, in the same order, as that era's __inet_hash_connect; the candidate checks
+// (reserved, bind-made bucket, __inet_check_established) are the ones above. scan_pass() visits
+// port = low + offset + k*step, wrapping once at `high`, for k < ceil(remaining / step).
+
+namespace {
+
+// The "ok:" tail shared by every era: bucket (made by connect: fastreuse -1), tb2, bind, hash.
+void hash_connect_ok(world& w, sock_id sk, netns& ns, const pass_result& r) {
+  const sock& s = w.sk(sk);
+  uint32_t tb = ns.bhash[r.port];
+  if (tb == kNone) {
+    tb = inet_bind_bucket_create(w, ns, r.port);
+    w.tbs[tb].fastreuse = w.tbs[tb].fastreuseport = -1;
+    connect_skip_update(w, ns, r.port);
+    if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
+  }
+  uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
+  if (t2 == kNone) t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);
+  inet_bind_hash(w, sk, tb, t2, r.port);
+  w.sk(sk).userlocks |= SOCK_CONNECT_BIND;
+  if (!w.sk(sk).hashed) inet_ehash_insert(w, sk);
+  if (r.tw != kNone) inet_twsk_kill(w, r.tw);
+}
+
+void explain_era(world& w, const std::string& what) {
+  if (w.obs && w.obs->explaining()) w.obs->explain("__inet_hash_connect", what);
+}
+
+// One step-1 walk of `remaining` candidates from low + start (C1, C2).
+int sequential_walk(world& w, sock_id sk, uint32_t start, uint32_t remaining, int low, int high,
+                    check_established_fn check_established, connect_info& info, pass_result& r) {
+  netns& ns = w.ns_of(sk);
+  const connect_dest* d = dest_find(w, w.sk(sk).netns, w.sk(sk).rcv_saddr, w.sk(sk).daddr, w.sk(sk).dport);
+  info.offset = start;
+  info.low = uint32_t(low);
+  info.high = uint32_t(high);
+  info.remaining = remaining;
+  info.step = 1;
+  r = scan_pass(w, sk, ns, d, low, high, remaining, start, 1, check_established);
+  info.examined += r.visited;
+  return r.port ? 0 : EADDRNOTAVAIL;
+}
+
+// 3.10 net/ipv4/inet_hashtables.c: __inet_hash_connect() (C1, ≤ 4.1): offset = hint +
+// port_offset; for (i = 1; i <= remaining; i++) port = low + (i + offset) % remaining over the
+// inclusive range; on success hint += i.
+int inet_hash_connect_c1(world& w, sock_id sk, uint32_t port_offset, check_established_fn check_established,
+                         connect_info& info) {
+  machine& m = w.machine_of(w.ns_of(sk));
+  const sysctls& sys = w.ns_of(sk).sys;
+  const int low = sys.ip_local_port_range_lo, high = sys.ip_local_port_range_hi;
+  const uint32_t remaining = uint32_t(high - low) + 1;
+  const uint32_t offset = m.hint + port_offset;
+  info.perturb = m.hint;
+  explain_era(w, fmt::format("C1 (3.10): offset = hint {} + port_offset {} = {}; remaining = {} - {} + 1 = {}; "
+                             "port = low + (i + offset) % remaining for i = 1..remaining, first {}",
+                             m.hint, port_offset, offset, high, low, remaining, low + int((offset + 1) % remaining)));
+  pass_result r;
+  if (sequential_walk(w, sk, (offset + 1) % remaining, remaining, low, high + 1, check_established, info, r))
+    return EADDRNOTAVAIL;
+  const uint32_t i = r.k + 1;
+  m.hint += i;
+  info.pass = 1;
+  info.i = i;
+  info.perturb_inc = i;
+  info.tw_recycled = r.tw != kNone;
+  explain_era(w, fmt::format("C1 (3.10): port {} at i = {}; hint += i -> {}", r.port, i, m.hint));
+  hash_connect_ok(w, sk, w.ns_of(sk), r);
+  return 0;
+}
+
+// 4.2 net/ipv4/inet_hashtables.c: __inet_hash_connect() (C2, 07f4c90062f8): offset = (hint +
+// port_offset) & ~1; for (i = 0; i < remaining; i++) port = low + (i + offset) % remaining;
+// on success hint += (i + 2) & ~1.
+int inet_hash_connect_c2(world& w, sock_id sk, uint32_t port_offset, check_established_fn check_established,
+                         connect_info& info) {
+  machine& m = w.machine_of(w.ns_of(sk));
+  const sysctls& sys = w.ns_of(sk).sys;
+  const int low = sys.ip_local_port_range_lo, high = sys.ip_local_port_range_hi;
+  const uint32_t remaining = uint32_t(high - low) + 1;
+  const uint32_t offset = (m.hint + port_offset) & ~1u;
+  info.perturb = m.hint;
+  explain_era(w, fmt::format("C2 (4.2): offset = (hint {} + port_offset {}) & ~1 = {}; remaining = {}; "
+                             "port = low + (i + offset) % remaining for i = 0.., first {}",
+                             m.hint, port_offset, offset, remaining, low + int(offset % remaining)));
+  pass_result r;
+  if (sequential_walk(w, sk, offset % remaining, remaining, low, high + 1, check_established, info, r))
+    return EADDRNOTAVAIL;
+  const uint32_t i = r.k;
+  const uint32_t inc = (i + 2) & ~1u;
+  m.hint += inc;
+  info.pass = 1;
+  info.i = i;
+  info.perturb_inc = inc;
+  info.tw_recycled = r.tw != kNone;
+  explain_era(w, fmt::format("C2 (4.2): port {} at i = {}; hint += (i + 2) & ~1 -> {}", r.port, i, m.hint));
+  hash_connect_ok(w, sk, w.ns_of(sk), r);
+  return 0;
+}
+
+// The parity passes of 4.6 … 5.17 (C3, C4): pass 1 from the even `offset`, step 2; then offset++
+// and pass 2 on the other parity. Returns the pass that found a port (0: none).
+uint8_t parity_passes(world& w, sock_id sk, int low, int high, uint32_t remaining, uint32_t offset,
+                      check_established_fn check_established, connect_info& info, pass_result& r) {
+  netns& ns = w.ns_of(sk);
+  const connect_dest* d = dest_find(w, w.sk(sk).netns, w.sk(sk).rcv_saddr, w.sk(sk).daddr, w.sk(sk).dport);
+  info.offset = offset;
+  info.low = uint32_t(low);
+  info.high = uint32_t(high);
+  info.remaining = remaining;
+  info.step = 2;
+  for (uint8_t pass = 1;; ++pass) {
+    r = scan_pass(w, sk, ns, d, low, high, remaining, offset, 2, check_established);
+    info.examined += r.visited;
+    if (r.port) return pass;
+    offset++;
+    if (!((offset & 1) && remaining > 1)) return 0;
+  }
+}
+
+// 4.6 net/ipv4/inet_hashtables.c: __inet_hash_connect() (C3, 1580ab63fc9a; until 5.11 and
+// the LTS 2022 backports): high++, remaining even, offset = ((hint + port_offset) % remaining)
+// & ~1, two parity passes; on success hint += i + 2.
+int inet_hash_connect_c3(world& w, sock_id sk, uint32_t port_offset, check_established_fn check_established,
+                         connect_info& info) {
+  machine& m = w.machine_of(w.ns_of(sk));
+  const sysctls& sys = w.ns_of(sk).sys;
+  const int low = sys.ip_local_port_range_lo, high = sys.ip_local_port_range_hi + 1;
+  uint32_t remaining = uint32_t(high - low);
+  if (remaining > 1) remaining &= ~1u;
+  const uint32_t offset = ((m.hint + port_offset) % remaining) & ~1u;
+  info.perturb = m.hint;
+  explain_era(w, fmt::format("C3 (4.6-5.11): offset = ((hint {} + port_offset {}) % {}) & ~1 = {}; even pass first, step 2",
+                             m.hint, port_offset, remaining, offset));
+  pass_result r;
+  const uint8_t pass = parity_passes(w, sk, low, high, remaining, offset, check_established, info, r);
+  if (!pass) return EADDRNOTAVAIL;
+  const uint32_t i = r.k * 2;
+  m.hint += i + 2;
+  info.pass = pass;
+  info.i = i;
+  info.perturb_inc = i + 2;
+  info.tw_recycled = r.tw != kNone;
+  explain_era(w, fmt::format("C3: port {} in pass {} at i = {}; hint += i + 2 -> {}", r.port, pass, i, m.hint));
+  hash_connect_ok(w, sk, w.ns_of(sk), r);
+  return 0;
+}
+
+// include/linux/hash.h: hash_32(val, bits) = (val * GOLDEN_RATIO_32) >> (32 - bits).
+constexpr uint32_t hash_32(uint32_t val, unsigned bits) { return (val * 0x61C88647u) >> (32 - bits); }
+
+// 5.12 net/ipv4/inet_hashtables.c: __inet_hash_connect() (C4, 190cc82489f4; LTS interim C4'):
+// index = hash_32(port_offset, 8); offset = ((table_perturb[index] + port_offset) % remaining)
+// & ~1; two parity passes; on success (c579bd1b4021, 5.12) i = 2 one time in 16 when i == 0,
+// then table_perturb[index] += i + 2.
+int inet_hash_connect_c4(world& w, sock_id sk, uint32_t port_offset, check_established_fn check_established,
+                         connect_info& info) {
+  machine& m = w.machine_of(w.ns_of(sk));
+  const sysctls& sys = w.ns_of(sk).sys;
+  const int low = sys.ip_local_port_range_lo, high = sys.ip_local_port_range_hi + 1;
+  uint32_t remaining = uint32_t(high - low);
+  if (remaining > 1) remaining &= ~1u;
+  const uint32_t index = hash_32(port_offset, 8);
+  const uint32_t offset = ((m.table_perturb[index] + port_offset) % remaining) & ~1u;
+  info.index = index;
+  info.perturb = m.table_perturb[index];
+  explain_era(w, fmt::format("C4 (5.12-5.17): index = hash_32(port_offset {}, 8) = {}; offset = ((table_perturb[{}] {} + "
+                             "port_offset) % {}) & ~1 = {}", port_offset, index, index, info.perturb, remaining, offset));
+  pass_result r;
+  const uint8_t pass = parity_passes(w, sk, low, high, remaining, offset, check_established, info, r);
+  if (!pass) return EADDRNOTAVAIL;
+  uint32_t i = r.k * 2;
+  if (m.kp.noise == perturb_noise::one_in_16 && i == 0 && m.random.u32_below(16) == 0) i = 2;  // prandom_u32() % 16
+  m.table_perturb[index] += i + 2;
+  info.pass = pass;
+  info.i = r.k * 2;
+  info.perturb_inc = i + 2;
+  info.tw_recycled = r.tw != kNone;
+  explain_era(w, fmt::format("C4: port {} in pass {} at i = {}; table_perturb[{}] += {}", r.port, pass, r.k * 2, index, i + 2));
+  hash_connect_ok(w, sk, w.ns_of(sk), r);
+  return 0;
+}
+
+}  // namespace
+
+// net/core/secure_seq.c: the port offset of this kernel (kernel_profile.h: port_hash), as the
+// era's __inet_hash_connect receives it (u32 until b2d057560b81).
+uint64_t inet_sk_port_offset(const world& w, const sock& s, connect_info& info) {
+  const machine& m = w.machines[w.nets[s.netns].machine];
+  const bool v4 = s.daddr.is_v4();  // v4-mapped peers go through IPv4
+  switch (m.kp.hash) {
+    case port_hash::md5:
+      return v4 ? secure_ipv4_port_ephemeral_md5(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport, m.md5_secret)
+                : secure_ipv6_port_ephemeral_md5(s.rcv_saddr, s.daddr, s.dport, m.md5_secret);
+    case port_hash::siphash32:
+    case port_hash::siphash64: {
+      const uint64_t h = v4 ? secure_ipv4_port_ephemeral_noseed(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport, m.net_secret)
+                            : secure_ipv6_port_ephemeral_noseed(s.rcv_saddr, s.daddr, s.dport, m.net_secret);
+      return m.kp.hash == port_hash::siphash32 ? uint32_t(h) : h;
+    }
+    case port_hash::siphash32_timeseed:
+    case port_hash::siphash64_timeseed: {
+      info.timeseed = ephemeral_timeseed(m.jiffies(w.now), m.hz);
+      const uint64_t h = v4 ? secure_ipv4_port_ephemeral(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport,
+                                                         info.timeseed, m.net_secret)
+                            : secure_ipv6_port_ephemeral(s.rcv_saddr, s.daddr, s.dport, info.timeseed, m.net_secret);
+      return m.kp.hash == port_hash::siphash32_timeseed ? uint32_t(h) : h;
+    }
+  }
+  return 0;
+}
+
 // net/ipv4/inet_hashtables.c: inet_hash_connect() + inet_sk_port_offset(); and
-// net/ipv6/inet6_hashtables.c: inet6_hash_connect() + inet6_sk_port_offset().
+// net/ipv6/inet6_hashtables.c: inet6_hash_connect() + inet6_sk_port_offset(). The walk is the
+// machine's kernel's (connect_era); 6.18's is inet_hash_connect_with().
 int inet_hash_connect(world& w, sock_id sk, connect_info& info) {
   const sock& s = w.sk(sk);
-  uint64_t port_offset = 0;
-  if (!s.num) {
-    const netns& ns = w.nets[s.netns];
-    const machine& m = w.machines[ns.machine];
-    info.timeseed = ephemeral_timeseed(m.jiffies(w.now), m.hz);
-    // inet6_hash_connect() differs only here (and in its check_established twin, which our
-    // family-agnostic 4-tuple makes the same function). v4-mapped peers go through IPv4.
-    port_offset = s.daddr.is_v4() ? secure_ipv4_port_ephemeral(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport,
-                                                                info.timeseed, m.net_secret)
-                                  : secure_ipv6_port_ephemeral(s.rcv_saddr, s.daddr, s.dport, info.timeseed,
-                                                               m.net_secret);
+  const connect_era era = w.machines[w.nets[s.netns].machine].kp.connect;
+  if (s.num || era == connect_era::c5_dhps)
+    return inet_hash_connect_with(w, sk, s.num ? 0 : inet_sk_port_offset(w, s, info), inet_check_established, info);
+  info.autobind = true;
+  const uint64_t po = inet_sk_port_offset(w, s, info);
+  info.port_offset = po;
+  if (w.obs && w.obs->explaining())
+    w.obs->explain("secure_ipv4_port_ephemeral", fmt::format("port_offset = {:#x}", po));
+  switch (era) {
+    case connect_era::c1_sequential: return inet_hash_connect_c1(w, sk, uint32_t(po), inet_check_established, info);
+    case connect_era::c2_even_start: return inet_hash_connect_c2(w, sk, uint32_t(po), inet_check_established, info);
+    case connect_era::c3_parity_passes: return inet_hash_connect_c3(w, sk, uint32_t(po), inet_check_established, info);
+    case connect_era::c4_perturb_table: return inet_hash_connect_c4(w, sk, uint32_t(po), inet_check_established, info);
+    case connect_era::c5_dhps: break;
   }
-  return inet_hash_connect_with(w, sk, port_offset, inet_check_established, info);
+  return EADDRNOTAVAIL;
 }
 
 }  // namespace portsim::net

@@ -132,24 +132,41 @@ void inet_twsk_kill(world& w, sock_id tw) {
 
 static void explain_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp, bool unique);
 
-// net/ipv4/tcp_ipv4.c: tcp_twsk_unique() (6.14+: the reuse delay counts in ms from
-// tw_entry_stamp, net.ipv4.tcp_tw_reuse_delay).
+// Seconds since boot at virtual time `ms` (ktime_get_seconds(); ≤ 4.x get_seconds(), whose
+// differences are the same): the machine's uptime at t = 0 plus ms, floored.
+static uint64_t seconds_at(const machine& m, uint32_t ms) {
+  const uint64_t uptime_ms = (m.jiffies0 - initial_jiffies(m.hz)) * 1000 / m.hz;
+  return (uptime_ms + ms) / 1000;
+}
+
+// net/ipv4/tcp_ipv4.c: tcp_twsk_unique(). The kernel profile decides three things:
+// 6.14+ (19ce8cd30465, tw_reuse_clock::ms_since_entry): reuse once now_ms > tw_entry_stamp +
+// tcp_tw_reuse_delay; before: once get_seconds() - tw_ts_recent_stamp > 1 (whole seconds; the
+// stamp of the last timestamp received, which portsim takes at TIME_WAIT entry, when the peer's
+// FIN or ACK arrived). 6.12+ (0d9e5df4a257; 5.10.227): a FIN_WAIT2-substate TW is never
+// reused. 4.18+ (79e9fed46038): reuse == 2 is loopback only; before, any non-zero value enables it.
 bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp) {
   const netns& ns = w.ns_of(sk);
+  const kernel_profile& k = w.machine_of(ns).kp;
   const sock& t = w.sk(tw);
   int reuse = ns.sys.tcp_tw_reuse;
-  if (t.tw_substate == tcp_state::FIN_WAIT2) reuse = 0;  // orphaned FIN_WAIT2 is never reused
-  if (reuse == 2 && !(t.daddr.is_loopback() || t.rcv_saddr.is_loopback())) reuse = 0;  // loopback only
-  const uint32_t thresh = t.tw_entry_stamp + uint32_t(ns.sys.tcp_tw_reuse_delay);
-  const bool after = int32_t(thresh - now_ms(w)) < 0;  // time_after32(now, thresh)
+  if (k.tw_finwait2_excluded && t.tw_substate == tcp_state::FIN_WAIT2) reuse = 0;  // orphaned FIN_WAIT2
+  if (k.tw_reuse_loopback_mode && reuse == 2 && !(t.daddr.is_loopback() || t.rcv_saddr.is_loopback()))
+    reuse = 0;  // loopback only
+  bool after;
+  if (k.tw_clock == tw_reuse_clock::ms_since_entry) {
+    const uint32_t thresh = t.tw_entry_stamp + uint32_t(ns.sys.tcp_tw_reuse_delay);
+    after = int32_t(thresh - now_ms(w)) < 0;  // time_after32(now, thresh)
+  } else {
+    const machine& m = w.machine_of(ns);
+    after = seconds_at(m, now_ms(w)) - seconds_at(m, t.tw_entry_stamp) > 1;
+  }
   // tw_ts_recent_stamp == 0: no timestamps, no reuse
   const bool unique = t.ts_recent && (!have_twp || (reuse && after));
   if (w.obs && w.obs->explaining()) explain_twsk_unique(w, sk, tw, have_twp, unique);
   return unique;
 }
 
-// --explain: why tcp_twsk_unique() did or did not let sk take over TIME_WAIT sock tw, by the
-// first condition that decided it (the kernel's order: substate, loopback, timestamps, delay).
 static void explain_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp, bool unique) {
   const netns& ns = w.ns_of(sk);
   const sock& t = w.sk(tw);
@@ -160,12 +177,15 @@ static void explain_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp,
     why = "no timestamps on that connection (tw_ts_recent_stamp 0): never reused";
   else if (!have_twp)
     why = "the socket is bound already: only timestamps are required";
-  else if (t.tw_substate == tcp_state::FIN_WAIT2)
+  else if (t.tw_substate == tcp_state::FIN_WAIT2 && w.machine_of(ns).kp.tw_finwait2_excluded)
     why = "substate FIN_WAIT2 (orphaned, peer has not closed): never reused";
   else if (sysctl == 0)
     why = "net.ipv4.tcp_tw_reuse = 0";
-  else if (sysctl == 2 && !(t.daddr.is_loopback() || t.rcv_saddr.is_loopback()))
+  else if (sysctl == 2 && w.machine_of(ns).kp.tw_reuse_loopback_mode && !(t.daddr.is_loopback() || t.rcv_saddr.is_loopback()))
     why = "net.ipv4.tcp_tw_reuse = 2 reuses only loopback connections, and neither address is loopback";
+  else if (w.machine_of(ns).kp.tw_clock == tw_reuse_clock::seconds_since_last_ts)
+    why = fmt::format("{} ms in TIME_WAIT; before 6.14 reuse needs more than one whole second since the last "
+                      "timestamp (get_seconds() - tw_ts_recent_stamp > 1): {}", age, unique ? "yes" : "not yet");
   else if (!unique && int64_t(age) < delay)
     why = fmt::format("{} ms in TIME_WAIT: younger than tcp_tw_reuse_delay {} ms by {} ms", age, delay,
                       delay - int64_t(age));

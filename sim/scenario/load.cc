@@ -140,23 +140,24 @@ siphash_key parse_key(const Obj& o, const char* k) {
   return key;
 }
 
-std::vector<SysctlSetting> parse_sysctls(const json& j, const std::string& path) {
+std::vector<SysctlSetting> parse_sysctls(const json& j, const std::string& path, const net::kernel_profile& k,
+                                         uint32_t hz) {
   if (!j.is_object()) fail(path, "expected an object of \"net.ipv4.name\": \"value\", got " + show(j));
   std::vector<SysctlSetting> out;
-  net::sysctls scratch;  // validate in file order, against the values written before
-  for (const auto& [k, v] : j.items()) {
-    const std::string p = path + "." + k;
+  net::sysctls scratch = net::sysctl_defaults(k);  // validate in file order, against the values written before
+  for (const auto& [key, v] : j.items()) {
+    const std::string p = path + "." + key;
     std::string value;
     if (v.is_string()) value = v.get<std::string>();
     else if (v.is_number_integer()) value = std::to_string(v.get<int64_t>());
     else fail(p, "expected a string or an integer, got " + show(v));
-    if (auto err = net::sysctl_write(scratch, k, value); !err.empty()) fail(p, err);
-    out.push_back({k, value, p});
+    if (auto err = net::sysctl_write(scratch, k, key, value, hz); !err.empty()) fail(p, err);
+    out.push_back({key, value, p});
   }
   return out;
 }
 
-NetnsSpec parse_netns(const Obj& o, std::string name) {
+NetnsSpec parse_netns(const Obj& o, std::string name, const net::kernel_profile& k, uint32_t hz) {
   NetnsSpec ns;
   ns.name = std::move(name);
   if (o.has("addresses")) {
@@ -170,14 +171,30 @@ NetnsSpec parse_netns(const Obj& o, std::string name) {
       ns.addrs.push_back(*ia);
     }
   }
-  if (o.has("sysctls")) ns.sysctls = parse_sysctls(o.at("sysctls"), o.sub("sysctls"));
+  if (o.has("sysctls")) ns.sysctls = parse_sysctls(o.at("sysctls"), o.sub("sysctls"), k, hz);
   return ns;
 }
 
-MachineSpec parse_machine(const json& j, const std::string& path) {
-  Obj o(j, path, {"name", "hz", "uptime", "net_secret", "table_perturb", "addresses", "sysctls", "netns"});
+// The kernel profile named at `path` (a string "X.Y" or "X.Y.Z").
+net::kernel_profile parse_kernel(const Obj& o, const char* key) {
+  const json& v = o.at(key);
+  if (!v.is_string()) fail(o.sub(key), "expected a kernel version string like \"4.19\" or \"5.10.119\", got " + show(v));
+  std::string err;
+  auto k = net::find_kernel_profile(v.get<std::string>(), err);
+  if (!k) fail(o.sub(key), err);
+  return *k;
+}
+
+MachineSpec parse_machine(const json& j, const std::string& path, const net::kernel_profile& scenario_kernel,
+                          bool overridden) {
+  Obj o(j, path, {"name", "hz", "uptime", "net_secret", "table_perturb", "addresses", "sysctls", "netns", "kernel"});
   MachineSpec m;
   m.name = o.str("name");
+  m.kernel = scenario_kernel;
+  if (o.has("kernel")) {
+    net::kernel_profile k = parse_kernel(o, "kernel");
+    if (!overridden) m.kernel = std::move(k);
+  }
   if (o.has("hz")) {
     m.hz = uint32_t(o.uint("hz", 100, 1000));
     if (m.hz != 100 && m.hz != 250 && m.hz != 300 && m.hz != 1000)
@@ -198,10 +215,10 @@ MachineSpec parse_machine(const json& j, const std::string& path) {
     for (size_t i = 0; i < arr.size(); ++i) {
       const std::string p = fmt::format("{}[{}]", o.sub("netns"), i);
       Obj no(arr[i], p, {"name", "addresses", "sysctls"});
-      m.netns.push_back(parse_netns(no, no.str("name")));
+      m.netns.push_back(parse_netns(no, no.str("name"), m.kernel, m.hz));
     }
   } else {
-    m.netns.push_back(parse_netns(o, m.name));
+    m.netns.push_back(parse_netns(o, m.name, m.kernel, m.hz));
   }
   return m;
 }
@@ -630,7 +647,8 @@ void check_limits(const Scenario& sc, const Limits& lim) {
                           "--no-limits lifts it)", need >> 20, budget >> 20));
 }
 
-Scenario parse_scenario(const json& root, const std::string& file, const Limits& lim) {
+Scenario parse_scenario(const json& root, const std::string& file, const Limits& lim,
+                        const std::string& kernel_override) {
   Obj o(root, "$", {"name", "description", "kernel", "seed", "machines", "external", "links", "workloads", "timeline", "comment", "oracle"});
   if (o.has("oracle")) {  // read by tools/kernel-oracle; portsim only checks its shape
     Obj orc(o.at("oracle"), o.sub("oracle"), {"checkable", "compare", "notes"});
@@ -641,8 +659,16 @@ Scenario parse_scenario(const json& root, const std::string& file, const Limits&
   sc.file = file;
   sc.name = o.str_or("name", "");
   sc.description = o.str_or("description", "");
-  sc.kernel = o.str_or("kernel", "6.18");
-  if (sc.kernel != "6.18") fail(o.sub("kernel"), "kernel profile \"" + sc.kernel + "\" is not modelled (available: \"6.18\")");
+  net::kernel_profile kernel = net::default_kernel_profile();
+  if (!kernel_override.empty()) {
+    std::string err;
+    auto k = net::find_kernel_profile(kernel_override, err);
+    if (!k) fail("--kernel", err);
+    kernel = *k;
+  } else if (o.has("kernel")) {
+    kernel = parse_kernel(o, "kernel");
+  }
+  sc.kernel = kernel.name;
   if (o.has("seed")) sc.seed = o.uint("seed", 0, UINT64_MAX);
   const json& ms = o.at("machines");
   if (!ms.is_array() || ms.empty()) fail(o.sub("machines"), "expected a non-empty array of machines");
@@ -653,12 +679,14 @@ Scenario parse_scenario(const json& root, const std::string& file, const Limits&
   std::set<std::string> machine_names;
   for (size_t i = 0; i < ms.size(); ++i) {
     const std::string p = fmt::format("$.machines[{}]", i);
-    sc.machines.push_back(parse_machine(ms[i], p));
+    sc.machines.push_back(parse_machine(ms[i], p, kernel, !kernel_override.empty()));
     if (!machine_names.insert(sc.machines.back().name).second)
       fail(p + ".name", "machine '" + sc.machines.back().name + "' is defined twice");
   }
+  std::vector<size_t> machine_of_ns;
   for (const auto& m : sc.machines)
     for (const auto& ns : m.netns) {
+      machine_of_ns.push_back(size_t(&m - sc.machines.data()));
       if (hosts.count(ns.name)) fail("$.machines", "host (netns) name '" + ns.name + "' is used twice");
       const int id = int(hosts.size());
       hosts[ns.name] = id;
@@ -709,6 +737,12 @@ Scenario parse_scenario(const json& root, const std::string& file, const Limits&
   for (size_t i = 0; i < tl.size(); ++i) {
     const std::string p = fmt::format("$.timeline[{}]", i);
     Call c = parse_call(tl[i], p, names, hosts, host_names);
+    if (c.op == Op::sysctl) {  // a sysctl the host's kernel lacks cannot be written there
+      const net::kernel_profile& k = sc.machines[machine_of_ns[size_t(c.netns)]].kernel;
+      if (const net::sysctl_spec* sp = k.sysctl(c.sysctl.name); sp && !sp->exists)
+        fail(p + ".name", fmt::format("{} does not exist in Linux {} (writing it fails there with ENOENT)",
+                                      c.sysctl.name, k.name));
+    }
     if (!sc.timeline.empty() && c.t < sc.timeline.back().t)
       fail(p + ".t", fmt::format("time {} is before the previous call's {}", format_duration(c.t),
                                  format_duration(sc.timeline.back().t)));
@@ -814,7 +848,8 @@ uint64_t estimate_memory(const Scenario& sc) {
   return bytes;
 }
 
-LoadResult load_scenario_text(const std::string& text, const std::string& file, const Limits& limits) {
+LoadResult load_scenario_text(const std::string& text, const std::string& file, const Limits& limits,
+                              const std::string& kernel_override) {
   LoadResult r;
   json root;
   if (auto bad = prescan(text)) {
@@ -834,7 +869,7 @@ LoadResult load_scenario_text(const std::string& text, const std::string& file, 
     return r;
   }
   try {
-    r.scenario = parse_scenario(root, file, limits);
+    r.scenario = parse_scenario(root, file, limits, kernel_override);
   } catch (const LoadError& e) {
     r.error = Diag{printable(fmt::format("{}: {}: {}", file, e.path, e.message))};
   }
@@ -877,10 +912,10 @@ bool read_scenario_file(const std::string& path, std::string& text, std::string&
   return true;
 }
 
-LoadResult load_scenario_file(const std::string& path, const Limits& limits) {
+LoadResult load_scenario_file(const std::string& path, const Limits& limits, const std::string& kernel_override) {
   std::string text, error;
   if (!read_scenario_file(path, text, error)) return {std::nullopt, Diag{error}};
-  return load_scenario_text(text, path == "-" ? "<stdin>" : path, limits);
+  return load_scenario_text(text, path == "-" ? "<stdin>" : path, limits, kernel_override);
 }
 
 }  // namespace portsim::scenario

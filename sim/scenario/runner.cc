@@ -13,6 +13,7 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
   uint16_t ns_id = 0;
   for (const auto& ms : sc.machines) {
     net::machine m(ms.name, ms.hz, seed);
+    m.kp = ms.kernel;
     Random boot(seed, "boot:" + ms.name);
     const Nanos uptime = ms.uptime.value_or(Nanos(boot.u64() % (3600 * kNsPerSec)));  // up to 1 h
     m.jiffies0 = initial_jiffies(ms.hz) + nanos_to_jiffies(uptime, ms.hz);
@@ -26,6 +27,10 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
       Random tp(seed, "table_perturb:" + ms.name);
       for (auto& cell : m.table_perturb) cell = tp.u32();
     }
+    if (m.kp.hash == net::port_hash::md5) {  // ≤ 4.10: net_secret_init(), 16 random words
+      Random md5(seed, "net_secret_md5:" + ms.name);
+      for (auto& word : m.md5_secret) word = md5.u32();
+    }
     const uint32_t mi = uint32_t(w.machines.size());
     w.machines.push_back(std::move(m));
     for (const auto& nss : ms.netns) {
@@ -35,10 +40,15 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
       ns.machine = mi;
       ns.addrs = nss.addrs;
       ns.bhash.assign(65536, net::kNone);
-      for (const auto& s : nss.sysctls) (void)net::sysctl_write(ns.sys, s.name, s.value);  // validated at load
-      for (uint32_t p = 0; p < 65536; ++p) ns.connect_skip.assign(p, ns.sys.ip_local_reserved_ports.test(p));
+      ns.sys = net::sysctl_defaults(ms.kernel);
       w.nets.push_back(std::move(ns));
     }
+    // Every netns of the machine exists before its sysctls are written (a global one reaches all).
+    const size_t first = w.nets.size() - ms.netns.size();
+    for (size_t i = 0; i < ms.netns.size(); ++i)
+      for (const auto& s : ms.netns[i].sysctls) (void)sysctl_set(w, uint16_t(first + i), s.name, s.value);  // validated at load
+    for (size_t i = first; i < w.nets.size(); ++i)
+      for (uint32_t p = 0; p < 65536; ++p) w.nets[i].connect_skip.assign(p, w.nets[i].sys.ip_local_reserved_ports.test(p));
   }
 }
 
@@ -50,6 +60,25 @@ uint64_t estimate_trace_bytes(const Scenario& sc, bool calls_only, uint64_t trac
     generated += ws.pool ? ws.pool : ws.rate * double(ws.stop - ws.start) / double(kNsPerSec);
   const double bytes = (calls + generated / double(std::max<uint64_t>(trace_sample, 1))) * per_call;
   return bytes >= 1.8e19 ? UINT64_MAX : uint64_t(bytes);
+}
+
+// A sysctl write in netns `ns` under its machine's kernel. A sysctl that kernel keeps global
+// (3.10: ip_local_port_range; < 3.16: ip_local_reserved_ports) is written for every netns of
+// the machine — there is only one.
+std::string sysctl_set(net::world& w, uint16_t ns, const std::string& name, const std::string& value) {
+  const net::machine& m = w.machines[w.nets[ns].machine];
+  const std::string err = net::sysctl_write(w.nets[ns].sys, m.kp, name, value, m.hz);
+  if (!err.empty()) return err;
+  const bool global = (name == "net.ipv4.ip_local_port_range" && !m.kp.netns_port_range) ||
+                      (name == "net.ipv4.ip_local_reserved_ports" && !m.kp.netns_reserved_ports);
+  if (global)
+    for (auto& other : w.nets)
+      if (other.machine == w.nets[ns].machine && other.id != ns) {
+        (void)net::sysctl_write(other.sys, m.kp, name, value, m.hz);
+        if (name == "net.ipv4.ip_local_reserved_ports" && other.bhash.size() == 65536)
+          for (uint32_t p = 0; p < 65536; ++p) net::connect_skip_update(w, other, uint16_t(p));
+      }
+  return {};
 }
 
 Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt)) {
@@ -101,7 +130,11 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
 Runner::~Runner() = default;
 
 // setsockopt(): the options portsim models, with the kernel's own refusals.
-int apply_opt(net::sock& s, const OptSetting& o) {
+int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o) {
+  // net/ipv4/ip_sockglue.c: an option this kernel does not know is ENOPROTOOPT.
+  if ((o.opt == SockOpt::IP_BIND_ADDRESS_NO_PORT && !k.opt_bind_address_no_port) ||
+      (o.opt == SockOpt::IP_LOCAL_PORT_RANGE && k.iplpr == net::iplpr_mode::absent))
+    return ENOPROTOOPT;
   switch (o.opt) {
     case SockOpt::SO_REUSEADDR: s.reuse = o.value ? net::SK_CAN_REUSE : net::SK_NO_REUSE; return 0;
     case SockOpt::SO_REUSEPORT: s.reuseport = o.value != 0; return 0;
@@ -256,20 +289,20 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
     sk = net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
     impl_->set_name(sk, ci, uint32_t(k), false);
     for (const auto& o : c.opts)
-      if (!out.err) out.err = apply_opt(w_.sk(sk), o);
+      if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
   } else if (c.op == Op::socket) {
     rep_.runtime_error = fmt::format("{}: {}: socket '{}' exists already", sc_.file, c.path, sname);
     impl_->explain_end(now);
     return;
   } else if (!c.opts.empty() && c.op != Op::setsockopt) {
     for (const auto& o : c.opts)
-      if (!out.err) out.err = apply_opt(w_.sk(sk), o);
+      if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
   }
   out.sk = sk;
   if (!out.err) {
     switch (c.op) {
       case Op::socket: break;
-      case Op::setsockopt: out.err = apply_opt(w_.sk(sk), c.opts.front()); break;
+      case Op::setsockopt: out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), c.opts.front()); break;
       case Op::bind:
         out.err = net::inet_bind(w_, sk, c.addr, &out.bi);
         out.has_bind = c.addr.port == 0 && !w_.sk(sk).bind_address_no_port;
@@ -311,7 +344,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       }
       case Op::sysctl: {
         net::netns& ns = w_.nets[size_t(c.netns)];
-        const std::string msg = net::sysctl_write(ns.sys, c.sysctl.name, c.sysctl.value);
+        const std::string msg = sysctl_set(w_, ns.id, c.sysctl.name, c.sysctl.value);
         out.err = msg.empty() ? 0 : EINVAL;
         if (!out.err && c.sysctl.name == "net.ipv4.ip_local_reserved_ports")
           for (uint32_t p = 0; p < 65536; ++p) net::connect_skip_update(w_, ns, uint16_t(p));

@@ -47,6 +47,13 @@ std::optional<Vary> parse_vary(const std::string& arg, std::string& err) {
 
 namespace {
 
+// A --vary value as JSON. A kernel version stays a string ("3.10" is not the number 3.1).
+json value_of(const std::string& text);
+json vary_value(const std::string& pointer, const std::string& text) {
+  if (pointer == "/kernel" || pointer.ends_with("/kernel")) return json(text);
+  return value_of(text);
+}
+
 std::optional<uint64_t> parse_index(std::string_view s) {
   uint64_t v = 0;
   if (s.empty()) return std::nullopt;
@@ -160,7 +167,7 @@ std::string hex64(uint64_t h) { return fmt::format("{:016x}", h); }
 std::optional<SweepPlan> plan_sweep(const SweepSpec& spec, std::string& err) {
   std::string text;  // read once: "-" (standard input) works too, with the OS error if it fails
   if (!read_scenario_file(spec.file, text, err)) return std::nullopt;
-  auto base = load_scenario_text(text, spec.file == "-" ? "<stdin>" : spec.file);
+  auto base = load_scenario_text(text, spec.file == "-" ? "<stdin>" : spec.file, {}, spec.kernel);
   if (base.error) {
     err = base.error->message;
     return std::nullopt;
@@ -184,13 +191,13 @@ std::optional<SweepPlan> plan_sweep(const SweepSpec& spec, std::string& err) {
     std::string label;
     for (size_t k = 0; k < spec.vary.size(); ++k) {
       const auto& v = spec.vary[k];
-      if (const std::string why = set_pointer(d, v.pointer, value_of(v.values[c[k]])); !why.empty()) {
+      if (const std::string why = set_pointer(d, v.pointer, vary_value(v.pointer, v.values[c[k]])); !why.empty()) {
         err = fmt::format("{}: --vary {}: the pointer does not lead into the scenario ({})", spec.file, v.pointer, why);
         return std::nullopt;
       }
       label += fmt::format(" {}={}", v.pointer, v.values[c[k]]);
     }
-    auto lr = load_scenario_text(d.dump(), spec.file + " [with" + label + "]");
+    auto lr = load_scenario_text(d.dump(), spec.file + " [with" + label + "]", {}, spec.kernel);
     if (lr.error) {
       err = lr.error->message;
       return std::nullopt;
@@ -355,7 +362,7 @@ std::string sweep_csv_row(const SweepRow& r) {
 std::string sweep_json_row(const SweepSpec& spec, const SweepRow& r) {
   json row;
   json vary = json::object();
-  for (size_t k = 0; k < spec.vary.size(); ++k) vary[spec.vary[k].pointer] = value_of(r.values[k]);
+  for (size_t k = 0; k < spec.vary.size(); ++k) vary[spec.vary[k].pointer] = vary_value(spec.vary[k].pointer, r.values[k]);
   row["vary"] = vary;
   row["seed"] = r.seed;
   const auto& rep = r.rep;

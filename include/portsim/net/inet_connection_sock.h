@@ -14,6 +14,7 @@ struct bind_info {
   uint8_t half = 0;             // 0: whole range; 1: lower half; 2: upper half (SO_REUSEADDR)
   uint8_t pass = 0;             // 1 (odd offsets) or 2 (even) in the deciding range
   bool relax = false;           // found in the ip_autobind_reuse relaxed rescan
+  bool shared = false;          // ≤ 4.10: no free port, the least-used compatible one (smallest_rover)
   uint64_t examined = 0;        // candidates visited over all halves, passes and rescans
 };
 

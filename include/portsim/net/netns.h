@@ -1,6 +1,7 @@
 // Machines, network namespaces and the world that owns every table. A machine is one kernel:
 // net_secret and table_perturb are kernel-global (KERNEL-MAP §1.1–1.2), shared by its netns.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -11,6 +12,7 @@
 #include "portsim/base/time.h"
 #include "portsim/net/id_table.h"
 #include "portsim/net/inet_hashtables.h"
+#include "portsim/net/kernel_profile.h"
 #include "portsim/net/sysctl.h"
 
 namespace portsim::net {
@@ -38,6 +40,9 @@ struct machine {
   siphash_key net_secret;
   std::vector<uint32_t> table_perturb;  // INET_TABLE_PERTURB_SIZE cells
   Random random;  // get_random_u32_below() draws of this kernel
+  kernel_profile kp = default_kernel_profile();  // which kernel this machine runs
+  std::array<uint32_t, 16> md5_secret{};  // ≤ 4.10: net_secret[MD5_MESSAGE_BYTES / 4]
+  uint32_t hint = 0;  // ≤ 5.11: __inet_hash_connect's `static u32 hint` (kernel-global)
 
   machine(std::string n, uint32_t hz_, uint64_t seed)
       : name(std::move(n)), hz(hz_), random(seed, "get_random_u32:" + name) {}

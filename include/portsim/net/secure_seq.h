@@ -1,5 +1,6 @@
 // net/core/secure_seq.c: the SipHash port offset that decides where connect() starts looking.
 #pragma once
+#include <array>
 #include <cstdint>
 
 #include "portsim/base/siphash.h"
@@ -23,5 +24,22 @@ uint64_t secure_ipv4_port_ephemeral(uint32_t saddr, uint32_t daddr, uint16_t dpo
 // saddr(16) ‖ daddr(16) ‖ timeseed (u32, host order) ‖ dport (network order).
 uint64_t secure_ipv6_port_ephemeral(const inet_addr& saddr, const inet_addr& daddr, uint16_t dport,
                                     uint32_t timeseed, const siphash_key& net_secret);
+
+// The older port offsets, by era (kernel_profile.h: port_hash). Addresses in host order.
+// ≤ 4.10 net/core/secure_seq.c: md5_transform() of {saddr, daddr, dport ^ secret[14],
+// secret[15]} keyed by the 16 net_secret words; hash[0] is the offset (32 bit).
+uint32_t secure_ipv4_port_ephemeral_md5(uint32_t saddr, uint32_t daddr, uint16_t dport,
+                                        const std::array<uint32_t, 16>& net_secret);
+// ≤ 4.10 IPv6: md5_transform() of saddr, keyed by net_secret plus daddr (words 0-3) and dport
+// (word 4). Layout recalled from the 3.x source, not checked byte for byte (only the seeded
+// start point depends on it).
+uint32_t secure_ipv6_port_ephemeral_md5(const inet_addr& saddr, const inet_addr& daddr, uint16_t dport,
+                                        const std::array<uint32_t, 16>& net_secret);
+// 4.11 (7cd23e5300c1) to the 2022 changes: siphash_3u32(saddr, daddr, dport) — 64 bits; the
+// kernel returned it as u32 until b2d057560b81. IPv6: siphash over saddr ‖ daddr ‖ dport (34 bytes).
+uint64_t secure_ipv4_port_ephemeral_noseed(uint32_t saddr, uint32_t daddr, uint16_t dport,
+                                           const siphash_key& net_secret);
+uint64_t secure_ipv6_port_ephemeral_noseed(const inet_addr& saddr, const inet_addr& daddr, uint16_t dport,
+                                           const siphash_key& net_secret);
 
 }  // namespace portsim::net

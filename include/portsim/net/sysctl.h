@@ -26,11 +26,23 @@ struct sysctls {
   int tcp_max_tw_buckets = 131072;
   int tcp_rto_max_ms = 120000;
   int somaxconn = 4096;  // net.core.somaxconn: listen() caps its backlog here
+  int tcp_tw_recycle = 0;  // ≤ 4.11 only: accepted, its effect is not modelled
 };
+
+struct kernel_profile;
 
 // Writes `value` (the text one would echo into /proc/sys) to `name`. Returns "" on success, or
 // why the write is refused: an unknown name (with a suggestion) or what the kernel rejects.
+// Validation follows the 6.18 kernel (the default profile).
 std::string sysctl_write(sysctls& s, std::string_view name, std::string_view value);
+// The same for the kernel `k`: a sysctl it lacks is refused naming the version; its handler and
+// bounds decide what is accepted. `hz` scales the proc_dointvec_jiffies limit (INT_MAX / HZ).
+std::string sysctl_write(sysctls& s, const kernel_profile& k, std::string_view name, std::string_view value,
+                         uint32_t hz = 250);
+// What reading /proc/sys/NAME prints (tabs as spaces, no newline); "" for an unknown name.
+std::string sysctl_read(const sysctls& s, std::string_view name);
+// The defaults of kernel `k` (sysctl_spec::def of each sysctl it has).
+sysctls sysctl_defaults(const kernel_profile& k);
 // Every sysctl name portsim models, for --help and suggestions.
 const std::vector<std::string_view>& sysctl_names();
 

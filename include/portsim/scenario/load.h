@@ -38,8 +38,10 @@ constexpr int kMaxJsonDepth = 64;                // nesting levels of arrays and
 // (a directory: "Is a directory") or a too-large file in `error`.
 bool read_scenario_file(const std::string& path, std::string& text, std::string& error);
 
-LoadResult load_scenario_file(const std::string& path, const Limits& limits = {});
-LoadResult load_scenario_text(const std::string& text, const std::string& file_label, const Limits& limits = {});
+// kernel_override (--kernel): every machine runs this kernel profile, whatever the file says.
+LoadResult load_scenario_file(const std::string& path, const Limits& limits = {}, const std::string& kernel_override = {});
+LoadResult load_scenario_text(const std::string& text, const std::string& file_label, const Limits& limits = {},
+                              const std::string& kernel_override = {});
 
 // `s` fit for a one-line message: bytes that are not valid UTF-8, control characters and DEL
 // become \xNN; longer than `max` bytes, it is cut with "...".

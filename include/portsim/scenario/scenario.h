@@ -11,6 +11,7 @@
 #include "portsim/base/time.h"
 #include "portsim/net/af_inet.h"
 #include "portsim/net/inet_addr.h"
+#include "portsim/net/kernel_profile.h"
 
 namespace portsim::scenario {
 
@@ -30,6 +31,7 @@ struct MachineSpec {
   std::optional<Nanos> uptime;              // seeded when absent
   std::optional<siphash_key> net_secret;    // seeded when absent
   bool perturb_zero = false;                // table_perturb all zero (worked examples, tests)
+  net::kernel_profile kernel = net::default_kernel_profile();  // "kernel": the machine's, else the scenario's
   std::vector<NetnsSpec> netns;
 };
 

@@ -29,6 +29,7 @@ struct SweepRow {
 
 struct SweepSpec {
   std::string file;
+  std::string kernel;  // --kernel: every run uses this kernel profile (empty: the file's)
   std::vector<Vary> vary;
   uint64_t seeds = 1;
   unsigned jobs = 1;
