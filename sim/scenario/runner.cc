@@ -38,6 +38,9 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
       w.nets.push_back(std::move(ns));
     }
   }
+  std::vector<uint32_t> udp_entries;
+  for (const auto& ms : sc.machines) udp_entries.push_back(ms.udp_hash_entries);
+  net::udp_init(w, seed, udp_entries);
 }
 
 Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt)) {
@@ -87,7 +90,10 @@ int apply_opt(net::sock& s, const OptSetting& o) {
     case SockOpt::IP_BIND_ADDRESS_NO_PORT: s.bind_address_no_port = o.value != 0; return 0;
     case SockOpt::IPV6_V6ONLY: s.ipv6only = o.value != 0; return 0;
     case SockOpt::SO_LINGER: s.linger0 = o.value != 0; return 0;
-    case SockOpt::TCP_SYNCNT: s.syn_retries = uint8_t(o.value); return 0;
+    case SockOpt::TCP_SYNCNT:
+      if (s.udp) return ENOPROTOOPT;  // udp_setsockopt → ip_setsockopt: level SOL_TCP is not SOL_IP
+      s.syn_retries = uint8_t(o.value);
+      return 0;
     case SockOpt::IP_LOCAL_PORT_RANGE: {
       // net/ipv4/ip_sockglue.c: both ends set and lo > hi → EINVAL.
       const uint32_t lo = o.value & 0xffff, hi = o.value >> 16;
@@ -183,7 +189,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   const Call& c = sc_.timeline[ci];
   if (k + 1 < c.count) eng_.schedule({c.t + (k + 1) * c.every, engine::Prio::Call, kCall, ci, k + 1});
 
-  const bool creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen;
+  const bool creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen || c.op == Op::send;
   // A repeated creating call makes a fresh socket per repetition (the loader checked the names
   // are new), so the name is only formatted when a trace, a message or a lookup needs it.
   const bool fresh_instance = c.creates && c.count > 1 && (impl_->inst[ci].size() <= k || impl_->inst[ci][k] == net::kNone);
@@ -201,7 +207,9 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
                                        sc_.file, c.path, sname, format_duration(now));
       return;
     }
-    sk = net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
+    sk = c.udp ? net::udp_socket(w_, uint16_t(c.netns), c.cred.uid, c.cred.cap_net_bind_service, c.family == net::family::inet6)
+               : net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
+    if (c.echo) w_.udp.socks[sk].echo = true;
     impl_->set_name(sk, ci, uint32_t(k), false);
     for (const auto& o : c.opts)
       if (!out.err) out.err = apply_opt(w_.sk(sk), o);
@@ -213,6 +221,16 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       if (!out.err) out.err = apply_opt(w_.sk(sk), o);
   }
   out.sk = sk;
+  if (!out.err && c.op != Op::sysctl && w_.sk(sk).udp) {
+    if (!run_udp_call(ci, k, sk, sname, out)) return;
+    finish_call(ci, k, out, now);
+    return;
+  }
+  if (!out.err && (c.op == Op::send || c.op == Op::recv)) {
+    rep_.runtime_error = fmt::format("{}: {}: {} on '{}': send and recv are modelled for UDP sockets only", sc_.file, c.path,
+                                     op_name(c.op), sname);
+    return;
+  }
   if (!out.err) {
     switch (c.op) {
       case Op::socket: break;
@@ -247,6 +265,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         break;
       }
       case Op::shutdown: out.err = net::tcp_shutdown(w_, sk); break;
+      case Op::send: case Op::recv: break;  // UDP only (above)
       case Op::close: {
         out.err = net::tcp_close(w_, sk);
         impl_->forget(sname.empty() ? sock_name(c.sock, k) : sname, sk);
@@ -297,7 +316,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
   if (!verbose) return;
   const std::string sname = sock_name(c.sock, k);
   std::string extra;
-  if (c.op == Op::bind || c.op == Op::connect)
+  if (c.op == Op::bind || c.op == Op::connect || (c.op == Op::send && c.has_to))
     extra = fmt::format(",\"{}\":\"{}\"", c.op == Op::bind ? "addr" : "to", net::to_string(c.addr));
   if (c.op == Op::accept && o.accepted != net::kNone)
     extra = fmt::format(",\"as\":{},\"remote\":\"{}\"", trace::json_str(sock_name(c.as, k)),
@@ -310,6 +329,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     if (t_start != w_.now) body += fmt::format("\"t_start\":{},", t_start);
     const int ns_idx = c.op == Op::sysctl ? c.netns : (alive ? int(w_.sk(sk).netns) : c.netns);
     body += fmt::format("\"host\":{},\"op\":\"{}\"", trace::json_str(w_.nets[size_t(std::max(ns_idx, 0))].name), op_name(c.op));
+    if (o.udp) body += ",\"type\":\"udp\"";
     if (c.op != Op::sysctl) body += fmt::format(",\"sock\":{},\"sk\":{}", trace::json_str(sname), sk);
     body += extra;
     body += o.err ? fmt::format(",\"ret\":-1,\"errno\":\"{}\"", errno_name(o.err)) : std::string(",\"ret\":0");
@@ -322,6 +342,11 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
                           i.port_offset, i.timeseed, i.index, i.perturb, i.offset, i.low, i.high - 1, i.remaining,
                           i.step, i.pass, i.i, i.examined, i.perturb_inc);
       if (i.tw_recycled) body += ",\"tw_recycled\":true";
+    }
+    if (o.has_udp && o.ui.autobind) {
+      const auto& u = o.ui;
+      body += fmt::format(",\"rand\":{},\"first\":{},\"stride\":{},\"range\":[{},{}],\"remaining\":{},\"slots\":{},\"examined\":{}",
+                          u.rand, u.first, u.stride, u.low, u.high, u.remaining, u.slots, u.examined);
     }
     if (o.has_bind && o.bi.examined) {
       const auto& b = o.bi;
@@ -408,6 +433,7 @@ RunReport Runner::run() {
   }
   rep_.virtual_end = last_effective_;  // cancelled timers left in the queue do not count
   rep_.st = w_.st;
+  rep_.udp = w_.udp.st;
   // Totals over repeated calls.
   for (uint32_t ci = 0; ci < sc_.timeline.size(); ++ci) {
     const Call& c = sc_.timeline[ci];

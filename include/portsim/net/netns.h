@@ -12,6 +12,7 @@
 #include "portsim/net/id_table.h"
 #include "portsim/net/inet_hashtables.h"
 #include "portsim/net/sysctl.h"
+#include "portsim/net/udp.h"
 
 namespace portsim::net {
 
@@ -96,6 +97,7 @@ struct world {
   std::unordered_map<sock_id, listener_info> listening;
   Nanos now = 0;
   stats st;
+  udp_world udp;                    // UDP tables (udp.h)
 
   sock& sk(sock_id id) { return socks[id]; }
   const sock& sk(sock_id id) const { return socks[id]; }
