@@ -468,6 +468,11 @@ int udp_bind(world& w, sock_id sk, const endpoint& addr, udp_port_info* info) {
   if (addr.port && addr.port < ns.sys.ip_unprivileged_port_start && !s.cap_net_bind_service) return EACCES;
   if (s.state != tcp_state::CLOSE || s.num != 0) return EINVAL;
   s.rcv_saddr = addr.addr;
+  // __inet6_bind: a socket bound to a true IPv6 address becomes IPv6-only before get_port (it
+  // never overlaps IPv4 sockets, not even 0.0.0.0; tests/live/udp.json v6_unicast); restored
+  // if the bind fails.
+  const bool saved_ipv6only = s.ipv6only;
+  if (s.v6 && !addr.addr.is_v4() && !addr.addr.is_any()) s.ipv6only = true;
   if (addr.port || !s.bind_address_no_port) {
     udp_port_info local;
     if (!info) info = &local;
@@ -481,6 +486,7 @@ int udp_bind(world& w, sock_id sk, const endpoint& addr, udp_port_info* info) {
                 fmt::format("port {} held by sk{} ({}): EADDRINUSE", addr.port, info->blocker,
                             to_string(endpoint{w.sk(info->blocker).rcv_saddr, w.sk(info->blocker).num})));
       w.sk(sk).rcv_saddr = w.sk(sk).v6 ? inet_addr{} : kAnyV4;
+      w.sk(sk).ipv6only = saved_ipv6only;
       return EADDRINUSE;
     }
     if (info->autobind)

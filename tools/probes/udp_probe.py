@@ -32,10 +32,13 @@ host namespace only spawns the children.  Local port range 40000-40009 unless st
                      ECONNREFUSED (ICMP rate limit on loopback)
   hash2_wildcard     11 sockets on 127.0.0.{1..11}:7100, then bind(0.0.0.0:7100) -> errno
   v6_dualstack       [::]:7200 dual-stack vs 0.0.0.0:7200, v6only variant, v6 connect EAGAIN
-  reuse_both         two sockets bind 127.0.0.1:7300 with (A,A), (P,P), (A,-), (-,P)...
+  reuse_both         two sockets bind 127.0.0.1:P with every pair of options (- A P AP), then a
+                     third (second's options) binds 0.0.0.0:P; P/P with another uid; SO_REUSEADDR
+                     bind(0) in a one-port range
+  v6_unicast         [::1]-bound vs 0.0.0.0 / 127.0.0.1 / [::] on one port
 
 Run (as root; ~10 s; writes tests/live/udp.json):
-    python3 tools/probes/udp_probe.py [--out FILE]
+    python3 tools/probes/udp_probe.py [--out FILE] [--only EXPERIMENT]
 """
 import errno
 import json
@@ -429,6 +432,29 @@ def exp_v6_dualstack():
     return res
 
 
+def exp_v6_unicast():
+    # __inet6_bind sets sk_ipv6only on a socket bound to a true IPv6 address, so it never
+    # overlaps an IPv4 (or v4-mapped) socket, not even 0.0.0.0.
+    r = {}
+    a = udp(True)
+    a.bind(('::1', 7500))
+    b = udp()
+    r['v4any_after_v6_lo'] = N.try_call(b.bind, ('0.0.0.0', 7500))
+    a2 = udp(True)
+    a2.bind(('::1', 7502))
+    c = udp()
+    r['v4lo_after_v6_lo'] = N.try_call(c.bind, ('127.0.0.1', 7502))
+    a3 = udp(True)
+    a3.bind(('::1', 7503))
+    c3 = udp(True)
+    r['v6any_after_v6_lo'] = N.try_call(c3.bind, ('::', 7503))
+    d = udp()
+    d.bind(('0.0.0.0', 7501))
+    e = udp(True)
+    r['v6lo_after_v4any'] = N.try_call(e.bind, ('::1', 7501))
+    return r
+
+
 def exp_reuse_both():
     res = {}
     port = 7300
@@ -477,7 +503,7 @@ EXPERIMENTS = {
     'full_range_parity': 1, 'order_gap1': 1, 'reuseport_spread': 1, 'reuseport_connected': 1,
     'score_specific': 1, 'score_connected': 1, 'score_newest': 1, 'icmp_connected': 1,
     'icmp_unconnected': 1, 'icmp_burst': 1, 'hash2_wildcard': 1, 'v6_dualstack': 1,
-    'reuse_both': 1,
+    'reuse_both': 1, 'v6_unicast': 1,
 }
 
 
@@ -493,9 +519,17 @@ def driver(out):
                               'tools/probes/udp_probe.py --child EXPERIMENT)')}
     with open('/proc/sys/net/ipv4/udp_hash_entries') as f:
         res['header']['udp_hash_entries'] = int(f.read())
+    only = sys.argv[sys.argv.index('--only') + 1] if '--only' in sys.argv else None
+    if only:  # re-measure one experiment, keep the others
+        with open(out) as f:
+            res = json.load(f)
+        res['header']['%s_date_utc' % only] = N.header('')['date_utc']
     for name, runs in EXPERIMENTS.items():
+        if only and name != only:
+            continue
         res[name] = [N.spawn_in_netns(here, [name]) for _ in range(runs)]
-    res['header']['elapsed_s'] = round(time.time() - t0, 1)
+    if not only:
+        res['header']['elapsed_s'] = round(time.time() - t0, 1)
     with open(out, 'w') as f:
         json.dump(res, f, indent=1)
         f.write('\n')
