@@ -92,8 +92,7 @@ bool inet_rcv_saddr_equal(const sock& sk, const sock& sk2, bool match_wildcard) 
 // The sockets of one local port, primary-chain order (newest first).
 std::vector<sock_id> chain_of(const world& w, uint16_t ns, uint16_t port) {
   std::vector<sock_id> v;
-  const auto& m = w.udp.nets[ns].by_port;
-  if (auto it = m.find(port); it != m.end()) v = it->second;
+  if (const auto* c = w.udp.nets[ns].port(port)) v = *c;
   std::sort(v.begin(), v.end(), [&](sock_id a, sock_id b) {
     return w.udp.socks.at(a).hash_seq > w.udp.socks.at(b).hash_seq;
   });
@@ -103,9 +102,8 @@ std::vector<sock_id> chain_of(const world& w, uint16_t ns, uint16_t port) {
 // The hash2 chain (key, port), in its order (head first).
 std::vector<sock_id> chain2_of(const world& w, uint16_t ns, uint16_t port, const inet_addr& key) {
   std::vector<sock_id> v;
-  const auto& m = w.udp.nets[ns].by_port;
-  if (auto it = m.find(port); it != m.end())
-    for (sock_id id : it->second)
+  if (const auto* c = w.udp.nets[ns].port(port))
+    for (sock_id id : *c)
       if (hash2_key(w.sk(id).rcv_saddr) == key) v.push_back(id);
   std::sort(v.begin(), v.end(), [&](sock_id a, sock_id b) {
     return w.udp.socks.at(a).hash2_seq > w.udp.socks.at(b).hash2_seq;
@@ -117,9 +115,8 @@ std::vector<sock_id> chain2_of(const world& w, uint16_t ns, uint16_t port, const
 // modulo the table size (udp_hashfn = (port + net_hash_mix) & mask).
 uint32_t primary_count(const world& w, uint16_t ns, uint16_t port, uint32_t entries) {
   uint32_t n = 0;
-  const auto& m = w.udp.nets[ns].by_port;
   for (uint32_t p = port % entries; p < 65536; p += entries)
-    if (auto it = m.find(uint16_t(p)); it != m.end()) n += uint32_t(it->second.size());
+    if (const auto* c = w.udp.nets[ns].port(uint16_t(p))) n += uint32_t(c->size());
   return n;
 }
 
@@ -128,10 +125,13 @@ uint32_t primary_count(const world& w, uint16_t ns, uint16_t port, uint32_t entr
 // explicit bind) the chain is walked head first and the first overlapping member decides —
 // a same-uid SO_REUSEPORT pair ends the walk with "free".
 sock_id lport_inuse(const world& w, sock_id sk, uint16_t port, bool bitmap) {
-  const auto& m = w.udp.nets[w.sk(sk).netns].by_port;
-  auto it = m.find(port);
-  if (it == m.end()) return kNone;
+  const udp_netns& un = w.udp.nets[w.sk(sk).netns];
+  const auto* chain = un.port(port);
+  if (!chain) return kNone;
   const sock& s = w.sk(sk);
+  // Fast path, same answer: a wildcard AF_INET socket without SO_REUSEADDR / SO_REUSEPORT
+  // overlaps every socket that is not IPv6-only (ipv4_rcv_saddr_equal), and no exemption applies.
+  if (bitmap && !s.v6 && s.rcv_saddr.is_any() && !s.reuse && !s.reuseport) return un.visible4[port] ? chain->front() : kNone;
   const udp_sock* su = usk_find(w, sk);
   const bool in_group = su && su->group != kNone;
   auto decide = [&](sock_id o, bool& stop) -> bool {  // true: o conflicts
@@ -145,7 +145,7 @@ sock_id lport_inuse(const world& w, sock_id sk, uint16_t port, bool bitmap) {
   };
   bool stop = false;
   if (bitmap) {
-    for (sock_id o : it->second)
+    for (sock_id o : *chain)
       if (decide(o, stop)) return o;
     return kNone;
   }
@@ -430,7 +430,13 @@ int udp_lib_get_port(world& w, sock_id sk, uint16_t snum, udp_port_info* info) {
   // for an AF_INET6 SO_REUSEPORT socket).
   w.sk(sk).num = snum;
   udp_sock& u = usk(w, sk);
-  w.udp.nets[w.sk(sk).netns].by_port[snum].push_back(sk);
+  udp_netns& un = w.udp.nets[w.sk(sk).netns];
+  if (un.by_port.empty()) {
+    un.by_port.resize(65536);
+    un.visible4.assign(65536, 0);
+  }
+  un.by_port[snum].push_back(sk);
+  if (!w.sk(sk).ipv6only) ++un.visible4[snum];
   u.hash_seq = ++w.udp.seq;
   u.hash2_seq = (w.sk(sk).reuseport && w.sk(sk).v6) ? -u.hash_seq : u.hash_seq;
   if (w.sk(sk).reuseport) udp_reuseport_add_sock(w, sk);
@@ -442,11 +448,8 @@ static void udp_lib_unhash(world& w, sock_id sk) {
   sock& s = w.sk(sk);
   if (!s.num) return;
   reuseport_detach_sock(w, sk);
-  auto& m = w.udp.nets[s.netns].by_port;
-  if (auto it = m.find(s.num); it != m.end()) {
-    std::erase(it->second, sk);
-    if (it->second.empty()) m.erase(it);
-  }
+  udp_netns& un = w.udp.nets[s.netns];
+  if (!un.by_port.empty() && std::erase(un.by_port[s.num], sk) && !s.ipv6only) --un.visible4[s.num];
   s.num = 0;
 }
 

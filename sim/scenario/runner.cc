@@ -88,7 +88,10 @@ int apply_opt(net::sock& s, const OptSetting& o) {
     case SockOpt::SO_REUSEADDR: s.reuse = o.value ? net::SK_CAN_REUSE : net::SK_NO_REUSE; return 0;
     case SockOpt::SO_REUSEPORT: s.reuseport = o.value != 0; return 0;
     case SockOpt::IP_BIND_ADDRESS_NO_PORT: s.bind_address_no_port = o.value != 0; return 0;
-    case SockOpt::IPV6_V6ONLY: s.ipv6only = o.value != 0; return 0;
+    case SockOpt::IPV6_V6ONLY:
+      if (s.udp && s.num) return EINVAL;  // net/ipv6/ipv6_sockglue.c: not once the socket has a port
+      s.ipv6only = o.value != 0;
+      return 0;
     case SockOpt::SO_LINGER: s.linger0 = o.value != 0; return 0;
     case SockOpt::TCP_SYNCNT:
       if (s.udp) return ENOPROTOOPT;  // udp_setsockopt → ip_setsockopt: level SOL_TCP is not SOL_IP

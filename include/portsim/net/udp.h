@@ -51,8 +51,16 @@ struct reuseport_group {
 };
 
 struct udp_netns {
-  std::unordered_map<uint16_t, std::vector<sock_id>> by_port;  // hashed sockets per local port
+  // Hashed sockets per local port (65536 entries once the netns hashes its first socket), and
+  // per port how many of them are not IPv6-only: a wildcard IPv4 socket without
+  // SO_REUSEADDR/SO_REUSEPORT conflicts exactly with those, which lets a full range be
+  // rejected at one array read per candidate.
+  std::vector<std::vector<sock_id>> by_port;
+  std::vector<uint16_t> visible4;
   uint32_t hash_mix = 0;   // net_hash_mix(net)
+  const std::vector<sock_id>* port(uint16_t p) const {
+    return by_port.empty() || by_port[p].empty() ? nullptr : &by_port[p];
+  }
 };
 
 struct udp_machine {
