@@ -28,6 +28,7 @@
 #include "portsim/net/udp.h"
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 
 #include <fmt/format.h>
@@ -322,6 +323,64 @@ sock_id lib_lookup2(const world& w, uint16_t ns, bool v4pkt, const inet_addr& sa
   return result;
 }
 
+// The chain cache (udp_netns::chain_cache) for the netns range [low, high].
+void cache_build(const world& w, udp_netns& un, const netns& ns, uint32_t low, uint32_t high, uint32_t entries) {
+  auto& c = un.cache;
+  c.valid = true;
+  c.low = low;
+  c.high = high;
+  c.entries = entries;
+  c.free.assign(entries, 0);
+  c.prefix.assign(entries + 1, 0);
+  c.nonempty.assign((entries + 63) / 64, 0);
+  std::vector<uint32_t> inrange(entries, 0);
+  for (uint32_t p = low; p <= high; ++p) {
+    if (ns.sys.ip_local_reserved_ports.test(p)) continue;
+    const uint32_t r = p & (entries - 1);
+    ++inrange[r];
+    if (un.visible4.empty() || !un.visible4[p]) ++c.free[r];
+  }
+  for (uint32_t r = 0; r < entries; ++r) {
+    c.prefix[r + 1] = c.prefix[r] + inrange[r];
+    if (c.free[r]) c.nonempty[r / 64] |= uint64_t(1) << (r % 64);
+  }
+  (void)w;
+}
+
+// Port p became busy (+1) or free (-1) for a plain wildcard IPv4 socket.
+void cache_update(udp_netns& un, const netns& ns, uint32_t p, bool busy) {
+  auto& c = un.cache;
+  if (!c.valid || p < c.low || p > c.high || ns.sys.ip_local_reserved_ports.test(p)) return;
+  const uint32_t r = p & (c.entries - 1);
+  if (busy) --c.free[r];
+  else ++c.free[r];
+  if (c.free[r]) c.nonempty[r / 64] |= uint64_t(1) << (r % 64);
+  else c.nonempty[r / 64] &= ~(uint64_t(1) << (r % 64));
+}
+
+// The cyclic distance from chain r0 to the first chain with a free port; entries if none.
+uint32_t cache_next(const udp_netns::chain_cache& c, uint32_t r0) {
+  const uint32_t E = c.entries, words = uint32_t(c.nonempty.size());
+  for (uint32_t k = 0; k <= words; ++k) {
+    const uint32_t wi = (r0 / 64 + k) % words;
+    uint64_t bits = c.nonempty[wi];
+    if (k == 0) bits &= ~uint64_t(0) << (r0 % 64);
+    if (k == words) bits &= (r0 % 64) ? (~uint64_t(0) >> (64 - r0 % 64)) : 0;
+    if (bits) {
+      const uint32_t r = wi * 64 + uint32_t(std::countr_zero(bits));
+      return (r + E - r0) % E;
+    }
+  }
+  return E;
+}
+
+// In-range, non-reserved ports of chains r0 .. r0 + d - 1 (cyclic).
+uint64_t cache_span(const udp_netns::chain_cache& c, uint32_t r0, uint32_t d) {
+  const uint32_t E = c.entries;
+  if (r0 + d <= E) return c.prefix[r0 + d] - c.prefix[r0];
+  return (c.prefix[E] - c.prefix[r0]) + c.prefix[r0 + d - E];
+}
+
 }  // namespace
 
 uint32_t jhash_3words(uint32_t a, uint32_t b, uint32_t c, uint32_t initval) {
@@ -356,6 +415,10 @@ void udp_init(world& w, uint64_t seed, const std::vector<uint32_t>& hash_entries
   for (size_t i = 0; i < w.nets.size(); ++i) w.udp.nets[i].hash_mix = Random(seed, "net_hash_mix:" + w.nets[i].name).u32();
 }
 
+void udp_sysctl_changed(world& w, uint16_t ns) {
+  if (ns < w.udp.nets.size()) w.udp.nets[ns].cache.valid = false;
+}
+
 sock_id udp_socket(world& w, uint16_t ns, uint32_t uid, bool cap, bool v6) {
   const sock_id id = sys_socket(w, ns, cred{uid, cap}, v6 ? family::inet6 : family::inet);
   w.sk(id).udp = true;
@@ -387,19 +450,45 @@ int udp_lib_get_port(world& w, sock_id sk, uint16_t snum, udp_port_info* info) {
     in.stride = rand & 0xffff;
     const uint16_t last = uint16_t(first + entries);
     bool found = false;
-    do {
+    // A wildcard AF_INET socket without SO_REUSEADDR / SO_REUSEPORT (a resolver's query
+    // socket) conflicts exactly with the ports whose count of non-IPv6-only sockets is
+    // non-zero: the same walk, tested with one array read per candidate.
+    const udp_netns& un = w.udp.nets[s.netns];
+    const bool plain4 = !s.v6 && s.rcv_saddr.is_any() && !s.reuse && !s.reuseport;
+    const uint16_t* vis = plain4 && !un.visible4.empty() ? un.visible4.data() : nullptr;
+    const PortBitmap& reserved = ns.sys.ip_local_reserved_ports;
+    const uint16_t step = uint16_t(rand);
+    udp_netns& unm = w.udp.nets[s.netns];
+    const bool whole_range = low == ns.sys.ip_local_port_range_lo && high == ns.sys.ip_local_port_range_hi;
+    bool walk = true;
+    if (plain4 && whole_range) {
+      if (!unm.cache.valid || unm.cache.low != low || unm.cache.high != high || unm.cache.entries != entries)
+        cache_build(w, unm, ns, low, high, entries);
+      // Chains before the first one with a free port: every in-range candidate there is busy.
+      const uint32_t r0 = first & (entries - 1);
+      const uint32_t d = cache_next(unm.cache, r0);
+      in.examined += cache_span(unm.cache, r0, std::min(d, entries));
+      if (d >= entries) {
+        in.slots = entries;
+        walk = false;  // every chain is full: no port
+      } else {
+        in.slots = d;
+        first = uint16_t(first + d);
+      }
+    }
+    if (walk) do {
       ++in.slots;
       uint16_t p = first;
       do {
-        if (low <= p && p <= high && !ns.sys.ip_local_reserved_ports.test(p)) {
+        if (low <= p && p <= high && !reserved.test(p)) {
           ++in.examined;
-          if (lport_inuse(w, sk, p, true) == kNone) {
+          if (plain4 ? !vis || !vis[p] : lport_inuse(w, sk, p, true) == kNone) {
             snum = p;
             found = true;
             break;
           }
         }
-        p = uint16_t(p + rand);
+        p = uint16_t(p + step);
       } while (p != first);
       if (found) break;
     } while (++first != last);
@@ -436,7 +525,7 @@ int udp_lib_get_port(world& w, sock_id sk, uint16_t snum, udp_port_info* info) {
     un.visible4.assign(65536, 0);
   }
   un.by_port[snum].push_back(sk);
-  if (!w.sk(sk).ipv6only) ++un.visible4[snum];
+  if (!w.sk(sk).ipv6only && ++un.visible4[snum] == 1) cache_update(un, ns, snum, true);
   u.hash_seq = ++w.udp.seq;
   u.hash2_seq = (w.sk(sk).reuseport && w.sk(sk).v6) ? -u.hash_seq : u.hash_seq;
   if (w.sk(sk).reuseport) udp_reuseport_add_sock(w, sk);
@@ -449,7 +538,8 @@ static void udp_lib_unhash(world& w, sock_id sk) {
   if (!s.num) return;
   reuseport_detach_sock(w, sk);
   udp_netns& un = w.udp.nets[s.netns];
-  if (!un.by_port.empty() && std::erase(un.by_port[s.num], sk) && !s.ipv6only) --un.visible4[s.num];
+  if (!un.by_port.empty() && std::erase(un.by_port[s.num], sk) && !s.ipv6only && --un.visible4[s.num] == 0)
+    cache_update(un, w.nets[s.netns], s.num, false);
   s.num = 0;
 }
 

@@ -278,6 +278,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         net::netns& ns = w_.nets[size_t(c.netns)];
         const std::string msg = net::sysctl_write(ns.sys, c.sysctl.name, c.sysctl.value);
         out.err = msg.empty() ? 0 : EINVAL;
+        if (!out.err) net::udp_sysctl_changed(w_, uint16_t(c.netns));
         if (!out.err && c.sysctl.name == "net.ipv4.ip_local_reserved_ports")
           for (uint32_t p = 0; p < 65536; ++p) net::connect_skip_update(w_, ns, uint16_t(p));
         break;

@@ -149,7 +149,9 @@ TEST_CASE("udp: IP_BIND_ADDRESS_NO_PORT sources share ports; IP_LOCAL_PORT_RANGE
 // A reference walk written from net/ipv4/udp.c udp_lib_get_port (snum == 0): first =
 // reciprocal_scale(rand, remaining) + low; rand = (rand | 1) * (mask + 1); for each of
 // mask + 1 values of first: snum = first, first + rand, … (u16) until it wraps to first.
-uint16_t reference_walk(uint32_t rand, uint32_t low, uint32_t high, uint32_t entries, const std::set<uint16_t>& used) {
+uint16_t reference_walk(uint32_t rand, uint32_t low, uint32_t high, uint32_t entries, const std::set<uint16_t>& used,
+                        uint64_t* examined = nullptr) {
+  uint64_t ex = 0;
   const uint32_t remaining = high - low + 1;
   uint16_t first = uint16_t(((uint64_t(rand) * remaining) >> 32) + low);
   const uint32_t stride = (rand | 1) * entries;
@@ -157,7 +159,11 @@ uint16_t reference_walk(uint32_t rand, uint32_t low, uint32_t high, uint32_t ent
   do {
     uint16_t snum = first;
     do {
-      if (low <= snum && snum <= high && !used.count(snum)) return snum;
+      if (low <= snum && snum <= high) {
+        ++ex;
+        if (examined) *examined = ex;
+        if (!used.count(snum)) return snum;
+      }
       snum = uint16_t(snum + stride);
     } while (snum != first);
   } while (++first != last);
@@ -183,6 +189,41 @@ TEST_CASE("udp: bind(0) visits ports in udp_lib_get_port's exact order, for any 
       CHECK(W.port(s) == reference_walk(info.rand, 32768, 60999, entries, used));
       used.insert(W.port(s));
     }
+  }
+}
+
+TEST_CASE("udp: connect() autobind of plain sockets follows the same walk up to exhaustion", "[udp]") {
+  // kernel: net/ipv4/udp.c udp_lib_get_port, as reference_walk: the chosen port and the number
+  // of in-range candidates examined, from 0 to 100 % of a 2000-port range held by connected
+  // (wildcard-autobound) sockets, then failure with every candidate examined.
+  for (uint32_t entries : {16384u, 1024u}) {
+    World W(host("40000 41999", fmt::format(",\"udp_hash_entries\":{}", entries)));
+    std::set<uint16_t> used;
+    bool exhausted = false;
+    for (int i = 0; i < 4000 && !exhausted; ++i) {
+      net::udp_port_info info;
+      const sock_id s = mk(W);
+      const int r = net::udp_connect(W.w, s, ep("127.0.0.1:5000"), &info);
+      uint64_t ex = 0;
+      const uint16_t want = reference_walk(info.rand, 40000, 41999, entries, used, &ex);
+      if (used.size() < 2000) {
+        REQUIRE(r == 0);
+        REQUIRE(W.port(s) == want);
+        REQUIRE(info.examined == ex);
+        used.insert(W.port(s));
+        if (i % 3 == 2 && i < 1500) {  // release one now and then: holes appear and refill
+          net::udp_close(W.w, s);
+          used.erase(want);
+        }
+      } else {
+        CHECK(r == EAGAIN);
+        CHECK(want == 0);
+        CHECK(info.examined == 2000);
+        CHECK(info.slots == entries);
+        exhausted = true;
+      }
+    }
+    CHECK(exhausted);
   }
 }
 

@@ -58,6 +58,16 @@ struct udp_netns {
   std::vector<std::vector<sock_id>> by_port;
   std::vector<uint16_t> visible4;
   uint32_t hash_mix = 0;   // net_hash_mix(net)
+  // For such sockets and the netns range: per hash chain (port mod table size) the number of
+  // in-range, non-reserved ports and of those free, and a bitmap of chains with a free port.
+  // The walk then jumps straight to the first chain (in the kernel's order) that has one,
+  // counting the candidates it skips exactly. Not a kernel structure.
+  struct chain_cache {
+    bool valid = false;
+    uint32_t low = 0, high = 0, entries = 0;
+    std::vector<uint32_t> free, prefix;  // prefix[r]: in-range ports of chains < r
+    std::vector<uint64_t> nonempty;
+  } cache;
   const std::vector<sock_id>* port(uint16_t p) const {
     return by_port.empty() || by_port[p].empty() ? nullptr : &by_port[p];
   }
@@ -103,6 +113,9 @@ struct udp_port_info {
 // Set up the UDP side of a world: one udp_machine per machine (hash size, secrets, random
 // stream), one udp_netns per netns. Called once the machines and namespaces exist.
 void udp_init(world& w, uint64_t seed, const std::vector<uint32_t>& hash_entries);
+
+// A sysctl of netns ns changed (range, reserved ports): portsim's chain cache is rebuilt.
+void udp_sysctl_changed(world& w, uint16_t ns);
 
 // net/socket.c: socket(AF_INET[6], SOCK_DGRAM, 0).
 sock_id udp_socket(world& w, uint16_t ns, uint32_t uid, bool cap_net_bind_service, bool v6);
