@@ -3,13 +3,15 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libboost-program-options-dev nlohmann-json3-dev catch2 libfmt-dev libxxhash-dev
-      libbenchmark-dev python3 python3-matplotlib iproute2)
+      libbenchmark-dev python3 python3-matplotlib iproute2
+      slurm-wlm munge parallel)  # the last three: the `slurm` ctest label (tools/slurm-single-node.sh)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Wait for a dpkg lock that another apt run holds, rather than fail.
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
 fi

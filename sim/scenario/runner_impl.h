@@ -12,12 +12,13 @@
 #include "portsim/base/errno_name.h"
 #include "portsim/net/af_inet.h"
 #include "portsim/net/inet_connection_sock.h"
+#include "portsim/scenario/name_index.h"
 #include "portsim/scenario/runner.h"
 
 namespace portsim::scenario {
 
 namespace runner_detail {
-enum EventKind : uint8_t { kCall = 0, kTimer = 1, kPacket = 2, kArrival = 3, kWlClose = 4, kPoolOpen = 5, kPoolClose = 6, kSample = 7 };
+enum EventKind : uint8_t { kCall = 0, kTimer = 1, kPacket = 2, kArrival = 3, kWlClose = 4, kPoolOpen = 5, kPoolClose = 6, kSample = 7, kSs = 8 };
 constexpr uint32_t kNoCall = UINT32_MAX;
 constexpr size_t kMaxFailuresShown = 20;
 
@@ -77,9 +78,9 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   std::unordered_set<net::sock_id> auto_children;         // server children the generator accepted
   net::sock_id in_connect = net::kNone;                    // the socket whose connect() is running
 
-  net::connect_result connect(net::sock_id sk, const net::endpoint& to) {
+  net::connect_result connect(net::sock_id sk, const net::endpoint& to, bool nonblock = false) {
     in_connect = sk;
-    auto r = net::inet_stream_connect(r_world(), sk, to);
+    auto r = net::inet_stream_connect(r_world(), sk, to, nonblock);
     in_connect = net::kNone;
     return r;
   }
@@ -110,6 +111,16 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   std::vector<std::map<int, uint64_t>> err_count;
   std::vector<std::vector<bool>> ports_seen;
   std::unique_ptr<trace::JsonlTrace> trace;
+  std::unique_ptr<trace::Explainer> explainer;  // --explain (null: off)
+  // The call whose --explain block is open (run_call began it, finish_call ends it).
+  uint32_t explain_call = kNoCall;
+  uint64_t explain_k = 0;
+  void explain_begin(Nanos t, const std::string& header, const std::string& sock) {
+    if (explainer) explainer->begin(t, header, sock);
+  }
+  void explain_end(Nanos t, const std::string& result = {}, std::optional<int> err = std::nullopt) {
+    if (explainer) explainer->end(t, result, err);
+  }
 
   explicit Impl(Runner& rr) : r(rr) {}
 
@@ -155,30 +166,34 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
     generated_names[id] = fmt::format("{}#{}", wname, k);
   }
 
-  // The sock a name refers to now; kNone if never created (or closed).
+  // The sock a name refers to now; kNone if never created (or closed). A "{i}" name is looked
+  // up through the patterns of the calls that give names (PatternIndex): the earliest such call
+  // whose repetition k is alive, as if the timeline were scanned in order, in time independent
+  // of the timeline's length.
+  PatternIndex<uint32_t> patterns;  // "{i}" patterns of naming calls (creating, accept's "as") → call
   net::sock_id lookup(const std::string& n) const {
     if (auto it = plain.find(n); it != plain.end()) return it->second;
-    for (uint32_t ci = 0; ci < r.sc_.timeline.size(); ++ci) {
-      const Call& c = r.sc_.timeline[ci];
-      for (const std::string* pat : {&c.sock, &c.as}) {
-        const size_t at = pat->find("{i}");
-        if (at == std::string::npos || inst[ci].empty()) continue;
-        const std::string pre = pat->substr(0, at), suf = pat->substr(at + 3);
-        if (n.size() <= pre.size() + suf.size() || n.compare(0, pre.size(), pre) ||
-            n.compare(n.size() - suf.size(), suf.size(), suf))
-          continue;
-        const std::string mid = n.substr(pre.size(), n.size() - pre.size() - suf.size());
-        if (mid.empty() || mid.size() > 9 || mid.find_first_not_of("0123456789") != std::string::npos) continue;
-        const uint64_t k = std::stoull(mid);
-        if (k < inst[ci].size() && inst[ci][k] != net::kNone) return inst[ci][k];
+    uint32_t best = kNoCall;
+    net::sock_id found = net::kNone;
+    patterns.for_each_match(n, [&](uint64_t k, uint32_t ci) {
+      if (ci < best && k < inst[ci].size() && inst[ci][k] != net::kNone) {
+        best = ci;
+        found = inst[ci][k];
       }
-    }
-    return net::kNone;
+    });
+    return found;
   }
 };
 
+// --explain: "connect NAME = 0 (local port P)" or "connect NAME = -1 ERRNO".
+inline std::string connect_result_line(const net::world& w, net::sock_id sk, int err, const std::string& name) {
+  if (err) return fmt::format("connect {} = -1 {}", name, errno_name(err));
+  return fmt::format("connect {} = 0 (local port {})", name, w.sk(sk).alive ? w.sk(sk).num : 0);
+}
+
 // setsockopt(): the options portsim models, with the kernel's own refusals (runner.cc).
 int apply_opt(net::sock& s, const OptSetting& o);
-inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.num}); }
+// getsockname(): inet_rcv_saddr and inet_sport (which keeps the port after inet_put_port).
+inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.sport}); }
 
 }  // namespace portsim::scenario

@@ -55,6 +55,7 @@ void Runner::Impl::xmit(const net::segment& in) {
   Nanos delay = 0;
   bool lost = false;
   if (path) {
+    // delay and jitter are at most kMaxScenarioTime each (checked at load): no wrap.
     delay = path->delay + (path->jitter ? Nanos(rnd->unit() * double(path->jitter)) : 0);
     lost = path->loss > 0 && rnd->unit() < path->loss;
   }
@@ -67,13 +68,14 @@ void Runner::Impl::xmit(const net::segment& in) {
         seg.proto ? std::string() : fmt::format(",\"seq\":{},\"ack\":{}", seg.seq, seg.ack),
         r.w_.now + delay, lost ? ",\"lost\":true" : nowhere ? ",\"lost\":\"no route\"" : ""));
   }
-  if (r.opt_.explain)
-    fmt::print(stderr, "  {:<28} {} > {} {}{}\n", seg.from_ns == net::kExternalNs ? "(external host)"
-                                                   : seg.proto == net::kProtoUdp ? "udp_send_skb"
-                                                   : seg.proto == net::kProtoIcmp ? "icmp_send" : "tcp_transmit_skb",
-               net::to_string(net::endpoint{seg.saddr, seg.sport}), net::to_string(net::endpoint{seg.daddr, seg.dport}),
-               pkt_flags(seg),
-               lost ? " — lost on the link" : nowhere ? " — no route: dropped" : delay ? fmt::format(", arrives after {}", format_duration(delay)) : "");
+  if (explainer && explainer->wanted())
+    explainer->step(seg.from_ns == net::kExternalNs ? "(external host)"
+                    : seg.proto == net::kProtoUdp ? "udp_send_skb"
+                    : seg.proto == net::kProtoIcmp ? "icmp_send" : "tcp_transmit_skb",
+                    fmt::format("{} > {} {}{}", net::to_string(net::endpoint{seg.saddr, seg.sport}),
+                                net::to_string(net::endpoint{seg.daddr, seg.dport}), pkt_flags(seg),
+                                lost ? " — lost on the link" : nowhere ? " — no route: dropped"
+                                : delay ? fmt::format(", arrives after {}", format_duration(delay)) : ""));
   if (lost || nowhere) return;
   if (delay == 0) {  // zero-delay path: delivered within the sending call, same instant
     deliver(seg);
@@ -82,7 +84,7 @@ void Runner::Impl::xmit(const net::segment& in) {
   uint32_t slot;
   if (!free_pkts.empty()) { slot = free_pkts.back(); free_pkts.pop_back(); pkts[slot] = seg; }
   else { slot = uint32_t(pkts.size()); pkts.push_back(seg); }
-  r.eng_.schedule({r.w_.now + delay, engine::Prio::Wire, kPacket, slot, 0});
+  r.eng_.schedule({sat_add(r.w_.now, delay), engine::Prio::Wire, kPacket, slot, 0});
 }
 
 }  // namespace portsim::scenario

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <iterator>
 
 #include "portsim/net/netns.h"
 
@@ -23,8 +24,8 @@ std::string json_str(std::string_view s) {
   return out + "\"";
 }
 
-JsonlTrace::JsonlTrace(std::string path, NameFn name_of, bool explain)
-    : path_(std::move(path)), name_of_(std::move(name_of)), explain_(explain) {
+JsonlTrace::JsonlTrace(std::string path, NameFn name_of)
+    : path_(std::move(path)), name_of_(std::move(name_of)) {
   if (path_.empty()) return;
   if (out_.open(path_)) f_ = out_.get();
 }
@@ -44,7 +45,11 @@ void JsonlTrace::abandon() {
 
 void JsonlTrace::record(uint64_t t, std::string_view ev, std::string_view body) {
   if (!f_) return;
-  fmt::print(f_, "{{\"t\":{},\"ev\":\"{}\",{}}}\n", t, ev, body);
+  // Formatted in memory, written without exceptions: a write error (ENOSPC, EFBIG, EPIPE) is
+  // remembered and reported by commit().
+  fmt::memory_buffer buf;
+  fmt::format_to(std::back_inserter(buf), "{{\"t\":{},\"ev\":\"{}\",{}}}\n", t, ev, body);
+  out_.write(buf.data(), buf.size());
 }
 
 static const char* op_word(net::table_op op, const char* create, const char* destroy) {
@@ -86,7 +91,8 @@ void JsonlTrace::ehash(const net::world& w, net::table_op op, net::sock_id id) {
 }
 
 void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_state from, net::tcp_state to) {
-  if (explain_) {
+  if (explainer_) explainer_->touch(name_of_(id));
+  if (explaining()) {
     const auto& s = w.sk(id);
     std::string_view to_name = net::tcp_state_name(to);
     if (to == net::tcp_state::TIME_WAIT && s.tw_substate == net::tcp_state::FIN_WAIT2) to_name = "FIN_WAIT2 (TW sock)";
@@ -105,7 +111,12 @@ void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_sta
 }
 
 void JsonlTrace::explain(std::string_view fn, std::string_view what) {
-  fmt::print(stderr, "  {:<28} {}\n", fn, what);
+  if (explainer_) explainer_->step(fn, what);
+}
+
+std::string JsonlTrace::sock_name(const net::world&, net::sock_id id) const {
+  std::string n = name_of_(id);
+  return n.empty() ? fmt::format("sk{}", id) : n;
 }
 
 }  // namespace portsim::trace
