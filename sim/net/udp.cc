@@ -518,6 +518,7 @@ int udp_lib_get_port(world& w, sock_id sk, uint16_t snum, udp_port_info* info) {
   // found: hash the socket (sk_add_node_rcu: head of the primary chain; hash2: head, or tail
   // for an AF_INET6 SO_REUSEPORT socket).
   w.sk(sk).num = snum;
+  w.sk(sk).sport = snum;  // inet_sport: set by the callers (__inet_bind, inet_autobind) on success
   udp_sock& u = usk(w, sk);
   udp_netns& un = w.udp.nets[w.sk(sk).netns];
   if (un.by_port.empty()) {
