@@ -48,6 +48,9 @@ class app_events {
   virtual void peer_closed(sock_id sk) = 0;
   // UDP: a datagram was queued on sk, or an ICMP error set its sk_err.
   virtual void udp_ready(sock_id) {}
+  // A child joined listener's accept queue (inet_csk_reqsk_queue_add() wakes accept() through
+  // the listener's sk_data_ready).
+  virtual void accept_ready(sock_id listener, sock_id child) { (void)listener, (void)child; }
 };
 
 // include/net/tcp.h constants.
