@@ -61,7 +61,7 @@ net::sock_id Runner::workload_udp(uint32_t wi, uint64_t k) {
   if (impl_->trace->enabled() && !(opt_.trace_sample > 1 && k % opt_.trace_sample)) {
     std::string body = fmt::format("\"workload\":{},\"rep\":{},\"host\":{},\"op\":\"connect\",\"type\":\"udp\",\"sock\":{},\"sk\":{},\"to\":\"{}\"",
                                    trace::json_str(ws.name), k, trace::json_str(w_.nets[size_t(ws.netns)].name),
-                                   trace::json_str(fmt::format("{}#{}", ws.name, k)), sk, net::to_string(to));
+                                   trace::json_str(fmt::format("{}#{}", ws.name, k)), impl_->trace->sk_id(sk), net::to_string(to));
     body += err ? fmt::format(",\"ret\":-1,\"errno\":\"{}\"", errno_name(err)) : std::string(",\"ret\":0");
     body += fmt::format(",\"local\":\"{}\"", endpoint_str(w_.sk(sk)));
     if (ui.autobind)
