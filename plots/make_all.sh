@@ -94,11 +94,21 @@ sweep "$sc/churn-nopool.json" --vary /workloads/0/rate=300,600 \
 sweep "$sc/churn-pool.json" \
   --out "$data/churn_pool.csv" --timeseries 1s --timeseries-out "$data/churn_pool_ts.csv"
 
+# 4. UDP exhaustion next to TCP's: DNS-style queries (a connected UDP socket per query, held
+# 5 s by a silent resolver) toward 1 and 4 resolvers; TCP client-closed connections toward 4
+# destinations (the 1-destination TCP curve is failure_vs_rate.csv).
+step "udp_vs_tcp sweeps"
+UDP_RATES=1000,2000,3000,4000,5000,5500,6000,7000,8000,10000,12000
+sweep "$sc/udp-dns.json" --vary /workloads/0/rate=$UDP_RATES --out "$data/udp_dns_1.csv"
+sweep "$sc/udp-dns-4.json" --vary /workloads/0/rate=$UDP_RATES --out "$data/udp_dns_4.csv"
+sweep "$sc/failure-vs-rate-4dest.json" --vary /workloads/0/rate=500,1000,1500,1800,1900,2000,2500,3000,4000 \
+  --out "$data/failure_vs_rate_4dest.csv"
+
 drop_wall "$data"/*.csv
 
-# 4. the plots
+# 5. the plots
 step "rendering"
-for s in failure_vs_rate examined_vs_fill ports_in_use_over_time port_parity_and_gaps; do
+for s in failure_vs_rate examined_vs_fill ports_in_use_over_time port_parity_and_gaps udp_vs_tcp; do
   "$PYTHON" "$here/$s.py"
 done
 step "done"

@@ -299,6 +299,15 @@ int cmd_run(int argc, char** argv) {
                  rep.requests ? fmt::format("; pooled requests {} (failed {})", rep.requests, rep.requests_failed) : "",
                  rep.first_eaddrnotavail ? fmt::format("; first EADDRNOTAVAIL at {}", format_duration(*rep.first_eaddrnotavail)) : "");
     }
+    if (rep.udp.autobinds || rep.udp.datagrams)
+      fmt::print("  udp            datagrams {} (delivered {}), ICMP port unreachable {} (ECONNREFUSED set {}); "
+                 "autobinds {} (failed {}){}\n",
+                 rep.udp.datagrams, rep.udp.delivered, rep.udp.icmp_unreach, rep.udp.refused, rep.udp.autobinds,
+                 rep.udp.autobind_fail,
+                 rep.udp.queries ? fmt::format("; queries {} (answered {}, refused {}, timed out {}, no port {})",
+                                               rep.udp.queries, rep.udp.queries_answered, rep.udp.queries_refused,
+                                               rep.udp.queries_timeout, rep.udp.queries_failed)
+                                 : "");
     fmt::print("  ESTABLISHED    peak {}\n", rep.st.established_peak);
     fmt::print("  TIME_WAIT      peak {}, recycled {}, overflow {}\n", rep.st.time_wait_peak, rep.st.tw_recycled,
                rep.st.tw_overflow);

@@ -37,6 +37,8 @@ const char* op_name(Op op) {
     case Op::close: return "close";
     case Op::sysctl: return "sysctl";
     case Op::shutdown: return "shutdown";
+    case Op::send: return "send";
+    case Op::recv: return "recv";
   }
   return "?";
 }
@@ -187,7 +189,7 @@ net::kernel_profile parse_kernel(const Obj& o, const char* key) {
 
 MachineSpec parse_machine(const json& j, const std::string& path, const net::kernel_profile& scenario_kernel,
                           bool overridden) {
-  Obj o(j, path, {"name", "hz", "uptime", "net_secret", "table_perturb", "addresses", "sysctls", "netns", "kernel"});
+  Obj o(j, path, {"name", "hz", "uptime", "net_secret", "table_perturb", "addresses", "sysctls", "netns", "kernel", "udp_hash_entries"});
   MachineSpec m;
   m.name = o.str("name");
   m.kernel = scenario_kernel;
@@ -201,6 +203,11 @@ MachineSpec parse_machine(const json& j, const std::string& path, const net::ker
       fail(o.sub("hz"), fmt::format("expected one of the kernel's CONFIG_HZ values 100, 250, 300, 1000, got {}", m.hz));
   }
   if (o.has("uptime")) m.uptime = o.duration("uptime");
+  if (o.has("udp_hash_entries")) {  // uhash_entries: a power of two in [UDP_HTABLE_SIZE_MIN, MAX]
+    m.udp_hash_entries = uint32_t(o.uint("udp_hash_entries", net::UDP_HTABLE_SIZE_MIN, net::UDP_HTABLE_SIZE_MAX));
+    if (m.udp_hash_entries & (m.udp_hash_entries - 1))
+      fail(o.sub("udp_hash_entries"), fmt::format("expected a power of two (the UDP hash table size), got {}", m.udp_hash_entries));
+  }
   if (o.has("net_secret")) m.net_secret = parse_key(o, "net_secret");
   if (o.has("table_perturb")) {
     const std::string tp = o.str("table_perturb");
@@ -350,13 +357,13 @@ ExpectTotal parse_expect_total(const json& j, const std::string& path) {
   return t;
 }
 
-const std::vector<std::string_view> kOps{"socket", "setsockopt", "bind", "listen", "connect", "accept", "close", "sysctl", "shutdown"};
+const std::vector<std::string_view> kOps{"socket", "setsockopt", "bind", "listen", "connect", "accept", "close", "sysctl", "shutdown", "send", "recv"};
 
 Op parse_op(const Obj& o) {
   const std::string s = o.str("op");
   for (size_t i = 0; i < kOps.size(); ++i)
     if (kOps[i] == s) return Op(i);
-  fail(o.sub("op"), fmt::format("unknown op '{}'{} (ops: socket, setsockopt, bind, listen, connect, accept, close, shutdown, sysctl)",
+  fail(o.sub("op"), fmt::format("unknown op '{}'{} (ops: socket, setsockopt, bind, listen, connect, accept, close, shutdown, sysctl, send, recv)",
                                 s, did_you_mean(s, kOps)));
 }
 
@@ -392,7 +399,8 @@ std::string sock_name_at(const Obj& o, const char* k) {
 Call parse_call(const json& j, const std::string& path, Names& names,
                 const std::unordered_map<std::string, int>& hosts, std::vector<std::string_view> host_names) {
   Obj o(j, path, {"t", "op", "host", "sock", "as", "to", "addr", "backlog", "opts", "opt", "value", "name",
-                  "uid", "cap_net_bind_service", "repeat", "expect", "expect_total", "comment", "nonblock", "family"});
+                  "uid", "cap_net_bind_service", "repeat", "expect", "expect_total", "comment", "nonblock", "family",
+                  "type", "echo"});
   Call c;
   c.path = path;
   c.t = o.duration("t");
@@ -428,7 +436,8 @@ Call parse_call(const json& j, const std::string& path, Names& names,
     if (pattern && c.count == 1 && !o.has("repeat")) fail(o.sub("sock"), "\"{i}\" in a socket name needs \"repeat\"");
     if (!pattern && c.count > 1 && (c.op == Op::socket || !names.find(c.sock)))
       fail(o.sub("sock"), "a repeated call that creates sockets needs \"{i}\" in the name (e.g. \"c{i}\")");
-    const bool creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen;
+    const bool creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen ||
+                         c.op == Op::send;
     std::optional<int> existing = pattern ? std::nullopt : names.find(c.sock);
     if (pattern) {  // every instance must be new for creating ops, known otherwise
       existing = names.find(sock_name(c.sock, 0));
@@ -467,9 +476,31 @@ Call parse_call(const json& j, const std::string& path, Names& names,
     case Op::setsockopt:
       c.opts.push_back(parse_opt(o.str("opt"), o.at("value"), o.sub("opt")));
       break;
-    case Op::socket: case Op::close: case Op::sysctl: case Op::shutdown: break;
+    case Op::send:
+      if (o.has("to")) {
+        c.addr = endpoint_at(o, "to");
+        c.has_to = true;
+      }
+      break;
+    case Op::socket: case Op::close: case Op::sysctl: case Op::shutdown: case Op::recv: break;
+  }
+  if (o.has("type")) {
+    if (!c.creates) fail(o.sub("type"), "\"type\" applies where a call creates its socket");
+    const std::string t = o.str("type");
+    if (t == "udp") c.udp = true;
+    else if (t != "tcp") fail(o.sub("type"), "expected \"tcp\" or \"udp\", got \"" + t + "\"");
+  }
+  if (c.op == Op::send && c.creates && !c.udp) fail(path, "send creates a socket only with \"type\": \"udp\"");
+  if (c.op == Op::listen && c.udp) fail(o.sub("type"), "listen() is for stream sockets (a UDP socket gets EOPNOTSUPP)");
+  if (o.has("echo")) {
+    if (!c.udp) fail(o.sub("echo"), "\"echo\" applies to a UDP socket the call creates (\"type\": \"udp\")");
+    if (!o.at("echo").is_boolean()) fail(o.sub("echo"), "expected true or false, got " + show(o.at("echo")));
+    c.echo = o.at("echo").get<bool>();
   }
   // The family of a socket the call creates: explicit, else that of its address (bind/connect),
+  // the way a program picks AF_INET6 for an IPv6 literal.
+  if ((c.op == Op::bind || c.op == Op::connect || (c.op == Op::send && c.has_to)) && !c.addr.addr.is_v4())
+    c.family = net::family::inet6;
   // the way a program picks AF_INET6 for an IPv6 literal — "[::ffff:127.0.0.1]:80" included.
   if (c.op == Op::bind || c.op == Op::connect) {
     const char* key = c.op == Op::bind ? "addr" : "to";
@@ -538,7 +569,7 @@ ExternalSpec parse_external(const json& j, const std::string& p) {
 WorkloadSpec parse_workload(const json& j, const std::string& path, const std::unordered_map<std::string, int>& hosts,
                             const std::vector<std::string_view>& host_names) {
   Obj o(j, path, {"name", "host", "start", "stop", "rate", "arrival", "to", "pick", "hold", "close", "opts", "bind",
-                  "pool", "comment"});
+                  "pool", "comment", "type"});
   WorkloadSpec w;
   w.path = path;
   w.name = o.str("name");
@@ -608,6 +639,17 @@ WorkloadSpec parse_workload(const json& j, const std::string& path, const std::u
   if (o.has("bind")) w.bind = endpoint_at(o, "bind");
   // 0 or null: no pool (so that a sweep can vary it: --vary /workloads/0/pool=0,8)
   if (o.has("pool") && !o.at("pool").is_null()) w.pool = uint32_t(o.uint("pool", 0, 1'000'000));
+  if (o.has("type")) {
+    const std::string t = o.str("type");
+    if (t == "udp") w.udp = true;
+    else if (t != "tcp") fail(o.sub("type"), "expected \"tcp\" or \"udp\", got \"" + t + "\"");
+  }
+  if (w.udp) {
+    if (w.pool) fail(o.sub("pool"), "a UDP workload has no pool (each query is its own socket)");
+    if (o.has("close") && o.str("close") != "client")
+      fail(o.sub("close"), "a UDP workload's client closes its socket (at the reply, or after \"hold\")");
+    if (!o.has("hold")) w.hold = 5 * kNsPerSec;  // resolv.conf's default timeout
+  }
   return w;
 }
 

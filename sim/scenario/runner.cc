@@ -50,6 +50,9 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
     for (size_t i = first; i < w.nets.size(); ++i)
       for (uint32_t p = 0; p < 65536; ++p) w.nets[i].connect_skip.assign(p, w.nets[i].sys.ip_local_reserved_ports.test(p));
   }
+  std::vector<uint32_t> udp_entries;
+  for (const auto& ms : sc.machines) udp_entries.push_back(ms.udp_hash_entries);
+  net::udp_init(w, seed, udp_entries);
 }
 
 uint64_t estimate_trace_bytes(const Scenario& sc, bool calls_only, uint64_t trace_sample) {
@@ -145,7 +148,10 @@ int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o) {
       s.ipv6only = o.value != 0;
       return 0;
     case SockOpt::SO_LINGER: s.linger0 = o.value != 0; return 0;
-    case SockOpt::TCP_SYNCNT: s.syn_retries = uint8_t(o.value); return 0;
+    case SockOpt::TCP_SYNCNT:
+      if (s.udp) return ENOPROTOOPT;  // udp_setsockopt → ip_setsockopt: level SOL_TCP is not SOL_IP
+      s.syn_retries = uint8_t(o.value);
+      return 0;
     case SockOpt::IP_LOCAL_PORT_RANGE: {
       // net/ipv4/ip_sockglue.c: both ends set and lo > hi → EINVAL.
       const uint32_t lo = o.value & 0xffff, hi = o.value >> 16;
@@ -263,7 +269,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   const Call& c = sc_.timeline[ci];
   if (k + 1 < c.count) eng_.schedule({c.t + (k + 1) * c.every, engine::Prio::Call, kCall, ci, k + 1});
 
-  const bool creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen;
+  const bool creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen || c.op == Op::send;
   // A repeated creating call makes a fresh socket per repetition (the loader checked the names
   // are new), so the name is only formatted when a trace, a message or a lookup needs it.
   const bool fresh_instance = c.creates && c.count > 1 && (impl_->inst[ci].size() <= k || impl_->inst[ci][k] == net::kNone);
@@ -272,7 +278,8 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   Outcome out;
   if (opt_.explain) {
     impl_->explain_begin(now, fmt::format("{} {}{}", op_name(c.op), c.op == Op::sysctl ? c.sysctl.name : sname,
-                                          c.op == Op::bind || c.op == Op::connect ? " " + net::to_string(c.addr)
+                                          c.op == Op::bind || c.op == Op::connect || (c.op == Op::send && c.has_to)
+                                              ? " " + net::to_string(c.addr)
                                           : c.op == Op::sysctl ? " " + c.sysctl.value : ""),
                          c.op == Op::sysctl ? std::string() : sname);
     impl_->explain_call = ci;
@@ -286,7 +293,9 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       impl_->explain_end(now);
       return;
     }
-    sk = net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
+    sk = c.udp ? net::udp_socket(w_, uint16_t(c.netns), c.cred.uid, c.cred.cap_net_bind_service, c.family == net::family::inet6)
+               : net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
+    if (c.echo) w_.udp.socks[sk].echo = true;
     impl_->set_name(sk, ci, uint32_t(k), false);
     for (const auto& o : c.opts)
       if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
@@ -299,6 +308,17 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
   }
   out.sk = sk;
+  if (!out.err && c.op != Op::sysctl && w_.sk(sk).udp) {
+    if (!run_udp_call(ci, k, sk, sname, out)) return;
+    finish_call(ci, k, out, now);
+    return;
+  }
+  if (!out.err && (c.op == Op::send || c.op == Op::recv)) {
+    rep_.runtime_error = fmt::format("{}: {}: {} on '{}': send and recv are modelled for UDP sockets only", sc_.file, c.path,
+                                     op_name(c.op), sname);
+    impl_->explain_end(now);
+    return;
+  }
   if (!out.err) {
     switch (c.op) {
       case Op::socket: break;
@@ -337,6 +357,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         break;
       }
       case Op::shutdown: out.err = net::tcp_shutdown(w_, sk); break;
+      case Op::send: case Op::recv: break;  // UDP only (above)
       case Op::close: {
         out.err = net::tcp_close(w_, sk);
         impl_->forget(sname.empty() ? sock_name(c.sock, k) : sname, sk);
@@ -346,6 +367,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         net::netns& ns = w_.nets[size_t(c.netns)];
         const std::string msg = sysctl_set(w_, ns.id, c.sysctl.name, c.sysctl.value);
         out.err = msg.empty() ? 0 : EINVAL;
+        if (!out.err) net::udp_sysctl_changed(w_, uint16_t(c.netns));
         if (!out.err && c.sysctl.name == "net.ipv4.ip_local_reserved_ports")
           for (uint32_t p = 0; p < 65536; ++p) net::connect_skip_update(w_, ns, uint16_t(p));
         break;
@@ -390,7 +412,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
   }
   const std::string sname = sock_name(c.sock, k);
   std::string extra;
-  if (c.op == Op::bind || c.op == Op::connect)
+  if (c.op == Op::bind || c.op == Op::connect || (c.op == Op::send && c.has_to))
     extra = fmt::format(",\"{}\":\"{}\"", c.op == Op::bind ? "addr" : "to", net::to_string(c.addr));
   if (c.op == Op::accept && o.accepted != net::kNone)
     extra = fmt::format(",\"as\":{},\"remote\":\"{}\"", trace::json_str(sock_name(c.as, k)),
@@ -403,6 +425,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     if (t_start != w_.now) body += fmt::format("\"t_start\":{},", t_start);
     const int ns_idx = c.op == Op::sysctl ? c.netns : (alive ? int(w_.sk(sk).netns) : c.netns);
     body += fmt::format("\"host\":{},\"op\":\"{}\"", trace::json_str(w_.nets[size_t(std::max(ns_idx, 0))].name), op_name(c.op));
+    if (o.udp) body += ",\"type\":\"udp\"";
     if (c.op != Op::sysctl) body += fmt::format(",\"sock\":{},\"sk\":{}", trace::json_str(sname), impl_->trace->sk_id(sk));
     body += extra;
     body += o.err ? fmt::format(",\"ret\":-1,\"errno\":\"{}\"", errno_name(o.err)) : std::string(",\"ret\":0");
@@ -415,6 +438,11 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
                           i.port_offset, i.timeseed, i.index, i.perturb, i.offset, i.low, i.high - 1, i.remaining,
                           i.step, i.pass, i.i, i.examined, i.perturb_inc);
       if (i.tw_recycled) body += ",\"tw_recycled\":true";
+    }
+    if (o.has_udp && o.ui.autobind) {
+      const auto& u = o.ui;
+      body += fmt::format(",\"rand\":{},\"first\":{},\"stride\":{},\"range\":[{},{}],\"remaining\":{},\"slots\":{},\"examined\":{}",
+                          u.rand, u.first, u.stride, u.low, u.high, u.remaining, u.slots, u.examined);
     }
     if (o.has_bind && o.bi.examined) {
       const auto& b = o.bi;
@@ -535,6 +563,7 @@ RunReport Runner::run() {
   }
   rep_.virtual_end = last_effective_;  // cancelled timers left in the queue do not count
   rep_.st = w_.st;
+  rep_.udp = w_.udp.st;
   // Totals over repeated calls.
   for (uint32_t ci = 0; ci < sc_.timeline.size(); ++ci) {
     const Call& c = sc_.timeline[ci];

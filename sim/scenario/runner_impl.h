@@ -41,6 +41,8 @@ struct Runner::Outcome {
   net::bind_info bi;
   net::sock_id sk = net::kNone;
   net::sock_id accepted = net::kNone;
+  bool udp = false, has_udp = false;  // a UDP socket's call; has_udp: ui holds its port search
+  net::udp_port_info ui;
 };
 
 
@@ -68,7 +70,7 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
     uint64_t requests = 0, requests_failed = 0;
   };
   std::vector<WlState> wl;
-  struct WlConn { net::sock_id sk; uint32_t w; };
+  struct WlConn { net::sock_id sk; uint32_t w; uint32_t gen = 0; };  // gen: the sock's timer_gen (UDP)
   std::vector<WlConn> wl_conns;
   std::vector<uint32_t> free_wl_conns;
   struct WlPending {
@@ -93,6 +95,7 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   net::world& r_world();
 
   void peer_closed(net::sock_id sk) override;
+  void udp_ready(net::sock_id sk) override;
   void accept_ready(net::sock_id listener, net::sock_id child) override;
 
   // The name no longer refers to a socket (closed).

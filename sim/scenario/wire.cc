@@ -3,6 +3,8 @@
 // draws from the seed. A zero-delay path delivers inside the sending call.
 #include "runner_impl.h"
 
+#include "portsim/net/udp.h"
+
 namespace portsim::scenario {
 
 // The path a segment takes: its link (or loopback) and the random stream that draws
@@ -16,8 +18,25 @@ std::pair<const PathSpec*, Random*> Runner::Impl::path_of(const net::segment& se
 }
 
 void Runner::Impl::deliver(const net::segment& seg) {
+  switch (seg.proto) {
+    case net::kProtoUdp:
+      if (seg.to_ns == net::kExternalNs) net::udp_external_rcv(r.w_, seg);
+      else net::udp_rcv(r.w_, seg.to_ns, seg);
+      return;
+    case net::kProtoIcmp:
+      if (seg.to_ns != net::kExternalNs) net::udp_err(r.w_, seg.to_ns, seg);
+      return;
+    default: break;
+  }
   if (seg.to_ns == net::kExternalNs) net::external_rcv(r.w_, seg);
   else net::tcp_v4_rcv(r.w_, seg.to_ns, seg);
+}
+
+// The trace's "flags" of a packet: TCP flags, "UDP", or the ICMP error.
+static std::string pkt_flags(const net::segment& seg) {
+  if (seg.proto == net::kProtoUdp) return "UDP";
+  if (seg.proto == net::kProtoIcmp) return "ICMP_PORT_UNREACH";
+  return net::tcp_flags_str(seg.flags);
 }
 
 void Runner::Impl::xmit(const net::segment& in) {
@@ -43,15 +62,18 @@ void Runner::Impl::xmit(const net::segment& in) {
   const bool nowhere = seg.to_ns == net::kExternalNs && ext < 0 && seg.from_ns != net::kExternalNs;
   if (trace->tables()) {
     auto host = [&](uint16_t ns) { return ns == net::kExternalNs ? std::string("\"(external)\"") : trace::json_str(r.w_.nets[ns].name); };
-    trace->record(r.w_.now, "pkt", fmt::format("\"from\":{},\"to\":{},\"src\":\"{}\",\"dst\":\"{}\",\"flags\":\"{}\",\"seq\":{},\"ack\":{},\"arrive\":{}{}",
+    trace->record(r.w_.now, "pkt", fmt::format("\"from\":{},\"to\":{},\"src\":\"{}\",\"dst\":\"{}\",\"flags\":\"{}\"{},\"arrive\":{}{}",
         host(seg.from_ns), host(seg.to_ns), net::to_string(net::endpoint{seg.saddr, seg.sport}),
-        net::to_string(net::endpoint{seg.daddr, seg.dport}), net::tcp_flags_str(seg.flags), seg.seq, seg.ack,
+        net::to_string(net::endpoint{seg.daddr, seg.dport}), pkt_flags(seg),
+        seg.proto ? std::string() : fmt::format(",\"seq\":{},\"ack\":{}", seg.seq, seg.ack),
         r.w_.now + delay, lost ? ",\"lost\":true" : nowhere ? ",\"lost\":\"no route\"" : ""));
   }
   if (explainer && explainer->wanted())
-    explainer->step(seg.from_ns == net::kExternalNs ? "(external host)" : "tcp_transmit_skb",
+    explainer->step(seg.from_ns == net::kExternalNs ? "(external host)"
+                    : seg.proto == net::kProtoUdp ? "udp_send_skb"
+                    : seg.proto == net::kProtoIcmp ? "icmp_send" : "tcp_transmit_skb",
                     fmt::format("{} > {} {}{}", net::to_string(net::endpoint{seg.saddr, seg.sport}),
-                                net::to_string(net::endpoint{seg.daddr, seg.dport}), net::tcp_flags_str(seg.flags),
+                                net::to_string(net::endpoint{seg.daddr, seg.dport}), pkt_flags(seg),
                                 lost ? " — lost on the link" : nowhere ? " — no route: dropped"
                                 : delay ? fmt::format(", arrives after {}", format_duration(delay)) : ""));
   if (lost || nowhere) return;

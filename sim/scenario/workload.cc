@@ -25,6 +25,7 @@ const net::endpoint& Runner::next_dest(uint32_t wi) {
 // One generated connect (socket, options, optional bind, connect). Returns the sock or kNone.
 net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
   const WorkloadSpec& ws = sc_.workloads[wi];
+  if (ws.udp) return workload_udp(wi, k);  // udp_calls.cc
   const net::endpoint& to = next_dest(wi);
   const auto fam = to.addr.is_v4() && (!ws.bind || ws.bind->addr.is_v4()) ? net::family::inet : net::family::inet6;
   const net::sock_id sk = net::sys_socket(w_, uint16_t(ws.netns), {}, fam);
@@ -106,10 +107,17 @@ void Runner::workload_arrival(uint32_t wi, uint64_t k) {
 
 // The hold is over: the chosen side closes.
 void Runner::workload_close(uint32_t slot) {
-  const auto [sk, wi] = impl_->wl_conns[slot];
+  const auto [sk, wi, gen] = impl_->wl_conns[slot];
   impl_->free_wl_conns.push_back(slot);
   if (!w_.sk(sk).alive) return;
   const WorkloadSpec& ws = sc_.workloads[wi];
+  if (ws.udp) {  // no answer within hold: the resolver gives up and closes
+    if (w_.sk(sk).timer_gen != gen || !impl_->wl_of_sock.count(sk)) return;  // closed at the answer
+    impl_->wl_of_sock.erase(sk);
+    ++w_.udp.st.queries_timeout;
+    net::udp_close(w_, sk);
+    return;
+  }
   struct ExplainBlock {  // the close's --explain block, ended on every return
     Impl& im;
     Nanos t;

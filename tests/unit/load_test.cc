@@ -18,7 +18,7 @@ TEST_CASE("load: bad endpoints, ops and times are reported with their JSON path"
         "x.json: $.timeline[0].to: expected \"addr:port\" (e.g. \"10.0.0.2:80\" or \"[::1]:80\"), got \"nowhere\"");
   CHECK(error_of("{" + kMachines + R"(,"timeline":[{"t":"0s","host":"h","op":"conect","sock":"c"}]})") ==
         "x.json: $.timeline[0].op: unknown op 'conect', did you mean 'connect'? (ops: socket, setsockopt, bind, "
-        "listen, connect, accept, close, shutdown, sysctl)");
+        "listen, connect, accept, close, shutdown, sysctl, send, recv)");
   CHECK(error_of("{" + kMachines + R"(,"timeline":[{"t":"1s","host":"h","op":"socket","sock":"a"},)" +
                  R"({"t":"0.5s","host":"h","op":"socket","sock":"b"}]})") ==
         "x.json: $.timeline[1].t: time 500ms is before the previous call's 1s");

@@ -6,6 +6,7 @@
 
 #include "portsim/net/af_inet.h"
 #include "portsim/net/tcp.h"
+#include "portsim/net/udp.h"
 #include "portsim/net/inet_connection_sock.h"
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
@@ -18,6 +19,17 @@ struct ZeroDelayWire final : net::wire {
   net::world* w = nullptr;
   void xmit(const net::segment& in) override {
     net::segment seg = in;
+    if (seg.proto) {  // UDP datagrams and ICMP errors
+      const net::netns* dst = seg.from_ns == net::kExternalNs ? &w->nets[seg.to_ns] : net::route_to(*w, w->nets[seg.from_ns], seg.daddr);
+      if (!dst) {
+        if (seg.proto == net::kProtoUdp) net::udp_external_rcv(*w, seg);
+      } else if (seg.proto == net::kProtoUdp) {
+        net::udp_rcv(*w, dst->id, seg);
+      } else {
+        net::udp_err(*w, dst->id, seg);
+      }
+      return;
+    }
     if (seg.from_ns == net::kExternalNs) {
       net::tcp_v4_rcv(*w, seg.to_ns, seg);
     } else if (const net::netns* dst = net::route_to(*w, w->nets[seg.from_ns], seg.daddr)) {

@@ -181,6 +181,8 @@ class LiveRun:
         self.socks = {}        # name -> socket
         self.owner = {}        # name -> (uid, cap) for sockets created with credentials
         self.family = {}       # name -> AF_INET / AF_INET6
+        self.stype = {}        # name -> SOCK_DGRAM for "type": "udp" sockets (else SOCK_STREAM)
+        self.echo = set()      # UDP sockets whose application answers every datagram
         self.ext_ns = None
         self.ext_listeners = {}  # (addr, port) -> listening socket in ext ns (or host ns)
         self.ext_peers = {}      # client local endpoint str -> accepted external socket
@@ -339,6 +341,10 @@ class LiveRun:
     def families(self, steps):
         for st in steps:
             c = st['call']
+            if st['sock'] and st['sock'] not in self.stype and c.get('type') == 'udp':
+                self.stype[st['sock']] = socket.SOCK_DGRAM
+                if c.get('echo'):
+                    self.echo.add(st['sock'])
             a = c.get('addr') or c.get('to')
             if st['sock'] and st['sock'] not in self.family and c.get('family') in ('inet', 'inet6'):
                 self.family[st['sock']] = socket.AF_INET6 if c['family'] == 'inet6' else socket.AF_INET
@@ -385,6 +391,24 @@ class LiveRun:
                 s.bind((a, p))
             elif op == 'listen':
                 s.listen(int(c.get('backlog', 128)))
+            elif op == 'connect' and s.type == socket.SOCK_DGRAM:
+                a, p, fam = S.parse_endpoint(c['to'])
+                if fam == 6 and s.family == socket.AF_INET:
+                    return raw_connect_v6(s, a, p)
+                s.connect((a, p))
+            elif op == 'send':  # one datagram; sendto when the call names a destination
+                if c.get('to'):
+                    a, p, fam = S.parse_endpoint(c['to'])
+                    s.sendto(b'q', (a, p))
+                else:
+                    s.send(b'q')
+                self.serve_echo()
+            elif op == 'recv':
+                s.setblocking(False)
+                try:
+                    s.recv(512)
+                finally:
+                    s.setblocking(True)
             elif op == 'connect':
                 a, p, fam = S.parse_endpoint(c['to'])
                 if fam == 6 and s.family == socket.AF_INET:
@@ -409,6 +433,25 @@ class LiveRun:
             return ex.errno or errno.EIO
         return 0
 
+    def serve_echo(self):
+        """The scenario's echo servers ("echo": true) answer every datagram queued on them;
+        loopback delivers inside sendmsg, so one pass after each send is enough."""
+        time.sleep(0.001)
+        for name in sorted(self.echo):
+            e = self.socks.get(name)
+            if e is None:
+                continue
+            e.setblocking(False)
+            try:
+                for _ in range(1000):
+                    data, peer = e.recvfrom(512)
+                    e.sendto(data, peer)
+            except OSError:
+                pass
+            finally:
+                e.setblocking(True)
+        time.sleep(0.001)
+
     def in_child(self, cred, st, s):
         """Run the op as another uid in a forked child; a new socket comes back by SCM_RIGHTS."""
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -419,7 +462,7 @@ class LiveRun:
                 a.close()
                 drop_to(cred[0], cred[1])
                 sk = s if s is not None else socket.socket(self.family.get(st['sock'], socket.AF_INET),
-                                                           socket.SOCK_STREAM)
+                                                           self.stype.get(st['sock'], socket.SOCK_STREAM))
                 e = self.do_op(st, sk)
                 socket.send_fds(b, [json.dumps({'err': e}).encode()], [sk.fileno()])
             except BaseException as ex:  # report everything to the parent
@@ -457,7 +500,7 @@ class LiveRun:
             return rec
         name = st['sock']
         s = self.socks.get(name)
-        creates = op in ('socket', 'bind', 'connect', 'listen')
+        creates = op in ('socket', 'bind', 'connect', 'listen', 'send')
         cred = None
         if s is None:
             if not creates:
@@ -472,7 +515,7 @@ class LiveRun:
                     cred = (uid, cap)
                     self.owner[name] = cred
             if cred is None:
-                s = socket.socket(self.family.get(name, socket.AF_INET), socket.SOCK_STREAM)
+                s = socket.socket(self.family.get(name, socket.AF_INET), self.stype.get(name, socket.SOCK_STREAM))
         else:
             cred = self.owner.get(name)
         if op == 'accept':

@@ -159,6 +159,8 @@ def check_performable(sc):
         if sc.get(k):
             raise Unsupported('"%s" is not performed by the oracle (link delay/loss needs tc netem, '
                               'which this kernel lacks; workloads are generated inside portsim)' % k)
+    if sc.get('external') and any(c.get('type') == 'udp' for c in sc.get('timeline') or []):
+        raise Unsupported('UDP toward external endpoints (the oracle\'s externals are TCP listeners)')
     externals(sc)
 
 

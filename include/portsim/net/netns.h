@@ -14,6 +14,7 @@
 #include "portsim/net/inet_hashtables.h"
 #include "portsim/net/kernel_profile.h"
 #include "portsim/net/sysctl.h"
+#include "portsim/net/udp.h"
 
 namespace portsim::net {
 
@@ -101,6 +102,7 @@ struct world {
   std::unordered_map<sock_id, listener_info> listening;
   Nanos now = 0;
   stats st;
+  udp_world udp;                    // UDP tables (udp.h)
 
   sock& sk(sock_id id) { return socks[id]; }
   const sock& sk(sock_id id) const { return socks[id]; }

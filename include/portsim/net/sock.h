@@ -78,6 +78,7 @@ struct sock {
   bool linger0 : 1 = false;     // SO_LINGER {1, 0}: close() sends RST, no TIME_WAIT
   bool connect_pending : 1 = false;  // a connect() waits for the handshake's outcome
   bool shut_wr : 1 = false;     // shutdown(SHUT_WR) done
+  bool udp : 1 = false;         // SOCK_DGRAM (net/ipv4/udp.c); state ESTABLISHED = connected
 };
 
 }  // namespace portsim::net

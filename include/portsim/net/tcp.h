@@ -21,7 +21,9 @@ struct segment {
   uint16_t from_ns = 0, to_ns = kExternalNs;  // to_ns filled by routing (kExternalNs: outside)
   uint32_t seq = 0, ack = 0;
   uint8_t flags = 0;
+  uint8_t proto = 0;  // 0: TCP; kProtoUdp: a datagram; kProtoIcmp: ICMP port unreachable for one
 };
+inline constexpr uint8_t kProtoUdp = 17, kProtoIcmp = 1;  // IPPROTO_UDP, IPPROTO_ICMP
 
 // The segment going the other way on the same 4-tuple (addresses and ports swapped), sent
 // from `from_ns` back to where `in` came from; flags, seq and ack are left to the caller.
@@ -44,6 +46,8 @@ class app_events {
   virtual void connect_done(sock_id sk, int err) = 0;
   // The peer's FIN arrived: sk is in CLOSE_WAIT (a reader would now see EOF).
   virtual void peer_closed(sock_id sk) = 0;
+  // UDP: a datagram was queued on sk, or an ICMP error set its sk_err.
+  virtual void udp_ready(sock_id) {}
   // A child joined listener's accept queue (inet_csk_reqsk_queue_add() wakes accept() through
   // the listener's sk_data_ready).
   virtual void accept_ready(sock_id listener, sock_id child) { (void)listener, (void)child; }

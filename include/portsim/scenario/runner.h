@@ -49,6 +49,7 @@ struct RunReport {
   Nanos virtual_end = 0;
   uint64_t events = 0;
   net::stats st;
+  net::udp_stats udp;
   // Every connect() outcome, hand-written and generated (what sweeps report).
   uint64_t connects = 0, connects_ok = 0;
   std::map<std::string, uint64_t> connect_errors;
@@ -83,12 +84,14 @@ class Runner final : public engine::EventHandler {
   struct Outcome;
   void on_timer(const engine::Event& ev);
   void run_call(uint32_t ci, uint64_t k);
+  bool run_udp_call(uint32_t ci, uint64_t k, net::sock_id sk, const std::string& sname, Outcome& out);
   void finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_start);
   void check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t port);
   void explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port, bool own_block);
   Nanos next_gap(uint32_t wi);
   const net::endpoint& next_dest(uint32_t wi);
   net::sock_id workload_connect(uint32_t wi, uint64_t k);
+  net::sock_id workload_udp(uint32_t wi, uint64_t k);
   void workload_established(uint32_t wi, net::sock_id sk);
   void workload_arrival(uint32_t wi, uint64_t k);
   void workload_close(uint32_t slot);

@@ -33,9 +33,10 @@ struct MachineSpec {
   bool perturb_zero = false;                // table_perturb all zero (worked examples, tests)
   net::kernel_profile kernel = net::default_kernel_profile();  // "kernel": the machine's, else the scenario's
   std::vector<NetnsSpec> netns;
+  uint32_t udp_hash_entries = 0;            // udptable->mask + 1; 0: the live default (16384)
 };
 
-enum class Op { socket, setsockopt, bind, listen, connect, accept, close, sysctl, shutdown };
+enum class Op { socket, setsockopt, bind, listen, connect, accept, close, sysctl, shutdown, send, recv };
 const char* op_name(Op op);
 
 // A socket option as the scenario sets it.
@@ -78,6 +79,9 @@ struct Call {
   Nanos every = 0;
   bool nonblock = false;          // connect: return EINPROGRESS instead of waiting
   bool creates = false;           // the call's socket name(s) are new: it creates them
+  bool udp = false;               // "type": "udp": the socket it creates is SOCK_DGRAM
+  bool echo = false;              // UDP: the application answers every datagram it receives
+  bool has_to = false;            // send: "to" given (sendto), else send() on a connected socket
   std::optional<Expect> expect;
   std::optional<ExpectTotal> expect_total;
 };
@@ -117,6 +121,8 @@ struct WorkloadSpec {
   std::vector<OptSetting> opts;      // applied to every generated socket
   std::optional<net::endpoint> bind; // bind-before-connect (port 0: bind(addr, 0))
   uint32_t pool = 0;                 // > 0: K kept-alive connections carry the requests
+  bool udp = false;                  // "type": "udp": a query per arrival (new connected UDP socket,
+                                     // one datagram, closed at the reply or after `hold`)
 };
 
 struct Scenario {
