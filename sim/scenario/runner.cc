@@ -408,7 +408,7 @@ RunReport Runner::run() {
   if (opt_.sample_every) eng_.schedule({0, engine::Prio::Timer, kSample, 0, 0});
   for (uint32_t i = 0; i < sc_.timeline.size(); ++i)
     eng_.schedule({sc_.timeline[i].t, engine::Prio::Call, kCall, i, 0});
-  eng_.run(*this);
+  eng_.run(*this, UINT64_MAX, opt_.max_events);
   rep_.events = eng_.events_run();
   for (const auto& st : impl_->wl) {
     rep_.requests += st.requests;

@@ -47,8 +47,8 @@ namespace {
 json value_of(const std::string& text) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error&) {
-    return json(text);  // a bare word is a string
+  } catch (const json::exception&) {  // a bare word, or a number beyond a double (1e400)
+    return json(text);                 // is a string: the loader then names the path
   }
 }
 
@@ -61,14 +61,8 @@ struct Job {
 
 std::optional<std::vector<SweepRow>> run_sweep(const SweepSpec& spec, std::string& err,
                                                const std::function<void(size_t, size_t)>& progress) {
-  std::ifstream in(spec.file, std::ios::binary);
-  if (!in) {
-    err = fmt::format("{}: cannot open the scenario file", spec.file);
-    return std::nullopt;
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
+  std::string text;
+  if (!read_scenario_file(spec.file, text, err)) return std::nullopt;  // with the OS error
   auto base = load_scenario_text(text, spec.file);
   if (base.error) {
     err = base.error->message;

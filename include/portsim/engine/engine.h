@@ -36,8 +36,9 @@ class Engine {
  public:
   // Schedules ev at ev.t, which must not be before now().
   void schedule(Event ev);
-  // Runs events until none is left or the next is after `until`. Returns events run.
-  uint64_t run(EventHandler& h, Nanos until = UINT64_MAX);
+  // Runs events until none is left, the next is after `until`, or `max_events` have run.
+  // Returns events run.
+  uint64_t run(EventHandler& h, Nanos until = UINT64_MAX, uint64_t max_events = UINT64_MAX);
   Nanos now() const { return now_; }
   uint64_t events_run() const { return events_run_; }
   bool empty() const { return heap_.empty(); }

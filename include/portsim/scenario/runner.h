@@ -21,6 +21,7 @@ struct RunOptions {
   Nanos sample_every = 0;        // > 0: sample table occupancy every Δt of virtual time
   uint64_t trace_sample = 1;     // trace one generated connect in N (1: all)
   bool trace_calls_only = false; // no table / state / packet / timer records
+  uint64_t max_events = UINT64_MAX;  // stop after this many events (the fuzz target's bound)
 };
 
 struct Sample {
