@@ -141,6 +141,10 @@ void Runner::Impl::connect_done(net::sock_id sk, int err) {
 void Runner::handle(const engine::Event& ev) {
   w_.now = ev.t;
   if (!rep_.runtime_error.empty()) return;
+  if (impl_->trace->failed()) {  // a write error: no point in running on (run() reports it)
+    eng_.stop();
+    return;
+  }
   switch (ev.kind) {
     case kTimer: on_timer(ev); return;
     case kPacket: {

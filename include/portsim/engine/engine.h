@@ -42,6 +42,8 @@ class Engine {
   Nanos now() const { return now_; }
   uint64_t events_run() const { return events_run_; }
   bool empty() const { return heap_.empty(); }
+  // Makes run() return after the current event (the events left stay queued).
+  void stop() { stop_ = true; }
 
  private:
   struct Later {
@@ -55,6 +57,7 @@ class Engine {
   Nanos now_ = 0;
   uint64_t seq_ = 0;
   uint64_t events_run_ = 0;
+  bool stop_ = false;
 };
 
 }  // namespace portsim::engine
