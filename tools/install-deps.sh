@@ -4,6 +4,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libboost-program-options-dev nlohmann-json3-dev catch2 libfmt-dev libxxhash-dev
       libbenchmark-dev python3 python3-matplotlib iproute2
+      slurm-wlm munge parallel  # these three: the `slurm` ctest label (tools/slurm-single-node.sh)
       clang-14 libclang-rt-14-dev)  # the ASan+UBSan build and the libFuzzer target (tools/test.sh)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -11,6 +12,7 @@ for p in "${PKGS[@]}"; do
 done
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Wait for a dpkg lock that another apt run holds, rather than fail.
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
 fi

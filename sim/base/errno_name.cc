@@ -7,7 +7,7 @@
 namespace portsim {
 
 namespace {
-constexpr std::array<std::pair<int, std::string_view>, 18> kErrnos{{
+constexpr std::array<std::pair<int, std::string_view>, 20> kErrnos{{
     {0, "OK"},
     {EADDRINUSE, "EADDRINUSE"},
     {EADDRNOTAVAIL, "EADDRNOTAVAIL"},
@@ -26,6 +26,8 @@ constexpr std::array<std::pair<int, std::string_view>, 18> kErrnos{{
     {EPIPE, "EPIPE"},
     {EHOSTUNREACH, "EHOSTUNREACH"},
     {ENETUNREACH, "ENETUNREACH"},
+    {ENOPROTOOPT, "ENOPROTOOPT"},
+    {ECONNABORTED, "ECONNABORTED"},
 }};
 }  // namespace
 
@@ -39,6 +41,13 @@ std::optional<int> errno_from_name(std::string_view name) {
   for (const auto& [value, n] : kErrnos)
     if (n == name) return value;
   return std::nullopt;
+}
+
+std::vector<std::string_view> known_errno_names() {
+  std::vector<std::string_view> v;
+  for (const auto& [value, n] : kErrnos)
+    if (value) v.push_back(n);
+  return v;
 }
 
 }  // namespace portsim

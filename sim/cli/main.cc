@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 
 #include <boost/program_options.hpp>
+#include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -16,6 +20,7 @@
 #include "portsim/base/spellcheck.h"
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
+#include "portsim/scenario/shard.h"
 #include "portsim/scenario/sweep.h"
 
 #include <thread>
@@ -94,6 +99,91 @@ int cmd_check(int argc, char** argv) {
   return kExitOk;
 }
 
+// --host / --state of `portsim ss` and `portsim run --ss-at` into SsOptions; false after a
+// one-line message.
+bool parse_ss_options(const char* cmd, const po::variables_map& vm, const scenario::Scenario& sc,
+                      scenario::SsOptions& o) {
+  if (vm.count("host")) {
+    o.host = vm["host"].as<std::string>();
+    std::vector<std::string_view> hosts;
+    for (const auto& m : sc.machines)
+      for (const auto& ns : m.netns) hosts.push_back(ns.name);
+    if (std::find(hosts.begin(), hosts.end(), o.host) == hosts.end()) {
+      fmt::print(stderr, "portsim {}: --host: no host '{}' in {}{}\n", cmd, o.host, sc.file, did_you_mean(o.host, hosts));
+      return false;
+    }
+  }
+  if (vm.count("state")) {
+    o.states = 0;
+    o.state_given = true;
+    for (const auto& s : vm["state"].as<std::vector<std::string>>()) {
+      const auto m = scenario::ss_state_mask(s);
+      if (!m) {
+        fmt::print(stderr, "portsim {}: --state: unknown state '{}' (ss's names: established, syn-sent, syn-recv, "
+                           "fin-wait-1, fin-wait-2, time-wait, closed, close-wait, last-ack, listening, closing, all, "
+                           "connected, synchronized, bucket, big)\n", cmd, s);
+        return false;
+      }
+      o.states |= *m;
+    }
+  }
+  o.summary = vm.count("summary") > 0;
+  return true;
+}
+
+// Durations for --at / --ss-at; nullopt after a one-line message.
+std::optional<std::vector<Nanos>> parse_times(const char* cmd, const char* opt, const std::vector<std::string>& args) {
+  std::vector<Nanos> out;
+  for (const auto& a : args) {
+    const auto d = parse_duration(a);
+    if (!d) {
+      fmt::print(stderr, "portsim {}: {}: expected a virtual time like \"10s\", got '{}'\n", cmd, opt, a);
+      return std::nullopt;
+    }
+    out.push_back(*d);
+  }
+  return out;
+}
+
+int cmd_ss(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()("help,h", "this help")
+      ("scenario", po::value<std::string>()->required(), "scenario file ('-': standard input)")
+      ("at", po::value<std::vector<std::string>>()->required()->composing(),
+       "virtual time of the snapshot (repeatable), after every event of that instant")
+      ("host", po::value<std::string>(), "only this host (network namespace); default: every host")
+      ("state", po::value<std::vector<std::string>>()->composing(),
+       "only sockets in this ss state (time-wait, established, listening, …, or connected, bucket…); repeatable")
+      ("summary,s", "print the `ss -s` summary instead of the table")
+      ("seed", po::value<std::string>(), "override the scenario's seed (an integer in [0, 2^64-1])");
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (int rc = parse("ss", "SCENARIO --at 10s [--host H] [--state time-wait] [--summary]", opts, pos, argc, argv, vm);
+      rc >= 0)
+    return rc;
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>());
+  if (lr.error) {
+    std::cerr << lr.error->message << "\n";
+    return kExitBadInput;
+  }
+  scenario::RunOptions ro;
+  if (vm.count("seed") && !(ro.seed = u64_option(vm, "seed", "ss"))) return kExitBadInput;
+  auto times = parse_times("ss", "--at", vm["at"].as<std::vector<std::string>>());
+  if (!times) return kExitBadInput;
+  if (!parse_ss_options("ss", vm, *lr.scenario, ro.ss)) return kExitBadInput;
+  ro.ss_at = *times;
+  ro.ss.label = times->size() > 1 && ro.ss.host.empty() == false;
+  ro.stop_at = *std::max_element(times->begin(), times->end());
+  scenario::Runner runner(*lr.scenario, ro);
+  const scenario::RunReport rep = runner.run();
+  if (!rep.runtime_error.empty()) {
+    std::cerr << rep.runtime_error << "\n";
+    return kExitBadInput;
+  }
+  return kExitOk;
+}
+
 int cmd_run(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "this help")
@@ -101,9 +191,16 @@ int cmd_run(int argc, char** argv) {
       ("trace,t", po::value<std::string>(), "write the JSON Lines trace to this file")
       ("seed,s", po::value<std::string>(), "override the scenario's seed (an integer in [0, 2^64-1])")
       ("explain,e", "narrate each call's kernel steps (function by function) on stderr")
+      ("explain-filter", po::value<std::string>(),
+       "with --explain: only blocks matching sock=NAME,errno=EADDRNOTAVAIL,from=10s,to=12s (any subset)")
       ("trace-sample", po::value<std::string>(), "trace only one generated (workload) connect in N")
       ("trace-level", po::value<std::string>()->default_value("all"),
        "all: calls, packets, states, tables, timers; calls: call records only")
+      ("ss-at", po::value<std::vector<std::string>>()->composing(),
+       "print the socket table (ss -tan format) at this virtual time, inline on stdout (repeatable)")
+      ("host", po::value<std::string>(), "with --ss-at: only this host")
+      ("state", po::value<std::vector<std::string>>()->composing(), "with --ss-at: only sockets in this ss state")
+      ("summary", "with --ss-at: the ss -s summary instead of the table")
       ("quiet,q", "print only expectation failures and errors")
       ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")");
   po::positional_options_description pos;
@@ -123,12 +220,32 @@ int cmd_run(int argc, char** argv) {
   }
   if (vm.count("trace")) ro.trace_path = vm["trace"].as<std::string>();
   ro.explain = vm.count("explain") > 0;
+  if (vm.count("explain-filter")) {
+    std::string ferr;
+    auto f = trace::parse_explain_filter(vm["explain-filter"].as<std::string>(), ferr);
+    if (!f) {
+      std::cerr << "portsim run: " << ferr << "\n";
+      return kExitBadInput;
+    }
+    ro.explain_filter = *f;
+    ro.explain = true;  // a filter implies --explain
+  }
   const std::string level = vm["trace-level"].as<std::string>();
   if (level != "all" && level != "calls") {
     std::cerr << "portsim run: --trace-level: expected all or calls, got '" << level << "'\n";
     return kExitBadInput;
   }
   ro.trace_calls_only = level == "calls";
+  if (vm.count("ss-at")) {
+    auto times = parse_times("run", "--ss-at", vm["ss-at"].as<std::vector<std::string>>());
+    if (!times) return kExitBadInput;
+    ro.ss_at = *times;
+    if (!parse_ss_options("run", vm, *lr.scenario, ro.ss)) return kExitBadInput;
+    ro.ss.label = true;
+  } else if (vm.count("host") || vm.count("state") || vm.count("summary")) {
+    std::cerr << "portsim run: --host, --state and --summary go with --ss-at\n";
+    return kExitBadInput;
+  }
   if (vm.count("trace-sample")) {
     const auto n = u64_option(vm, "trace-sample", "run");
     if (!n) return kExitBadInput;
@@ -154,24 +271,24 @@ int cmd_run(int argc, char** argv) {
     fmt::print("portsim run {} (seed {}, kernel {})\n", sc.file, ro.seed.value_or(sc.seed), sc.kernel);
     std::string errs;
     for (const auto& [e, n] : rep.errors) errs += fmt::format(", {} {}", e, n);
-    fmt::print("  calls        {} (ok {}{})\n", rep.calls, rep.calls_ok, errs);
+    fmt::print("  timeline calls {} (ok {}{})\n", rep.calls, rep.calls_ok, errs);
     if (!rep.examined.empty())
-      fmt::print("  autobind     {} scans, {} candidates examined ({:.1f} per scan)\n", rep.examined.size(),
+      fmt::print("  autobind       {} scans, {} candidates examined ({:.1f} per scan)\n", rep.examined.size(),
                  rep.st.candidates, double(rep.st.candidates) / double(rep.examined.size()));
     if (rep.connects || rep.requests) {
       std::string gerrs;
       for (const auto& [e, n] : rep.connect_errors) gerrs += fmt::format(", {} {}", e, n);
-      fmt::print("  connects     {} (ok {}{}){}{}\n", rep.connects, rep.connects_ok, gerrs,
+      fmt::print("  connects       {} (ok {}{}){}{}\n", rep.connects, rep.connects_ok, gerrs,
                  rep.requests ? fmt::format("; pooled requests {} (failed {})", rep.requests, rep.requests_failed) : "",
                  rep.first_eaddrnotavail ? fmt::format("; first EADDRNOTAVAIL at {}", format_duration(*rep.first_eaddrnotavail)) : "");
     }
-    fmt::print("  ESTABLISHED  peak {}\n", rep.st.established_peak);
-    fmt::print("  TIME_WAIT    peak {}, recycled {}, overflow {}\n", rep.st.time_wait_peak, rep.st.tw_recycled,
+    fmt::print("  ESTABLISHED    peak {}\n", rep.st.established_peak);
+    fmt::print("  TIME_WAIT      peak {}, recycled {}, overflow {}\n", rep.st.time_wait_peak, rep.st.tw_recycled,
                rep.st.tw_overflow);
-    fmt::print("  virtual time {}\n", format_duration(rep.virtual_end));
-    fmt::print("  wall time    {:.3f} s, {:.0f} events/s, peak RSS {} MiB\n", wall,
+    fmt::print("  virtual time   {}\n", format_duration(rep.virtual_end));
+    fmt::print("  wall time      {:.3f} s, {:.0f} events/s, peak RSS {} MiB\n", wall,
                wall > 0 ? double(rep.events) / wall : 0.0, peak_rss_kib() / 1024);
-    fmt::print("  expectations {} held, {} failed\n", rep.expectations - rep.expectation_failures,
+    fmt::print("  expectations   {} held, {} failed\n", rep.expectations - rep.expectation_failures,
                rep.expectation_failures);
   }
   return rep.expectation_failures ? kExitExpectationFailed : kExitOk;
@@ -185,23 +302,72 @@ bool write_file(const std::string& path, const std::function<void(std::FILE*)>& 
   return out.commit();
 }
 
+// Reads a Slurm array variable; nullopt when unset. `bad` is set when it is not a number.
+std::optional<uint64_t> slurm_env(const char* name, bool& bad) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  uint64_t x = 0;
+  auto [p, ec] = std::from_chars(v, v + std::strlen(v), x);
+  if (ec != std::errc() || *p) {
+    bad = true;
+    std::cerr << "portsim sweep: " << name << "='" << v << "': expected a number\n";
+    return std::nullopt;
+  }
+  return x;
+}
+
+// "12s", "3m05s", "1h02m".
+std::string format_eta(double s) {
+  const long t = std::lround(s);
+  if (t < 60) return fmt::format("{}s", t);
+  if (t < 3600) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}h{:02}m", t / 3600, t % 3600 / 60);
+}
+
+// Runs that failed an expectation: one line each on stderr (the first few).
+void report_failed_runs(const char* cmd, const std::vector<std::string>& pointers,
+                        const std::vector<scenario::ShardRun>& runs) {
+  size_t shown = 0, failed = 0;
+  for (const auto& r : runs) {
+    if (!r.expectations_failed) continue;
+    if (++failed > 10) continue;
+    ++shown;
+    std::string what;
+    for (size_t k = 0; k < r.values.size() && k < pointers.size(); ++k) what += fmt::format("{}={}, ", pointers[k], r.values[k]);
+    std::cerr << fmt::format("portsim {}: run {} ({}seed {}): {} expectation{} failed{}{}\n", cmd, r.run, what, r.seed,
+                             r.expectations_failed, r.expectations_failed == 1 ? "" : "s",
+                             r.first_failure.empty() ? "" : "; first: ", r.first_failure);
+  }
+  if (failed > shown) std::cerr << fmt::format("portsim {}: … and {} more runs with failed expectations\n", cmd, failed - shown);
+}
+
 int cmd_sweep(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "this help")
       ("scenario", po::value<std::string>()->required(), "scenario file")
       ("vary", po::value<std::vector<std::string>>()->composing(),
-       "POINTER=v1,v2,… — set the JSON value at this RFC 6901 pointer (repeatable: the cartesian product runs)")
+       "POINTER=v1,v2,… — set the JSON value at this RFC 6901 pointer, creating missing object keys "
+       "(repeatable: the cartesian product runs)")
       ("seeds", po::value<uint64_t>()->default_value(1), "runs per variant, seeds scenario.seed … +N-1")
-      ("out,o", po::value<std::vector<std::string>>()->composing(), "results file(s): .csv or .json")
+      ("out,o", po::value<std::vector<std::string>>()->composing(),
+       "results file(s): .csv, .json, or .shard (for 'portsim merge'); written whole or not at all")
       ("jobs,j", po::value<unsigned>()->default_value(std::max(1u, std::thread::hardware_concurrency())),
-       "runs in parallel")
-      ("timeseries", po::value<std::string>(), "sample ESTABLISHED/TIME_WAIT/bound ports every DURATION of virtual time")
+       "runs in parallel (default: SLURM_CPUS_PER_TASK when set, else the CPU count)")
+      ("shard", po::value<std::string>(),
+       "I/N: only the runs whose index r has r mod N = I (default in a Slurm array job: "
+       "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)")
+      ("runs", po::value<std::string>(), "only these run indices, e.g. 3,7,10-20 (see --list-runs)")
+      ("list-runs", "print run index, varied values and seed of each (selected) run; run nothing")
+      ("timeseries", po::value<std::string>(),
+       "sample every DURATION of virtual time: ESTABLISHED, TIME_WAIT, bound ports, and the connects "
+       "(ok, by errno) since the previous sample")
       ("timeseries-out", po::value<std::string>(), "where the samples go (CSV)");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
-  if (int rc = parse("sweep", "SCENARIO --vary POINTER=v1,v2 [--vary …] [--seeds N] --out results.csv", opts, pos,
-                     argc, argv, vm); rc >= 0)
+  if (int rc = parse("sweep", "SCENARIO --vary POINTER=v1,v2 [--vary …] [--seeds N] [--shard I/N] [--runs LIST] "
+                     "--out results.csv|.json|.shard",
+                     opts, pos, argc, argv, vm); rc >= 0)
     return rc;
   scenario::SweepSpec spec;
   spec.file = vm["scenario"].as<std::string>();
@@ -211,11 +377,40 @@ int cmd_sweep(int argc, char** argv) {
     std::cerr << "portsim sweep: --seeds must be in [1, 1000000]\n";
     return kExitBadInput;
   }
+  bool bad_env = false;
+  if (vm["jobs"].defaulted())
+    if (auto c = slurm_env("SLURM_CPUS_PER_TASK", bad_env); c && *c > 0) spec.jobs = unsigned(std::min<uint64_t>(*c, 4096));
   if (spec.jobs == 0) {
     std::cerr << "portsim sweep: --jobs must be at least 1\n";
     return kExitBadInput;
   }
   std::string err;
+  if (vm.count("shard")) {
+    auto s = scenario::parse_shard(vm["shard"].as<std::string>(), err);
+    if (!s) {
+      std::cerr << "portsim sweep: " << err << "\n";
+      return kExitBadInput;
+    }
+    std::tie(spec.shard_index, spec.shard_count) = *s;
+  } else if (auto id = slurm_env("SLURM_ARRAY_TASK_ID", bad_env)) {
+    auto count = slurm_env("SLURM_ARRAY_TASK_COUNT", bad_env);
+    if (!bad_env && (!count || *id >= *count)) {
+      std::cerr << fmt::format("portsim sweep: SLURM_ARRAY_TASK_ID={} is not below SLURM_ARRAY_TASK_COUNT={}: submit "
+                               "the array as --array=0-{} (or give --shard I/N)\n",
+                               *id, count ? std::to_string(*count) : "(unset)", count && *count ? *count - 1 : 0);
+      return kExitBadInput;
+    }
+    if (count) std::tie(spec.shard_index, spec.shard_count) = std::pair{*id, *count};
+  }
+  if (bad_env) return kExitBadInput;
+  if (vm.count("runs")) {
+    auto r = scenario::parse_runs(vm["runs"].as<std::string>(), err);
+    if (!r) {
+      std::cerr << "portsim sweep: " << err << "\n";
+      return kExitBadInput;
+    }
+    spec.runs = *r;
+  }
   if (vm.count("vary"))
     for (const auto& a : vm["vary"].as<std::vector<std::string>>()) {
       auto v = scenario::parse_vary(a, err);
@@ -228,8 +423,8 @@ int cmd_sweep(int argc, char** argv) {
   std::vector<std::string> outs;
   if (vm.count("out")) outs = vm["out"].as<std::vector<std::string>>();
   for (const auto& o : outs)
-    if (!(o.ends_with(".csv") || o.ends_with(".json"))) {
-      std::cerr << "portsim sweep: --out " << o << ": expected a .csv or .json file name\n";
+    if (!(o.ends_with(".csv") || o.ends_with(".json") || o.ends_with(".shard"))) {
+      std::cerr << "portsim sweep: --out " << o << ": expected a .csv, .json or .shard file name\n";
       return kExitBadInput;
     }
   if (vm.count("timeseries")) {
@@ -238,17 +433,42 @@ int cmd_sweep(int argc, char** argv) {
       std::cerr << "portsim sweep: --timeseries: expected a duration like \"1s\"\n";
       return kExitBadInput;
     }
-    if (!vm.count("timeseries-out")) {
-      std::cerr << "portsim sweep: --timeseries needs --timeseries-out FILE.csv\n";
+    if (!vm.count("timeseries-out") && std::none_of(outs.begin(), outs.end(), [](auto& o) { return o.ends_with(".shard"); })) {
+      std::cerr << "portsim sweep: --timeseries needs --timeseries-out FILE.csv (or a .shard output)\n";
       return kExitBadInput;
     }
     spec.sample_every = *d;
+  } else if (vm.count("timeseries-out")) {
+    std::cerr << "portsim sweep: --timeseries-out needs --timeseries DURATION\n";
+    return kExitBadInput;
   }
+  auto plan = scenario::plan_sweep(spec, err);
+  if (!plan) {
+    std::cerr << err << "\n";
+    return kExitBadInput;
+  }
+  if (vm.count("list-runs")) {
+    std::string line = "run";
+    for (const auto& v : spec.vary) line += "," + v.pointer;
+    fmt::print("{},seed\n", line);
+    for (uint64_t r : plan->selected) {
+      const auto& p = plan->all[r];
+      line = std::to_string(p.run);
+      for (const auto& v : p.values) line += "," + v;
+      fmt::print("{},{}\n", line, p.seed);
+    }
+    return kExitOk;
+  }
+  // Progress only for a person watching: a terminal on stderr.
   const bool tty = isatty(2);
-  auto rows = scenario::run_sweep(spec, err, [&](size_t done, size_t total) {
-    if (tty) fmt::print(stderr, "\rportsim sweep: {}/{} runs", done, total);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto rows = scenario::run_sweep(spec, *plan, err, [&](size_t done, size_t total) {
+    if (!tty) return;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print(stderr, "\rportsim sweep: {}/{} runs, {} elapsed, ~{} left   ", done, total, format_eta(el),
+               format_eta(el / double(done) * double(total - done)));
   });
-  if (tty) fmt::print(stderr, "\n");
+  if (tty && !plan->selected.empty()) fmt::print(stderr, "\n");
   if (!rows) {
     std::cerr << err << "\n";
     return kExitBadInput;
@@ -256,7 +476,8 @@ int cmd_sweep(int argc, char** argv) {
   for (const auto& o : outs) {
     const bool ok = write_file(o, [&](std::FILE* f) {
       if (o.ends_with(".csv")) scenario::write_sweep_csv(f, spec, *rows);
-      else scenario::write_sweep_json(f, spec, *rows);
+      else if (o.ends_with(".json")) scenario::write_sweep_json(f, spec, *rows);
+      else scenario::write_shard(f, spec, *plan, *rows);
     });
     if (!ok) {
       std::cerr << "portsim sweep: cannot write " << o << "\n";
@@ -269,6 +490,71 @@ int cmd_sweep(int argc, char** argv) {
     return kExitBadInput;
   }
   if (outs.empty()) scenario::write_sweep_csv(stdout, spec, *rows);
+  std::vector<scenario::ShardRun> failed;
+  for (const auto& r : *rows)
+    if (r.rep.expectation_failures)
+      failed.push_back({r.run, r.seed, r.values, r.rep.expectation_failures, r.rep.failures.empty() ? "" : r.rep.failures.front(), {}, {}, {}});
+  std::vector<std::string> pointers;
+  for (const auto& v : spec.vary) pointers.push_back(v.pointer);
+  report_failed_runs("sweep", pointers, failed);
+  return failed.empty() ? kExitOk : kExitExpectationFailed;
+}
+
+int cmd_merge(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()("help,h", "this help")
+      ("shards", po::value<std::vector<std::string>>()->required(), "shard files ('portsim sweep … --out FILE.shard')")
+      ("out,o", po::value<std::vector<std::string>>()->composing(),
+       "merged results: .csv or .json (repeatable; default: CSV on stdout); written whole or not at all")
+      ("timeseries-out", po::value<std::string>(), "the merged time series (CSV), when the sweep sampled one");
+  po::positional_options_description pos;
+  pos.add("shards", -1);
+  po::variables_map vm;
+  if (int rc = parse("merge", "-o results.csv [-o results.json] [--timeseries-out ts.csv] SHARD…", opts, pos, argc, argv, vm);
+      rc >= 0)
+    return rc;
+  std::vector<std::string> outs;
+  if (vm.count("out")) outs = vm["out"].as<std::vector<std::string>>();
+  for (const auto& o : outs)
+    if (!(o.ends_with(".csv") || o.ends_with(".json"))) {
+      std::cerr << "portsim merge: --out " << o << ": expected a .csv or .json file name\n";
+      return kExitBadInput;
+    }
+  std::string err;
+  auto m = scenario::merge_shards(vm["shards"].as<std::vector<std::string>>(), err);
+  if (!m) {
+    std::cerr << "portsim merge: " << err << "\n";
+    return kExitBadInput;
+  }
+  if (vm.count("timeseries-out") && m->timeseries_header.empty()) {
+    std::cerr << "portsim merge: --timeseries-out: the shards hold no time series (their sweep ran without --timeseries)\n";
+    return kExitBadInput;
+  }
+  for (const auto& o : outs)
+    if (!write_file(o, [&](std::FILE* f) {
+          if (o.ends_with(".csv")) scenario::write_merged_csv(f, *m);
+          else scenario::write_merged_json(f, *m);
+        })) {
+      std::cerr << "portsim merge: cannot write " << o << "\n";
+      return kExitBadInput;
+    }
+  if (vm.count("timeseries-out") &&
+      !write_file(vm["timeseries-out"].as<std::string>(), [&](std::FILE* f) { scenario::write_merged_timeseries(f, *m); })) {
+    std::cerr << "portsim merge: cannot write " << vm["timeseries-out"].as<std::string>() << "\n";
+    return kExitBadInput;
+  }
+  if (outs.empty()) scenario::write_merged_csv(stdout, *m);
+  // The pointers are the CSV header's first columns.
+  std::vector<std::string> pointers;
+  const size_t nvals = m->runs.empty() ? 0 : m->runs.front().values.size();
+  for (size_t i = 0, at = 0; i < nvals; ++i) {
+    const size_t comma = m->csv_header.find(',', at);
+    pointers.push_back(m->csv_header.substr(at, comma - at));
+    at = comma + 1;
+  }
+  report_failed_runs("merge", pointers, m->runs);
+  for (const auto& r : m->runs)
+    if (r.expectations_failed) return kExitExpectationFailed;
   return kExitOk;
 }
 
@@ -281,7 +567,9 @@ struct Command {
 constexpr Command kCommands[] = {
     {"run", "replay a scenario in virtual time, write a trace, check its expectations", cmd_run},
     {"check", "parse and validate a scenario; run nothing", cmd_check},
-    {"sweep", "run a scenario over varied values and seeds in parallel; CSV/JSON rows", cmd_sweep},
+    {"sweep", "run a scenario over varied values and seeds in parallel; CSV/JSON rows (or a shard)", cmd_sweep},
+    {"merge", "put the shards of a sweep together: the CSV/JSON of one unsharded sweep", cmd_merge},
+    {"ss", "the socket table at a virtual time, as `ss -tan` (or `ss -s`) prints it", cmd_ss},
 };
 
 void usage(std::FILE* to) {

@@ -587,7 +587,8 @@ WorkloadSpec parse_workload(const json& j, const std::string& path, const std::u
   else fail(o.sub("close"), "expected \"client\", \"server\" or \"rst\", got \"" + close + "\"");
   if (o.has("opts")) w.opts = parse_opts(o);
   if (o.has("bind")) w.bind = endpoint_at(o, "bind");
-  if (o.has("pool")) w.pool = uint32_t(o.uint("pool", 1, 1'000'000));
+  // 0 or null: no pool (so that a sweep can vary it: --vary /workloads/0/pool=0,8)
+  if (o.has("pool") && !o.at("pool").is_null()) w.pool = uint32_t(o.uint("pool", 0, 1'000'000));
   return w;
 }
 
@@ -696,7 +697,11 @@ Scenario parse_scenario(const json& root, const std::string& file, const Limits&
         fail(fmt::format("$.workloads[{}].name", i), "workload '" + sc.workloads.back().name + "' is defined twice");
     }
   }
-  const json& tl = o.at("timeline");
+  // A scenario made of workloads alone needs no timeline.
+  if (!o.has("timeline") && sc.workloads.empty())
+    fail("$", "missing required key 'timeline' (an array of calls; it may be left out when there are workloads)");
+  static const json kNoCalls = json::array();
+  const json& tl = o.has("timeline") ? o.at("timeline") : kNoCalls;
   if (!tl.is_array()) fail(o.sub("timeline"), "expected an array of calls");
   Names names;
   for (size_t i = 0; i < tl.size(); ++i) {
@@ -839,7 +844,7 @@ bool read_scenario_file(const std::string& path, std::string& text, std::string&
     error = printable(fmt::format("{}: cannot open the scenario file: {}", path, std::strerror(err)));
     return false;
   };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = path == "-" ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // "-": stdin
   if (fd < 0) return os_error(errno);
   struct stat st {};
   if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {

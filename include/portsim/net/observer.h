@@ -1,6 +1,7 @@
 // Hooks through which the model reports table changes and explanations (the trace layer
 // implements them). The model never formats anything itself; with no observer it pays nothing.
 #pragma once
+#include <string>
 #include <string_view>
 
 #include "portsim/base/time.h"
@@ -24,10 +25,12 @@ class observer {
   // --explain: which kernel function took which step. Only called when explaining() is true.
   virtual bool explaining() const = 0;
   virtual void explain(std::string_view kernel_function, std::string_view what) = 0;
+  // --explain: the name a socket answers to in the scenario ("sk<id>" when it has none).
+  virtual std::string sock_name(const world&, sock_id id) const { return "sk" + std::to_string(id); }
 };
 
 // How the model arms timers without knowing the engine (net/ never includes engine/).
-enum class timer_kind : uint8_t { timewait, retransmit };
+enum class timer_kind : uint8_t { timewait, retransmit, keepalive };
 class timer_sink {
  public:
   virtual ~timer_sink() = default;
