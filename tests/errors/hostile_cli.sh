@@ -40,7 +40,7 @@ expect trace-epipe 2 $? e.txt "^-: cannot write the trace: Broken pipe$"
 set -m  # job control: a background job keeps SIGINT (without it, bash ignores SIGINT there)
 for sig in INT TERM; do
   rm -f "$TMP/sig.jsonl"*
-  "$P" run "$LONG" --quiet --trace "$TMP/sig.jsonl" 2>e.txt >/dev/null &
+  "$P" run "$LONG" --quiet --trace-level calls --trace "$TMP/sig.jsonl" 2>e.txt >/dev/null &
   pid=$!
   for _ in $(seq 100); do [[ -e $TMP/sig.jsonl.tmp ]] && break; sleep 0.05; done
   kill -s $sig $pid; wait $pid; rc=$?
