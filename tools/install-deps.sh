@@ -4,7 +4,8 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libboost-program-options-dev nlohmann-json3-dev catch2 libfmt-dev libxxhash-dev
       libbenchmark-dev python3 python3-matplotlib iproute2 groff-base  # groff: the man page test
-      slurm-wlm munge parallel)  # the last three: the `slurm` ctest label (tools/slurm-single-node.sh)
+      slurm-wlm munge parallel  # these three: the `slurm` ctest label (tools/slurm-single-node.sh)
+      clang-14 libclang-rt-14-dev)  # the ASan+UBSan build and the libFuzzer target (tools/test.sh)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

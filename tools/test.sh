@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test (Catch2 units, scenarios, bad-input
-# goldens, determinism, and the `slurm` label: sharded sweeps on a single-node Slurm that the
-# tests bring up and down themselves, and with GNU parallel). The README's test command and
-# .ci/run both call this. Only the `oracle` label (the live kernel, ~18 min) is left out.
+# goldens, determinism, the fuzz target, and the `slurm` label: sharded sweeps on a single-node
+# Slurm that the tests bring up and down themselves, and with GNU parallel), then all but the
+# slurm label again with ASan+UBSan. The README's test command and .ci/run both call this. Only
+# the `oracle` label (the live kernel, ~18 min) is left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -12,3 +13,9 @@ cmake --build build -j2
 # (Unless another test run on this machine still uses it: tests/slurm/cluster_sweep_test.sh.)
 trap 'tests/slurm/cluster_sweep_test.sh down >/dev/null 2>&1 || true' EXIT
 ctest --test-dir build --output-on-failure -j2 -LE oracle
+# The suite again under AddressSanitizer + UndefinedBehaviorSanitizer (clang), where the fuzz
+# target is a libFuzzer binary that fuzzes for 30 s (README "Fuzzing and sanitizers"). The slurm
+# label (the cluster recipes, already run above) is left out here.
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 -DPORTSIM_FUZZ=ON >/dev/null
+cmake --build build-asan -j2
+ctest --test-dir build-asan --output-on-failure -j2 -LE 'oracle|slurm'

@@ -163,7 +163,7 @@ int cmd_ss(int argc, char** argv) {
       ("state", po::value<std::vector<std::string>>()->composing(),
        "only sockets in this ss state (time-wait, established, listening, …, or connected, bucket…); repeatable")
       ("summary,s", "print the `ss -s` summary instead of the table")
-      ("seed", po::value<uint64_t>(), "override the scenario's seed");
+      ("seed", po::value<std::string>(), "override the scenario's seed (an integer in [0, 2^64-1])");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
@@ -176,7 +176,7 @@ int cmd_ss(int argc, char** argv) {
     return kExitBadInput;
   }
   scenario::RunOptions ro;
-  if (vm.count("seed")) ro.seed = vm["seed"].as<uint64_t>();
+  if (vm.count("seed") && !(ro.seed = u64_option(vm, "seed", "ss"))) return kExitBadInput;
   auto times = parse_times("ss", "--at", vm["at"].as<std::vector<std::string>>());
   if (!times) return kExitBadInput;
   if (!parse_ss_options("ss", vm, *lr.scenario, ro.ss)) return kExitBadInput;

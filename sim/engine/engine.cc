@@ -10,9 +10,9 @@ void Engine::schedule(Event ev) {
   heap_.push(ev);
 }
 
-uint64_t Engine::run(EventHandler& h, Nanos until) {
+uint64_t Engine::run(EventHandler& h, Nanos until, uint64_t max_events) {
   uint64_t n = 0;
-  while (!heap_.empty() && heap_.top().t <= until) {
+  while (!heap_.empty() && heap_.top().t <= until && n < max_events && !stop_) {
     const Event ev = heap_.top();
     heap_.pop();
     now_ = ev.t;

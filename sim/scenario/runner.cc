@@ -205,6 +205,10 @@ void Runner::Impl::connect_done(net::sock_id sk, int err) {
 void Runner::handle(const engine::Event& ev) {
   w_.now = ev.t;
   if (!rep_.runtime_error.empty()) return;
+  if (impl_->trace->failed()) {  // a write error: no point in running on (run() reports it)
+    eng_.stop();
+    return;
+  }
   switch (ev.kind) {
     case kTimer: on_timer(ev); return;
     case kPacket: {
@@ -555,7 +559,7 @@ RunReport Runner::run() {
   for (const Nanos t : opt_.ss_at) eng_.schedule({t, engine::Prio::Observe, kSs, 0, 0});
   for (uint32_t i = 0; i < sc_.timeline.size(); ++i)
     eng_.schedule({sc_.timeline[i].t, engine::Prio::Call, kCall, i, 0});
-  eng_.run(*this, opt_.stop_at);
+  eng_.run(*this, opt_.stop_at, opt_.max_events);
   rep_.events = eng_.events_run();
   for (const auto& st : impl_->wl) {
     rep_.requests += st.requests;

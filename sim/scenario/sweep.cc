@@ -104,8 +104,8 @@ namespace {
 json value_of(const std::string& text) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error&) {
-    return json(text);  // a bare word is a string
+  } catch (const json::exception&) {  // a bare word, or a number beyond a double (1e400)
+    return json(text);                 // is a string: the loader then names the path
   }
 }
 

@@ -33,9 +33,9 @@ JsonlTrace::JsonlTrace(std::string path, NameFn name_of)
 JsonlTrace::~JsonlTrace() { abandon(); }
 
 bool JsonlTrace::commit() {
-  if (!f_) return path_.empty();
+  if (path_.empty()) return true;
   f_ = nullptr;
-  return out_.commit();
+  return out_.commit();  // false (and the temporary file removed) after a write error
 }
 
 void JsonlTrace::abandon() {
@@ -50,6 +50,7 @@ void JsonlTrace::record(uint64_t t, std::string_view ev, std::string_view body) 
   fmt::memory_buffer buf;
   fmt::format_to(std::back_inserter(buf), "{{\"t\":{},\"ev\":\"{}\",{}}}\n", t, ev, body);
   out_.write(buf.data(), buf.size());
+  if (out_.error()) f_ = nullptr;  // nothing more is formatted; commit() reports the error
 }
 
 static const char* op_word(net::table_op op, const char* create, const char* destroy) {

@@ -50,3 +50,42 @@ TEST_CASE("load: unknown keys are rejected with a suggestion", "[load]") {
   CHECK(error_of(R"({"machines":[{"name":"h"}],"timeline":[],"sed":1})") ==
         "x.json: $.sed: unknown key 'sed', did you mean 'seed'?");
 }
+
+TEST_CASE("load: limits are checked at load, the memory estimate against its budget", "[load][limits]") {
+  // Two machines, one namespace each: two 256 KiB bind-hash indexes and table_perturbs at least.
+  const std::string two = R"({"machines":[{"name":"a"},{"name":"b"}],"timeline":[]})";
+  auto r = load_scenario_text(two, "x.json");
+  REQUIRE(r.scenario);
+  CHECK(estimate_memory(*r.scenario) > 2 * 2 * 65536 * sizeof(uint32_t));
+  Limits small;
+  small.memory = 1 << 20;
+  auto tight = load_scenario_text(two, "x.json", small);
+  REQUIRE(tight.error);
+  CHECK(tight.error->message.rfind("x.json: $: the run needs about ", 0) == 0);
+  small.memory = 0;
+  small.machines = 1;
+  CHECK(load_scenario_text(two, "x.json", small).error->message ==
+        "x.json: $.machines: 2 machines, more than the limit of 1 (--no-limits lifts it)");
+  CHECK(load_scenario_text(two, "x.json", Limits::none()).scenario);
+}
+
+TEST_CASE("load: names of repeated calls are found by prefix and suffix", "[load][names]") {
+  // "a1{i}" names a10, a11, a12; a repetition number has no leading zero (sock_name()).
+  const std::string text = "{" + kMachines + R"(,"timeline":[
+      {"t":"0s","host":"h","op":"socket","sock":"a1{i}","repeat":{"count":3}},
+      {"t":"0s","host":"h","op":"socket","sock":"x{i}y","repeat":{"count":2}},
+      {"t":"1s","op":"close","sock":"a12"},
+      {"t":"1s","op":"close","sock":"x1y"}]})";
+  CHECK(error_of(text) == "");
+  CHECK(error_of("{" + kMachines + R"(,"timeline":[
+      {"t":"0s","host":"h","op":"socket","sock":"x{i}y","repeat":{"count":2}},
+      {"t":"1s","op":"close","sock":"x01y"}]})") == "x.json: $.timeline[1].sock: no socket named 'x01y' was created before this call");
+  CHECK(error_of("{" + kMachines + R"(,"timeline":[
+      {"t":"0s","host":"h","op":"socket","sock":"x{i}y","repeat":{"count":2}},
+      {"t":"1s","op":"close","sock":"x2y"}]})") == "x.json: $.timeline[1].sock: no socket named 'x2y' was created before this call");
+}
+
+TEST_CASE("load: messages escape bytes that are not UTF-8", "[load]") {
+  CHECK(printable("ok \xc3\xa9 \xff\x01") == "ok \xc3\xa9 \\xFF\\x01");
+  CHECK(printable(std::string(10, 'a'), 4) == "aaaa...");
+}

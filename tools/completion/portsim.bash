@@ -17,7 +17,7 @@ _portsim() {
   local opts
   case $cmd in
     run) opts="--trace --trace-level --trace-sample --seed --explain --explain-filter --ss-at --host --state --summary --quiet --no-limits --help" ;;
-    check) opts="--help" ;;
+    check) opts="--no-limits --help" ;;
     ss) opts="--at --host --state --summary --seed --help" ;;
     sweep) opts="--vary --seeds --out --jobs --shard --runs --list-runs --timeseries --timeseries-out --help" ;;
     merge) opts="--shards --out --timeseries-out --help" ;;

@@ -37,11 +37,14 @@ class Engine {
  public:
   // Schedules ev at ev.t, which must not be before now().
   void schedule(Event ev);
-  // Runs events until none is left or the next is after `until`. Returns events run.
-  uint64_t run(EventHandler& h, Nanos until = UINT64_MAX);
+  // Runs events until none is left, the next is after `until`, or `max_events` have run.
+  // Returns events run.
+  uint64_t run(EventHandler& h, Nanos until = UINT64_MAX, uint64_t max_events = UINT64_MAX);
   Nanos now() const { return now_; }
   uint64_t events_run() const { return events_run_; }
   bool empty() const { return heap_.empty(); }
+  // Makes run() return after the current event (the events left stay queued).
+  void stop() { stop_ = true; }
 
  private:
   struct Later {
@@ -55,6 +58,7 @@ class Engine {
   Nanos now_ = 0;
   uint64_t seq_ = 0;
   uint64_t events_run_ = 0;
+  bool stop_ = false;
 };
 
 }  // namespace portsim::engine

@@ -29,6 +29,7 @@ struct RunOptions {
   SsOptions ss;                  // which namespaces / states, or the summary
   std::FILE* ss_out = stdout;
   Nanos stop_at = UINT64_MAX;    // run no event after this time (portsim ss)
+  uint64_t max_events = UINT64_MAX;  // stop after this many events (the fuzz target's bound)
 };
 
 // Table occupancy at a sample instant, and the connect() outcomes counted so far (sweeps turn

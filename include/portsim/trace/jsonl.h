@@ -29,6 +29,7 @@ class JsonlTrace final : public net::observer {
   bool commit();
   // errno of the first failure to open or write (0: none).
   int error() const { return out_.error(); }
+  bool failed() const { return !path_.empty() && out_.error() != 0; }
   // Abandon: remove the temporary file.
   void abandon();
 
