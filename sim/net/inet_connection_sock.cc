@@ -430,6 +430,34 @@ static int inet6_bind_checks(const netns& ns, const sock& s, const endpoint& add
   return 0;
 }
 
+// --explain for bind(0): the walk of the machine's bind era, told in that era's own terms.
+static void explain_bind0(world& w, sock_id sk, const bind_info& info, int err) {
+  const bind_era era = w.machine_of(w.ns_of(sk)).kp.bind;
+  const char* half = info.half ? (info.half == 1 ? ", lower half (SO_REUSEADDR)" : ", upper half") : "";
+  const std::string tail = fmt::format("{} candidates examined{}{}", info.examined, err ? ": none free, EADDRINUSE" : "",
+                                       info.shared ? "; no free port: shares the least-used port" : "");
+  if (era <= bind_era::b2_lower_half) {  // 3.10 / 4.2 inet_csk_get_port(), snum == 0
+    w.obs->explain("inet_csk_get_port",
+                   fmt::format("{}: rover = random % remaining + low = {} over [{}, {}]{} (remaining {}), rover++ "
+                               "wrapping to low; {}{}",
+                               era == bind_era::b1_random_rover ? "B1 (3.10)" : "B2 (4.2)", info.low + info.offset,
+                               info.low, info.high - 1, half, info.high - info.low, tail,
+                               info.shared ? " (smallest_size fallback: fewest owners)" : ""));
+  } else if (era == bind_era::b3_odd_first) {  // 4.6 inet_csk_get_port(), port == 0
+    w.obs->explain("inet_csk_get_port",
+                   fmt::format("B3 (4.6): odd-first offset {} over [{}, {}){}, step 2, then the other parity "
+                               "(pass {}); {}{}",
+                               info.offset, info.low, info.high, half, info.pass, tail,
+                               info.shared ? " (smallest_port fallback: fewest owners)" : ""));
+  } else {
+    w.obs->explain("inet_csk_find_open_port",
+                   fmt::format("random odd offset {} first{}; {} candidates examined{}{}{}", info.offset, half,
+                               info.examined, info.relax ? ", found in the ip_autobind_reuse relaxed pass" : "",
+                               err ? ": none free, EADDRINUSE" : "",
+                               info.shared ? "; no free port: shares the least-used port (smallest_rover, <= 4.10)" : ""));
+  }
+}
+
 int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
   netns& ns = w.ns_of(sk);
   sock& s = w.sk(sk);
@@ -444,15 +472,7 @@ int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
     bind_info local;
     if (!info) info = &local;
     const int err = inet_csk_get_port(w, sk, addr.port, info);
-    if (!addr.port && w.obs && w.obs->explaining())
-      w.obs->explain("inet_csk_find_open_port",
-                     fmt::format("{} offset {} first{}; {} candidates examined{}{}{}",
-                                 w.machine_of(ns).kp.bind <= bind_era::b2_lower_half ? "random rover" : "random odd",
-                                 info->offset,
-                                 info->half ? (info->half == 1 ? ", lower half (SO_REUSEADDR)" : ", upper half") : "",
-                                 info->examined, info->relax ? ", found in the ip_autobind_reuse relaxed pass" : "",
-                                 err ? ": none free, EADDRINUSE" : "",
-                                 info->shared ? "; no free port: shares the least-used port (smallest_rover, <= 4.10)" : ""));
+    if (!addr.port && w.obs && w.obs->explaining()) explain_bind0(w, sk, *info, err);
     if (err) {
       w.sk(sk).rcv_saddr = w.sk(sk).v6 ? inet_addr{} : kAnyV4;
       w.sk(sk).ipv6only = saved_ipv6only;
