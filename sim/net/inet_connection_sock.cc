@@ -438,9 +438,10 @@ static void explain_bind0(world& w, sock_id sk, const bind_info& info, int err) 
                                        info.shared ? "; no free port: shares the least-used port" : "");
   if (era <= bind_era::b2_lower_half) {  // 3.10 / 4.2 inet_csk_get_port(), snum == 0
     w.obs->explain("inet_csk_get_port",
-                   fmt::format("{}: rover = random % remaining + low = {} over [{}, {}]{} (remaining {}), rover++ "
+                   fmt::format("{}: rover = random % remaining + low{} over [{}, {}]{} (remaining {}), rover++ "
                                "wrapping to low; {}{}",
-                               era == bind_era::b1_random_rover ? "B1 (3.10)" : "B2 (4.2)", info.low + info.offset,
+                               era == bind_era::b1_random_rover ? "B1 (3.10)" : "B2 (4.2)",
+                               info.half == 2 ? "" : fmt::format(" = {}", info.low + info.offset),  // offset: 1st draw
                                info.low, info.high - 1, half, info.high - info.low, tail,
                                info.shared ? " (smallest_size fallback: fewest owners)" : ""));
   } else if (era == bind_era::b3_odd_first) {  // 4.6 inet_csk_get_port(), port == 0
