@@ -10,6 +10,7 @@
 #include "portsim/base/assert.h"
 #include "portsim/net/inet_connection_sock.h"
 #include "portsim/net/observer.h"
+#include "tcp_internal.h"
 
 namespace portsim::net {
 
@@ -140,6 +141,9 @@ connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to) {
     w.sk(id).dport = 0;
     return res;
   }
+  // tcp_v4_connect(): write_seq from secure_tcp_seq unless a reused TIME_WAIT set it.
+  if (w.sk(id).snd_nxt == 0)
+    w.sk(id).snd_nxt = tcp_init_seq(w, w.sk(id).netns, w.sk(id).rcv_saddr, w.sk(id).num, to.addr, to.port);
   w.sk(id).connect_pending = true;
   tcp_connect(w, id);  // a zero-delay path may finish the handshake before this returns
   if (w.sk(id).connect_pending) {

@@ -57,7 +57,9 @@ bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp) {
   if (!t.ts_recent) return false;  // tw_ts_recent_stamp == 0: no timestamps, no reuse
   const uint32_t thresh = t.tw_entry_stamp + uint32_t(ns.sys.tcp_tw_reuse_delay);
   const bool after = int32_t(thresh - now_ms(w)) < 0;  // time_after32(now, thresh)
-  return !have_twp || (reuse && after);
+  if (have_twp && !(reuse && after)) return false;
+  w.sk(sk).snd_nxt = tcp_tw_isn(t.snd_nxt);  // write_seq continues the TIME_WAIT's sequence space
+  return true;
 }
 
 namespace {
@@ -171,8 +173,10 @@ void external_rcv(world& w, const segment& in) {
     if (w.net_wire) w.net_wire->xmit(out);
     return;
   }
-  if (in.flags & TCPHDR_SYN) {
+  if (in.flags & TCPHDR_SYN) {  // a Linux server: its ISN from secure_tcp_seq
     out.flags = TCPHDR_SYN | TCPHDR_ACK;
+    out.seq = tcp_init_seq(w.external_secret, w.external_realtime0 + uint64_t(w.now), out.saddr, out.sport,
+                           out.daddr, out.dport);
     out.ack = in.seq + 1;
   } else if (in.flags & TCPHDR_FIN) {  // it closes at once: its FIN acknowledges ours
     out.flags = TCPHDR_FIN | TCPHDR_ACK;

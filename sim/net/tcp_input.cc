@@ -32,7 +32,8 @@ bool acceptq_is_full(world& w, sock_id l) {  // sk_acceptq_is_full(): ack_backlo
 
 // net/ipv4/tcp_input.c: tcp_conn_request() — a SYN for a listener: a request (modelled as a
 // child in SYN_RECV, kept in ehash) and a SYN-ACK; dropped when the accept queue is full.
-void tcp_conn_request(world& w, uint16_t ns, sock_id l, const segment& in) {
+// `tw_isn`: the ISN a reopened TIME_WAIT hands over (TCP_SKB_CB(skb)->tcp_tw_isn), 0 if none.
+void tcp_conn_request(world& w, uint16_t ns, sock_id l, const segment& in, uint32_t tw_isn) {
   if (acceptq_is_full(w, l)) return;  // the SYN is dropped silently; the client retransmits
   const sock_id child = w.sock_alloc(ns);
   sock& c = w.sk(child);
@@ -44,8 +45,8 @@ void tcp_conn_request(world& w, uint16_t ns, sock_id l, const segment& in) {
   c.rcv_saddr = in.daddr;
   c.daddr = in.saddr;
   c.dport = in.sport;
-  c.rcv_nxt = uint8_t(in.seq + 1);
-  c.snd_nxt = 1;
+  c.rcv_nxt = in.seq + 1;
+  c.snd_nxt = (tw_isn ? tw_isn : tcp_init_seq(w, ns, in.daddr, in.dport, in.saddr, in.sport)) + 1;
   c.ts_recent = w.nets[ns].sys.tcp_timestamps != 0;
   c.retransmits = 0;
   inet_inherit_port(w, l, child);
@@ -64,8 +65,8 @@ void tcp_close_state_reached(world& w, sock_id id) {
 }
 
 // net/ipv4/tcp_minisocks.c: tcp_timewait_state_process(). Returns true for TCP_TW_SYN: the
-// TIME_WAIT is gone and the SYN goes on to the listener.
-bool tcp_timewait_state_process(world& w, sock_id id, const segment& in) {
+// TIME_WAIT is gone and the SYN goes on to the listener with `tw_isn` as the new ISN.
+bool tcp_timewait_state_process(world& w, sock_id id, const segment& in, uint32_t& tw_isn) {
   sock& s = w.sk(id);
   if (in.flags & TCPHDR_RST) {  // TIME_WAIT assassination (tcp_rfc1337 = 0): the TW goes
     inet_twsk_kill(w, id);
@@ -77,13 +78,14 @@ bool tcp_timewait_state_process(world& w, sock_id id, const segment& in) {
       return false;
     }
     // TCP_TW_SYN: a new SYN whose sequence number is after rcv_nxt (or whose timestamp is
-    // newer) reopens the 4-tuple. Real ISNs (secure_tcp_seq) grow with time, so a later SYN
-    // always qualifies; portsim does not model ISNs and accepts it.
+    // newer) reopens the 4-tuple. The timestamps (not modelled) of a later SYN are newer, so
+    // portsim accepts it; the new ISN continues the TIME_WAIT's sequence space.
+    tw_isn = tcp_tw_isn(s.snd_nxt);
     inet_twsk_kill(w, id);
     return true;
   }
   if (in.flags & TCPHDR_FIN) {
-    s.rcv_nxt = uint8_t(in.seq + 1);
+    s.rcv_nxt = in.seq + 1;
     // FIN_WAIT2 substate: the peer's FIN turns it into a real TIME_WAIT for 60 s; in
     // TIME_WAIT a retransmitted FIN re-arms the 60 s.
     tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);
@@ -114,8 +116,8 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
   }
   switch (s.state) {
     case tcp_state::SYN_SENT:  // tcp_rcv_synsent_state_process()
-      if ((in.flags & (TCPHDR_SYN | TCPHDR_ACK)) == (TCPHDR_SYN | TCPHDR_ACK) && in.ack == 1) {
-        s.rcv_nxt = uint8_t(in.seq + 1);
+      if ((in.flags & (TCPHDR_SYN | TCPHDR_ACK)) == (TCPHDR_SYN | TCPHDR_ACK) && in.ack == s.snd_nxt) {
+        s.rcv_nxt = in.seq + 1;
         s.ts_recent = w.ns_of(id).sys.tcp_timestamps != 0;
         w.set_state(id, tcp_state::ESTABLISHED);
         ++s.timer_gen;  // the SYN timer stops
@@ -137,7 +139,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
       if (in.flags & TCPHDR_SYN) {
         tcp_send(w, id, TCPHDR_ACK);  // a retransmitted SYN-ACK: our ACK was lost
       } else if (in.flags & TCPHDR_FIN) {
-        s.rcv_nxt = uint8_t(in.seq + 1);
+        s.rcv_nxt = in.seq + 1;
         w.set_state(id, tcp_state::CLOSE_WAIT);
         tcp_send(w, id, TCPHDR_ACK);
         if (w.app) w.app->peer_closed(id);
@@ -145,7 +147,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
       return;
     case tcp_state::FIN_WAIT1:
       if (in.flags & TCPHDR_FIN) {
-        s.rcv_nxt = uint8_t(in.seq + 1);
+        s.rcv_nxt = in.seq + 1;
         if (ack_of_fin) {
           tcp_send(w, id, TCPHDR_ACK);
           tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);
@@ -161,7 +163,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
       return;
     case tcp_state::FIN_WAIT2:  // not orphaned (shutdown): waits for the FIN forever
       if (in.flags & TCPHDR_FIN) {
-        s.rcv_nxt = uint8_t(in.seq + 1);
+        s.rcv_nxt = in.seq + 1;
         tcp_send(w, id, TCPHDR_ACK);
         tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);
       }
@@ -182,17 +184,18 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
 
 void tcp_v4_rcv(world& w, uint16_t ns, const segment& in) {
   const sock_id sk = inet_ehash_lookup(w, ns, in.daddr, in.dport, in.saddr, in.sport);
+  uint32_t tw_isn = 0;
   if (sk != kNone) {
     if (w.sk(sk).state != tcp_state::TIME_WAIT) {
       tcp_rcv_state_process(w, sk, in);
       return;
     }
-    if (!tcp_timewait_state_process(w, sk, in)) return;  // else TCP_TW_SYN: to the listener
+    if (!tcp_timewait_state_process(w, sk, in, tw_isn)) return;  // else TCP_TW_SYN: to the listener
   }
   if ((in.flags & (TCPHDR_SYN | TCPHDR_ACK | TCPHDR_RST)) == TCPHDR_SYN) {
     const sock_id l = inet_lookup_listener(w, w.nets[ns], in.daddr, in.dport);
     if (l != kNone) {
-      tcp_conn_request(w, ns, l, in);
+      tcp_conn_request(w, ns, l, in, tw_isn);
       return;
     }
   }

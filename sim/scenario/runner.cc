@@ -7,6 +7,11 @@
 
 namespace portsim::scenario {
 
+namespace {
+constexpr uint64_t kRealtimeBase = 1'700'000'000ull * kNsPerSec;
+constexpr uint64_t kRealtimeSpan = 365ull * 86400 * kNsPerSec;
+}  // namespace
+
 void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
   uint16_t ns_id = 0;
   for (const auto& ms : sc.machines) {
@@ -19,6 +24,10 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
     } else {
       m.net_secret = {boot.u64(), boot.u64()};  // net_get_random_once()
     }
+    // CLOCK_REALTIME at t=0 (seq_scale's clock): a seeded instant in the year after
+    // 2023-11-14 (1.7e9 s), from a stream of its own so that no other draw moves.
+    Random clock(seed, "realtime:" + ms.name);
+    m.realtime0 = kRealtimeBase + clock.u64() % kRealtimeSpan;
     m.table_perturb.assign(net::INET_TABLE_PERTURB_SIZE, 0);
     if (!ms.perturb_zero) {  // get_random_sleepable_once(table_perturb, …)
       Random tp(seed, "table_perturb:" + ms.name);
@@ -38,6 +47,9 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
       w.nets.push_back(std::move(ns));
     }
   }
+  Random ext(seed, "external-kernel");  // the kernel of the hosts outside the model
+  w.external_secret = {ext.u64(), ext.u64()};
+  w.external_realtime0 = kRealtimeBase + ext.u64() % kRealtimeSpan;
 }
 
 Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt)) {
