@@ -83,7 +83,17 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
     if (id < impl_->name_of_sock.size()) impl_->name_of_sock[id] = {};
     impl_->generated_names.erase(id);
   });
-  if (impl_->trace->enabled() || opt_.explain) w_.obs = impl_->trace.get();
+  if (impl_->trace->enabled() || opt_.explain) impl_->tee.add(impl_->trace.get());
+  if (!opt_.pcap_path.empty()) {
+    impl_->pcap = std::make_unique<trace::PcapWriter>(opt_.pcap_path);
+    impl_->tee.add(impl_->pcap.get());
+  }
+  if (!opt_.perfetto_path.empty()) {
+    impl_->perfetto = std::make_unique<trace::PerfettoWriter>(opt_.perfetto_path, [this](net::sock_id id) { return impl_->name(id); });
+    impl_->tee.add(impl_->perfetto.get());
+  }
+  impl_->tee.add(opt_.watch);
+  if (!impl_->tee.empty()) w_.obs = impl_->tee.only() ? impl_->tee.only() : &impl_->tee;
   w_.timers = impl_.get();
   w_.net_wire = impl_.get();
   w_.app = impl_.get();
@@ -129,6 +139,7 @@ void Runner::Impl::connect_done(net::sock_id sk, int err) {
   }
   auto it = pending.find(sk);
   if (it == pending.end()) {  // a non-blocking connect: its outcome is a record of its own
+    call_event(r.w_.now, r.w_.sk(sk).netns, "connect_done", name(sk), sk, err, "");
     if (trace->enabled())
       trace->record(r.w_.now, "connect_done", fmt::format("\"sk\":{},\"sock\":{},\"ret\":{}{}", sk, trace::json_str(name(sk)),
                                                           err ? -1 : 0, err ? fmt::format(",\"errno\":\"{}\"", errno_name(err)) : ""));
@@ -174,10 +185,7 @@ void Runner::on_timer(const engine::Event& ev) {
   const auto kind = net::timer_kind(ev.b >> 32);
   if (id >= w_.socks.size() || !w_.sk(id).alive || w_.sk(id).timer_gen != gen) return;  // cancelled
   last_effective_ = ev.t;
-  if (impl_->trace->tables())
-    impl_->trace->record(ev.t, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
-                                                    kind == net::timer_kind::timewait ? "timewait" : "retransmit", id,
-                                                    trace::json_str(impl_->name(id))));
+  if (w_.obs) w_.obs->timer(w_, kind, id);
   if (opt_.explain)
     fmt::print(stderr, "{} {:<29} {}\n", format_duration(ev.t),
                kind == net::timer_kind::timewait ? "tw_timer_handler" : "tcp_retransmit_timer",
@@ -305,6 +313,14 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     seen[port] = true;
   }
   if (c.expect) check_expect(ci, k, o, port);
+  if (w_.obs) {
+    const int ns_idx = c.op == Op::sysctl ? c.netns : (alive ? int(w_.sk(sk).netns) : c.netns);
+    const std::string detail = c.op == Op::bind ? "addr " + net::to_string(c.addr)
+                               : c.op == Op::connect ? "to " + net::to_string(c.addr)
+                               : c.op == Op::sysctl ? c.sysctl.name + " = " + c.sysctl.value
+                                                    : std::string();
+    impl_->call_event(t_start, uint16_t(std::max(ns_idx, 0)), op_name(c.op), sock_name(c.sock, k), sk, o.err, detail);
+  }
   const bool verbose = impl_->trace->enabled() || opt_.explain;
   if (!verbose) return;
   const std::string sname = sock_name(c.sock, k);
@@ -398,6 +414,14 @@ RunReport Runner::run() {
     rep_.runtime_error = fmt::format("{}: cannot open the trace file for writing", opt_.trace_path);
     return rep_;
   }
+  if (impl_->pcap && !impl_->pcap->ok()) {
+    rep_.runtime_error = fmt::format("{}: cannot open the pcap file for writing", opt_.pcap_path);
+    return rep_;
+  }
+  if (impl_->perfetto && !impl_->perfetto->ok()) {
+    rep_.runtime_error = fmt::format("{}: cannot open the Perfetto file for writing", opt_.perfetto_path);
+    return rep_;
+  }
   for (uint32_t wi = 0; wi < sc_.workloads.size(); ++wi) {
     const WorkloadSpec& ws = sc_.workloads[wi];
     if (ws.pool) {
@@ -446,8 +470,18 @@ RunReport Runner::run() {
       if (rep_.failures.size() < kMaxFailuresShown) rep_.failures.push_back(msg);
     }
   }
-  if (!rep_.runtime_error.empty()) impl_->trace->abandon();
-  else if (!impl_->trace->commit()) rep_.runtime_error = fmt::format("{}: cannot write the trace", opt_.trace_path);
+  if (w_.obs) w_.obs->finish(w_, rep_.virtual_end);
+  if (!rep_.runtime_error.empty()) {
+    impl_->trace->abandon();
+    if (impl_->pcap) impl_->pcap->abandon();
+    if (impl_->perfetto) impl_->perfetto->abandon();
+    return rep_;
+  }
+  if (!impl_->trace->commit()) rep_.runtime_error = fmt::format("{}: cannot write the trace", opt_.trace_path);
+  else if (impl_->pcap && !impl_->pcap->commit())
+    rep_.runtime_error = fmt::format("{}: cannot write the pcap file", opt_.pcap_path);
+  else if (impl_->perfetto && !impl_->perfetto->commit())
+    rep_.runtime_error = fmt::format("{}: cannot write the Perfetto file", opt_.perfetto_path);
   return rep_;
 }
 

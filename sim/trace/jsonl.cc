@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "portsim/net/netns.h"
+#include "portsim/net/tcp.h"
 
 namespace portsim::trace {
 
@@ -102,6 +103,26 @@ void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_sta
          fmt::format("\"host\":{},\"sk\":{},\"sock\":{},\"from\":\"{}\",\"to\":\"{}\"",
                      json_str(w.nets[s.netns].name), id, json_str(name_of_(id)),
                      net::tcp_state_name(from), to_name));
+}
+
+void JsonlTrace::segment(const net::world& w, const net::segment& seg, Nanos arrive, net::seg_fate fate) {
+  if (!tables()) return;
+  auto host = [&](uint16_t ns) { return ns == net::kExternalNs ? std::string("\"(external)\"") : json_str(w.nets[ns].name); };
+  record(w.now, "pkt",
+         fmt::format("\"from\":{},\"to\":{},\"src\":\"{}\",\"dst\":\"{}\",\"flags\":\"{}\",\"seq\":{},\"ack\":{},\"arrive\":{}{}",
+                     host(seg.from_ns), host(seg.to_ns), net::to_string(net::endpoint{seg.saddr, seg.sport}),
+                     net::to_string(net::endpoint{seg.daddr, seg.dport}), net::tcp_flags_str(seg.flags), seg.seq,
+                     seg.ack, arrive,
+                     fate == net::seg_fate::lost       ? ",\"lost\":true"
+                     : fate == net::seg_fate::no_route ? ",\"lost\":\"no route\""
+                                                       : ""));
+}
+
+void JsonlTrace::timer(const net::world& w, net::timer_kind kind, net::sock_id id) {
+  if (!tables()) return;
+  record(w.now, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
+                                     kind == net::timer_kind::timewait ? "timewait" : "retransmit", id,
+                                     json_str(name_of_(id))));
 }
 
 void JsonlTrace::explain(std::string_view fn, std::string_view what) {

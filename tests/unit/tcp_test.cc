@@ -278,3 +278,33 @@ TEST_CASE("tcp: ISNs come from secure_tcp_seq on both ends; a reused TIME_WAIT c
   CHECK(t.w.st.tw_recycled == 1);
   CHECK(rw.segs[0].seq == cisn + 2 + 65535 + 2);
 }
+
+TEST_CASE("tcp: the ISN of one 4-tuple advances by one every 64 ns of CLOCK_REALTIME", "[tcp][secure_seq]") {
+  // Source: net/core/secure_seq.c seq_scale() adds ktime_get_real_ns() >> 6. Live (6.18.44,
+  // tools/probes/isn_probe.py): SYNs on one 4-tuple 250.5 ms apart differ by 3914399 =
+  // 0.99999 x Δt/64 ns. Here: two connects from 127.0.0.1:45000 250 ms apart (SO_LINGER 0
+  // closes, so no TIME_WAIT) differ by exactly 250e6 / 64 = 3906250.
+  World t(R"([{"name":"h"}])");
+  RecordingWire rw;
+  rw.inner.w = &t.w;
+  t.w.net_wire = &rw;
+  const net::sock_id l = t.socket();
+  REQUIRE(net::inet_bind(t.w, l, *net::parse_endpoint("127.0.0.1:5000")) == 0);
+  REQUIRE(net::inet_listen(t.w, l, 16) == 0);
+  std::vector<uint32_t> isn;
+  for (int i = 0; i < 2; ++i) {
+    t.w.now = Nanos(i) * 250 * kNsPerMs;
+    const net::sock_id c = t.socket();
+    t.w.sk(c).reuse = net::SK_CAN_REUSE;
+    t.w.sk(c).linger0 = true;
+    REQUIRE(net::inet_bind(t.w, c, *net::parse_endpoint("127.0.0.1:45000")) == 0);
+    rw.segs.clear();
+    REQUIRE(t.connect(c, "127.0.0.1:5000").err == 0);
+    isn.push_back(rw.segs.at(0).seq);
+    net::sock_id a = net::kNone;
+    REQUIRE(net::inet_csk_accept(t.w, l, a) == 0);
+    REQUIRE(net::tcp_close(t.w, c) == 0);
+    REQUIRE(net::tcp_close(t.w, a) == 0);
+  }
+  CHECK(isn[1] - isn[0] == 3906250u);
+}

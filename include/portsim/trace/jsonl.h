@@ -41,6 +41,8 @@ class JsonlTrace final : public net::observer {
   void set_on_alloc(std::function<void(net::sock_id)> f) { on_alloc_ = std::move(f); }
   bool explaining() const override { return explain_; }
   void explain(std::string_view kernel_function, std::string_view what) override;
+  void segment(const net::world&, const net::segment&, Nanos arrive, net::seg_fate) override;  // "pkt"
+  void timer(const net::world&, net::timer_kind, net::sock_id) override;                         // "timer"
 
  private:
   std::string path_;
