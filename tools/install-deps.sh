@@ -4,6 +4,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libboost-program-options-dev nlohmann-json3-dev catch2 libfmt-dev libxxhash-dev
       libbenchmark-dev python3 python3-matplotlib iproute2
+      slurm-wlm munge parallel  # the `slurm` ctest label (tools/slurm-single-node.sh)
       tcpdump tshark chromium)  # the pictures tests: pcap read back, the heat map in headless Chromium
 missing=()
 for p in "${PKGS[@]}"; do
@@ -11,8 +12,9 @@ for p in "${PKGS[@]}"; do
 done
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
+  # Wait for a dpkg lock that another apt run holds, rather than fail.
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
   # tshark (wireshark-common) asks whether non-root users may capture; answer no, unattended.
   echo 'wireshark-common wireshark-common/install-setuid boolean false' | $SUDO debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -41,4 +41,11 @@ std::optional<int> errno_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::vector<std::string_view> known_errno_names() {
+  std::vector<std::string_view> v;
+  for (const auto& [value, n] : kErrnos)
+    if (value) v.push_back(n);
+  return v;
+}
+
 }  // namespace portsim

@@ -1,6 +1,7 @@
 #include "portsim/base/time.h"
 
 #include <cctype>
+#include <cmath>
 #include <fmt/format.h>
 
 namespace portsim {
@@ -39,6 +40,12 @@ std::optional<Nanos> parse_duration(std::string_view s) {
   if (frac * mult % frac_scale != 0) return std::nullopt;  // finer than a nanosecond
   if (ns > (unsigned __int128)UINT64_MAX) return std::nullopt;
   return Nanos(ns);
+}
+
+Nanos nanos_from_double(double ns) {
+  if (!(ns < 9.2e18)) return UINT64_MAX;
+  if (ns <= 0) return 0;
+  return Nanos(std::llround(ns));
 }
 
 std::string format_duration(Nanos t) {

@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 
 #include <boost/program_options.hpp>
+#include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -16,6 +20,7 @@
 #include "portsim/base/spellcheck.h"
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
+#include "portsim/scenario/shard.h"
 #include "portsim/scenario/sweep.h"
 
 #include <spawn.h>
@@ -47,6 +52,29 @@ long peak_rss_kib() {
   return 0;
 }
 
+// A decimal unsigned 64-bit option value: digits only ("-1" is not 2^64 - 1, as a plain
+// lexical_cast would have it), no overflow. nullopt and a message in `err` otherwise.
+std::optional<uint64_t> u64_option(const po::variables_map& vm, const char* name, const char* cmd) {
+  const std::string v = vm[name].as<std::string>();
+  uint64_t x = 0;
+  bool ok = !v.empty() && v.size() <= 20;
+  for (char c : v) {
+    if (!ok) break;
+    if (c < '0' || c > '9' || x > (UINT64_MAX - uint64_t(c - '0')) / 10) ok = false;
+    else x = x * 10 + uint64_t(c - '0');
+  }
+  if (!ok) {
+    fmt::print(stderr, "portsim {}: --{}: expected an integer in [0, {}], got '{}'\n", cmd, name, UINT64_MAX,
+               scenario::printable(v, 100));
+    return std::nullopt;
+  }
+  return x;
+}
+
+scenario::Limits limits_of(const po::variables_map& vm) {
+  return vm.count("no-limits") ? scenario::Limits::none() : scenario::Limits{};
+}
+
 // Parses argv for one command; prints help or a usage error. Returns -1 to continue.
 int parse(const char* cmd, const char* synopsis, po::options_description& opts,
           po::positional_options_description& pos, int argc, char** argv, po::variables_map& vm) {
@@ -66,12 +94,13 @@ int parse(const char* cmd, const char* synopsis, po::options_description& opts,
 
 int cmd_check(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()("help,h", "this help")("scenario", po::value<std::string>()->required(), "scenario file");
+  opts.add_options()("help,h", "this help")("scenario", po::value<std::string>()->required(), "scenario file")
+      ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
   if (int rc = parse("check", "SCENARIO", opts, pos, argc, argv, vm); rc >= 0) return rc;
-  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>());
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>(), limits_of(vm));
   if (lr.error) {
     std::cerr << lr.error->message << "\n";
     return kExitBadInput;
@@ -86,27 +115,31 @@ int cmd_run(int argc, char** argv) {
   opts.add_options()("help,h", "this help")
       ("scenario", po::value<std::string>()->required(), "scenario file (JSON, comments allowed)")
       ("trace,t", po::value<std::string>(), "write the JSON Lines trace to this file")
-      ("seed,s", po::value<uint64_t>(), "override the scenario's seed")
+      ("seed,s", po::value<std::string>(), "override the scenario's seed (an integer in [0, 2^64-1])")
       ("explain,e", "narrate each call's kernel steps (function by function) on stderr")
-      ("trace-sample", po::value<uint64_t>(), "trace only one generated (workload) connect in N")
+      ("trace-sample", po::value<std::string>(), "trace only one generated (workload) connect in N")
       ("trace-level", po::value<std::string>()->default_value("all"),
        "all: calls, packets, states, tables, timers; calls: call records only")
       ("pcap", po::value<std::string>(), "write every segment as a pcap file (LINKTYPE_RAW; tcpdump -r, tshark -r)")
       ("perfetto", po::value<std::string>(), "write a Chrome trace-event JSON file (ui.perfetto.dev, chrome://tracing)")
-      ("quiet,q", "print only expectation failures and errors");
+      ("quiet,q", "print only expectation failures and errors")
+      ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
   if (int rc = parse("run", "SCENARIO [--trace FILE] [--seed N] [--explain]", opts, pos, argc, argv, vm); rc >= 0)
     return rc;
-  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>());
+  scenario::RunOptions ro;
+  if (vm.count("seed")) {
+    ro.seed = u64_option(vm, "seed", "run");
+    if (!ro.seed) return kExitBadInput;
+  }
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>(), limits_of(vm));
   if (lr.error) {
     std::cerr << lr.error->message << "\n";
     return kExitBadInput;
   }
-  scenario::RunOptions ro;
   if (vm.count("trace")) ro.trace_path = vm["trace"].as<std::string>();
-  if (vm.count("seed")) ro.seed = vm["seed"].as<uint64_t>();
   if (vm.count("pcap")) ro.pcap_path = vm["pcap"].as<std::string>();
   if (vm.count("perfetto")) ro.perfetto_path = vm["perfetto"].as<std::string>();
   ro.explain = vm.count("explain") > 0;
@@ -117,7 +150,9 @@ int cmd_run(int argc, char** argv) {
   }
   ro.trace_calls_only = level == "calls";
   if (vm.count("trace-sample")) {
-    ro.trace_sample = vm["trace-sample"].as<uint64_t>();
+    const auto n = u64_option(vm, "trace-sample", "run");
+    if (!n) return kExitBadInput;
+    ro.trace_sample = *n;
     if (ro.trace_sample == 0) {
       std::cerr << "portsim run: --trace-sample must be at least 1\n";
       return kExitBadInput;
@@ -170,23 +205,72 @@ bool write_file(const std::string& path, const std::function<void(std::FILE*)>& 
   return out.commit();
 }
 
+// Reads a Slurm array variable; nullopt when unset. `bad` is set when it is not a number.
+std::optional<uint64_t> slurm_env(const char* name, bool& bad) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  uint64_t x = 0;
+  auto [p, ec] = std::from_chars(v, v + std::strlen(v), x);
+  if (ec != std::errc() || *p) {
+    bad = true;
+    std::cerr << "portsim sweep: " << name << "='" << v << "': expected a number\n";
+    return std::nullopt;
+  }
+  return x;
+}
+
+// "12s", "3m05s", "1h02m".
+std::string format_eta(double s) {
+  const long t = std::lround(s);
+  if (t < 60) return fmt::format("{}s", t);
+  if (t < 3600) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}h{:02}m", t / 3600, t % 3600 / 60);
+}
+
+// Runs that failed an expectation: one line each on stderr (the first few).
+void report_failed_runs(const char* cmd, const std::vector<std::string>& pointers,
+                        const std::vector<scenario::ShardRun>& runs) {
+  size_t shown = 0, failed = 0;
+  for (const auto& r : runs) {
+    if (!r.expectations_failed) continue;
+    if (++failed > 10) continue;
+    ++shown;
+    std::string what;
+    for (size_t k = 0; k < r.values.size() && k < pointers.size(); ++k) what += fmt::format("{}={}, ", pointers[k], r.values[k]);
+    std::cerr << fmt::format("portsim {}: run {} ({}seed {}): {} expectation{} failed{}{}\n", cmd, r.run, what, r.seed,
+                             r.expectations_failed, r.expectations_failed == 1 ? "" : "s",
+                             r.first_failure.empty() ? "" : "; first: ", r.first_failure);
+  }
+  if (failed > shown) std::cerr << fmt::format("portsim {}: … and {} more runs with failed expectations\n", cmd, failed - shown);
+}
+
 int cmd_sweep(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "this help")
       ("scenario", po::value<std::string>()->required(), "scenario file")
       ("vary", po::value<std::vector<std::string>>()->composing(),
-       "POINTER=v1,v2,… — set the JSON value at this RFC 6901 pointer (repeatable: the cartesian product runs)")
+       "POINTER=v1,v2,… — set the JSON value at this RFC 6901 pointer, creating missing object keys "
+       "(repeatable: the cartesian product runs)")
       ("seeds", po::value<uint64_t>()->default_value(1), "runs per variant, seeds scenario.seed … +N-1")
-      ("out,o", po::value<std::vector<std::string>>()->composing(), "results file(s): .csv or .json")
+      ("out,o", po::value<std::vector<std::string>>()->composing(),
+       "results file(s): .csv, .json, or .shard (for 'portsim merge'); written whole or not at all")
       ("jobs,j", po::value<unsigned>()->default_value(std::max(1u, std::thread::hardware_concurrency())),
-       "runs in parallel")
-      ("timeseries", po::value<std::string>(), "sample ESTABLISHED/TIME_WAIT/bound ports every DURATION of virtual time")
+       "runs in parallel (default: SLURM_CPUS_PER_TASK when set, else the CPU count)")
+      ("shard", po::value<std::string>(),
+       "I/N: only the runs whose index r has r mod N = I (default in a Slurm array job: "
+       "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)")
+      ("runs", po::value<std::string>(), "only these run indices, e.g. 3,7,10-20 (see --list-runs)")
+      ("list-runs", "print run index, varied values and seed of each (selected) run; run nothing")
+      ("timeseries", po::value<std::string>(),
+       "sample every DURATION of virtual time: ESTABLISHED, TIME_WAIT, bound ports, and the connects "
+       "(ok, by errno) since the previous sample")
       ("timeseries-out", po::value<std::string>(), "where the samples go (CSV)");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
-  if (int rc = parse("sweep", "SCENARIO --vary POINTER=v1,v2 [--vary …] [--seeds N] --out results.csv", opts, pos,
-                     argc, argv, vm); rc >= 0)
+  if (int rc = parse("sweep", "SCENARIO --vary POINTER=v1,v2 [--vary …] [--seeds N] [--shard I/N] [--runs LIST] "
+                     "--out results.csv|.json|.shard",
+                     opts, pos, argc, argv, vm); rc >= 0)
     return rc;
   scenario::SweepSpec spec;
   spec.file = vm["scenario"].as<std::string>();
@@ -196,11 +280,40 @@ int cmd_sweep(int argc, char** argv) {
     std::cerr << "portsim sweep: --seeds must be in [1, 1000000]\n";
     return kExitBadInput;
   }
+  bool bad_env = false;
+  if (vm["jobs"].defaulted())
+    if (auto c = slurm_env("SLURM_CPUS_PER_TASK", bad_env); c && *c > 0) spec.jobs = unsigned(std::min<uint64_t>(*c, 4096));
   if (spec.jobs == 0) {
     std::cerr << "portsim sweep: --jobs must be at least 1\n";
     return kExitBadInput;
   }
   std::string err;
+  if (vm.count("shard")) {
+    auto s = scenario::parse_shard(vm["shard"].as<std::string>(), err);
+    if (!s) {
+      std::cerr << "portsim sweep: " << err << "\n";
+      return kExitBadInput;
+    }
+    std::tie(spec.shard_index, spec.shard_count) = *s;
+  } else if (auto id = slurm_env("SLURM_ARRAY_TASK_ID", bad_env)) {
+    auto count = slurm_env("SLURM_ARRAY_TASK_COUNT", bad_env);
+    if (!bad_env && (!count || *id >= *count)) {
+      std::cerr << fmt::format("portsim sweep: SLURM_ARRAY_TASK_ID={} is not below SLURM_ARRAY_TASK_COUNT={}: submit "
+                               "the array as --array=0-{} (or give --shard I/N)\n",
+                               *id, count ? std::to_string(*count) : "(unset)", count && *count ? *count - 1 : 0);
+      return kExitBadInput;
+    }
+    if (count) std::tie(spec.shard_index, spec.shard_count) = std::pair{*id, *count};
+  }
+  if (bad_env) return kExitBadInput;
+  if (vm.count("runs")) {
+    auto r = scenario::parse_runs(vm["runs"].as<std::string>(), err);
+    if (!r) {
+      std::cerr << "portsim sweep: " << err << "\n";
+      return kExitBadInput;
+    }
+    spec.runs = *r;
+  }
   if (vm.count("vary"))
     for (const auto& a : vm["vary"].as<std::vector<std::string>>()) {
       auto v = scenario::parse_vary(a, err);
@@ -213,8 +326,8 @@ int cmd_sweep(int argc, char** argv) {
   std::vector<std::string> outs;
   if (vm.count("out")) outs = vm["out"].as<std::vector<std::string>>();
   for (const auto& o : outs)
-    if (!(o.ends_with(".csv") || o.ends_with(".json"))) {
-      std::cerr << "portsim sweep: --out " << o << ": expected a .csv or .json file name\n";
+    if (!(o.ends_with(".csv") || o.ends_with(".json") || o.ends_with(".shard"))) {
+      std::cerr << "portsim sweep: --out " << o << ": expected a .csv, .json or .shard file name\n";
       return kExitBadInput;
     }
   if (vm.count("timeseries")) {
@@ -223,17 +336,42 @@ int cmd_sweep(int argc, char** argv) {
       std::cerr << "portsim sweep: --timeseries: expected a duration like \"1s\"\n";
       return kExitBadInput;
     }
-    if (!vm.count("timeseries-out")) {
-      std::cerr << "portsim sweep: --timeseries needs --timeseries-out FILE.csv\n";
+    if (!vm.count("timeseries-out") && std::none_of(outs.begin(), outs.end(), [](auto& o) { return o.ends_with(".shard"); })) {
+      std::cerr << "portsim sweep: --timeseries needs --timeseries-out FILE.csv (or a .shard output)\n";
       return kExitBadInput;
     }
     spec.sample_every = *d;
+  } else if (vm.count("timeseries-out")) {
+    std::cerr << "portsim sweep: --timeseries-out needs --timeseries DURATION\n";
+    return kExitBadInput;
   }
+  auto plan = scenario::plan_sweep(spec, err);
+  if (!plan) {
+    std::cerr << err << "\n";
+    return kExitBadInput;
+  }
+  if (vm.count("list-runs")) {
+    std::string line = "run";
+    for (const auto& v : spec.vary) line += "," + v.pointer;
+    fmt::print("{},seed\n", line);
+    for (uint64_t r : plan->selected) {
+      const auto& p = plan->all[r];
+      line = std::to_string(p.run);
+      for (const auto& v : p.values) line += "," + v;
+      fmt::print("{},{}\n", line, p.seed);
+    }
+    return kExitOk;
+  }
+  // Progress only for a person watching: a terminal on stderr.
   const bool tty = isatty(2);
-  auto rows = scenario::run_sweep(spec, err, [&](size_t done, size_t total) {
-    if (tty) fmt::print(stderr, "\rportsim sweep: {}/{} runs", done, total);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto rows = scenario::run_sweep(spec, *plan, err, [&](size_t done, size_t total) {
+    if (!tty) return;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print(stderr, "\rportsim sweep: {}/{} runs, {} elapsed, ~{} left   ", done, total, format_eta(el),
+               format_eta(el / double(done) * double(total - done)));
   });
-  if (tty) fmt::print(stderr, "\n");
+  if (tty && !plan->selected.empty()) fmt::print(stderr, "\n");
   if (!rows) {
     std::cerr << err << "\n";
     return kExitBadInput;
@@ -241,7 +379,8 @@ int cmd_sweep(int argc, char** argv) {
   for (const auto& o : outs) {
     const bool ok = write_file(o, [&](std::FILE* f) {
       if (o.ends_with(".csv")) scenario::write_sweep_csv(f, spec, *rows);
-      else scenario::write_sweep_json(f, spec, *rows);
+      else if (o.ends_with(".json")) scenario::write_sweep_json(f, spec, *rows);
+      else scenario::write_shard(f, spec, *plan, *rows);
     });
     if (!ok) {
       std::cerr << "portsim sweep: cannot write " << o << "\n";
@@ -254,6 +393,71 @@ int cmd_sweep(int argc, char** argv) {
     return kExitBadInput;
   }
   if (outs.empty()) scenario::write_sweep_csv(stdout, spec, *rows);
+  std::vector<scenario::ShardRun> failed;
+  for (const auto& r : *rows)
+    if (r.rep.expectation_failures)
+      failed.push_back({r.run, r.seed, r.values, r.rep.expectation_failures, r.rep.failures.empty() ? "" : r.rep.failures.front(), {}, {}, {}});
+  std::vector<std::string> pointers;
+  for (const auto& v : spec.vary) pointers.push_back(v.pointer);
+  report_failed_runs("sweep", pointers, failed);
+  return failed.empty() ? kExitOk : kExitExpectationFailed;
+}
+
+int cmd_merge(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()("help,h", "this help")
+      ("shards", po::value<std::vector<std::string>>()->required(), "shard files ('portsim sweep … --out FILE.shard')")
+      ("out,o", po::value<std::vector<std::string>>()->composing(),
+       "merged results: .csv or .json (repeatable; default: CSV on stdout); written whole or not at all")
+      ("timeseries-out", po::value<std::string>(), "the merged time series (CSV), when the sweep sampled one");
+  po::positional_options_description pos;
+  pos.add("shards", -1);
+  po::variables_map vm;
+  if (int rc = parse("merge", "-o results.csv [-o results.json] [--timeseries-out ts.csv] SHARD…", opts, pos, argc, argv, vm);
+      rc >= 0)
+    return rc;
+  std::vector<std::string> outs;
+  if (vm.count("out")) outs = vm["out"].as<std::vector<std::string>>();
+  for (const auto& o : outs)
+    if (!(o.ends_with(".csv") || o.ends_with(".json"))) {
+      std::cerr << "portsim merge: --out " << o << ": expected a .csv or .json file name\n";
+      return kExitBadInput;
+    }
+  std::string err;
+  auto m = scenario::merge_shards(vm["shards"].as<std::vector<std::string>>(), err);
+  if (!m) {
+    std::cerr << "portsim merge: " << err << "\n";
+    return kExitBadInput;
+  }
+  if (vm.count("timeseries-out") && m->timeseries_header.empty()) {
+    std::cerr << "portsim merge: --timeseries-out: the shards hold no time series (their sweep ran without --timeseries)\n";
+    return kExitBadInput;
+  }
+  for (const auto& o : outs)
+    if (!write_file(o, [&](std::FILE* f) {
+          if (o.ends_with(".csv")) scenario::write_merged_csv(f, *m);
+          else scenario::write_merged_json(f, *m);
+        })) {
+      std::cerr << "portsim merge: cannot write " << o << "\n";
+      return kExitBadInput;
+    }
+  if (vm.count("timeseries-out") &&
+      !write_file(vm["timeseries-out"].as<std::string>(), [&](std::FILE* f) { scenario::write_merged_timeseries(f, *m); })) {
+    std::cerr << "portsim merge: cannot write " << vm["timeseries-out"].as<std::string>() << "\n";
+    return kExitBadInput;
+  }
+  if (outs.empty()) scenario::write_merged_csv(stdout, *m);
+  // The pointers are the CSV header's first columns.
+  std::vector<std::string> pointers;
+  const size_t nvals = m->runs.empty() ? 0 : m->runs.front().values.size();
+  for (size_t i = 0, at = 0; i < nvals; ++i) {
+    const size_t comma = m->csv_header.find(',', at);
+    pointers.push_back(m->csv_header.substr(at, comma - at));
+    at = comma + 1;
+  }
+  report_failed_runs("merge", pointers, m->runs);
+  for (const auto& r : m->runs)
+    if (r.expectations_failed) return kExitExpectationFailed;
   return kExitOk;
 }
 
@@ -322,14 +526,20 @@ int cmd_heatmap(int argc, char** argv) {
       ("ports", po::value<std::string>(), "LO-HI — the ports drawn (default: the host's ip_local_port_range)")
       ("rows", po::value<uint32_t>()->default_value(250), "at most this many rows (ports are binned beyond)")
       ("columns", po::value<uint32_t>()->default_value(400), "time bins")
-      ("seed,s", po::value<uint64_t>(), "override the scenario's seed");
+      ("seed,s", po::value<std::string>(), "override the scenario's seed")
+      ("no-limits", "lift the size limits (README \"Limits\")");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
   if (int rc = parse("heatmap", "SCENARIO -o ports.html [--png ports.png] [--host H] [--dest ADDR:PORT]", opts, pos, argc,
                      argv, vm); rc >= 0)
     return rc;
-  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>());
+  scenario::RunOptions ro;
+  if (vm.count("seed")) {
+    ro.seed = u64_option(vm, "seed", "heatmap");
+    if (!ro.seed) return kExitBadInput;
+  }
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>(), limits_of(vm));
   if (lr.error) {
     std::cerr << lr.error->message << "\n";
     return kExitBadInput;
@@ -378,8 +588,6 @@ int cmd_heatmap(int argc, char** argv) {
     pm.ports = {uint16_t(lo), uint16_t(hi)};
   }
   trace::PortMap map(pm);
-  scenario::RunOptions ro;
-  if (vm.count("seed")) ro.seed = vm["seed"].as<uint64_t>();
   ro.watch = &map;
   scenario::Runner runner(sc, ro);
   const scenario::RunReport rep = runner.run();
@@ -430,7 +638,8 @@ struct Command {
 constexpr Command kCommands[] = {
     {"run", "replay a scenario in virtual time, write a trace, check its expectations", cmd_run},
     {"check", "parse and validate a scenario; run nothing", cmd_check},
-    {"sweep", "run a scenario over varied values and seeds in parallel; CSV/JSON rows", cmd_sweep},
+    {"sweep", "run a scenario over varied values and seeds in parallel; CSV/JSON rows (or a shard)", cmd_sweep},
+    {"merge", "put the shards of a sweep together: the CSV/JSON of one unsharded sweep", cmd_merge},
     {"heatmap", "draw a host's port range over time (HTML page, optional PNG/SVG/PDF)", cmd_heatmap},
 };
 
@@ -440,6 +649,22 @@ void usage(std::FILE* to) {
   for (const auto& c : kCommands) fmt::print(to, "  {:<8} {}\n", c.name, c.summary);
 }
 
+// Runs a command; what escapes it becomes one line and exit 2 (output files are removed by
+// their destructors on the way out): memory exhausted, a write to stdout failing (EPIPE with
+// SIGPIPE ignored), or our own bug.
+int run_command(const Command& c, int argc, char** argv) {
+  try {
+    return c.fn(argc, argv);
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "portsim {}: out of memory (see README \"Limits\")\n", c.name);
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "portsim %s: cannot write the output: %s\n", c.name, e.code().message().c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "portsim %s: internal error: %s\n", c.name, scenario::printable(e.what(), 500).c_str());
+  }
+  return kExitBadInput;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -447,6 +672,7 @@ int main(int argc, char** argv) {
     usage(stderr);
     return kExitBadInput;
   }
+  install_signal_cleanup();  // an interrupted run leaves no temporary trace behind
   const std::string cmd = argv[1];
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     if (cmd == "help" && argc > 2) {
@@ -463,7 +689,7 @@ int main(int argc, char** argv) {
   std::vector<std::string_view> names;
   for (const auto& c : kCommands) {
     names.push_back(c.name);
-    if (cmd == c.name) return c.fn(argc - 1, argv + 1);
+    if (cmd == c.name) return run_command(c, argc - 1, argv + 1);
   }
   fmt::print(stderr, "portsim: unknown command '{}'{}\n", cmd, did_you_mean(cmd, names));
   usage(stderr);

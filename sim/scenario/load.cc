@@ -5,7 +5,13 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -13,6 +19,8 @@
 
 #include "portsim/base/errno_name.h"
 #include "portsim/base/spellcheck.h"
+#include "portsim/net/netns.h"
+#include "portsim/scenario/name_index.h"
 
 namespace portsim::scenario {
 
@@ -91,6 +99,8 @@ class Obj {
     if (!v.is_string()) fail(sub(k), "expected a duration like \"1.5ms\" or \"10s\", got " + show(v));
     auto d = parse_duration(v.get<std::string>());
     if (!d) fail(sub(k), "expected a duration like \"1.5ms\" or \"10s\", got " + show(v));
+    if (*d > kMaxScenarioTime) fail(sub(k), fmt::format("{} is beyond the longest time a scenario may give, {} (100000 h)",
+                                                        show(v), format_duration(kMaxScenarioTime)));
     return *d;
   }
 
@@ -297,7 +307,7 @@ Expect parse_expect(const json& j, const std::string& path) {
                                                  : UINT64_MAX;
       };
       const Nanos lo = bound(0), hi = bound(1);
-      if (lo == UINT64_MAX || hi == UINT64_MAX || lo > hi)
+      if (lo > kMaxScenarioTime || hi > kMaxScenarioTime || lo > hi)
         fail(o.sub("at"), "expected a duration or [\"LOW\", \"HIGH\"] with LOW <= HIGH, got " + show(a));
       e.at = {lo, hi};
     } else {
@@ -334,30 +344,33 @@ Op parse_op(const Obj& o) {
 }
 
 // Tracks which socket names exist, in file order, to reject references to unknown sockets.
+// Plain names by hash, "{i}" patterns through a PatternIndex: linear in the timeline's length.
 struct Names {
   std::unordered_map<std::string, int> netns_of;  // plain names
-  struct Pattern { std::string prefix, suffix; uint64_t count; int netns; };
-  std::vector<Pattern> patterns;
+  struct Pattern { uint64_t order, count; int netns; };
+  PatternIndex<Pattern> patterns;
+  uint64_t added = 0;
 
   std::optional<int> find(const std::string& n) const {
     if (auto it = netns_of.find(n); it != netns_of.end()) return it->second;
-    for (const auto& p : patterns) {
-      if (n.size() <= p.prefix.size() + p.suffix.size() || n.compare(0, p.prefix.size(), p.prefix) ||
-          n.compare(n.size() - p.suffix.size(), p.suffix.size(), p.suffix))
-        continue;
-      const std::string mid = n.substr(p.prefix.size(), n.size() - p.prefix.size() - p.suffix.size());
-      if (mid.find_first_not_of("0123456789") != std::string::npos || mid.size() > 18) continue;
-      if (mid.size() > 1 && mid[0] == '0') continue;
-      if (std::stoull(mid) < p.count) return p.netns;
-    }
+    std::optional<Pattern> first;  // the earliest pattern that names n
+    patterns.for_each_match(n, [&](uint64_t k, const Pattern& p) {
+      if (k < p.count && (!first || p.order < first->order)) first = p;
+    });
+    if (first) return first->netns;
     return std::nullopt;
   }
   void add(const std::string& pattern, uint64_t count, int netns) {
-    const size_t at = pattern.find("{i}");
-    if (at == std::string::npos) netns_of[pattern] = netns;
-    else patterns.push_back({pattern.substr(0, at), pattern.substr(at + 3), count, netns});
+    if (pattern.find("{i}") == std::string::npos) netns_of[pattern] = netns;
+    else patterns.add(pattern, {added++, count, netns});
   }
 };
+
+std::string sock_name_at(const Obj& o, const char* k) {
+  std::string n = o.str(k);
+  if (n.size() > kMaxSockName) fail(o.sub(k), fmt::format("a socket name is at most {} bytes, got {}", kMaxSockName, n.size()));
+  return n;
+}
 
 Call parse_call(const json& j, const std::string& path, Names& names,
                 const std::unordered_map<std::string, int>& hosts, std::vector<std::string_view> host_names) {
@@ -377,6 +390,11 @@ Call parse_call(const json& j, const std::string& path, Names& names,
     Obj r(o.at("repeat"), o.sub("repeat"), {"count", "every"});
     c.count = r.uint("count", 1, 1'000'000'000);
     c.every = r.has("every") ? r.duration("every") : 0;
+    // The last repetition runs at t + (count - 1) × every: within the scenario's time range.
+    const unsigned __int128 last = (unsigned __int128)c.t + (unsigned __int128)(c.count - 1) * c.every;
+    if (last > kMaxScenarioTime)
+      fail(o.sub("repeat"), fmt::format("the last repetition would run after {} (100000 h), the longest time a scenario may give",
+                                        format_duration(kMaxScenarioTime)));
   }
   if (c.op == Op::sysctl) {
     if (c.netns < 0) fail(path, "a sysctl op needs \"host\"");
@@ -388,7 +406,7 @@ Call parse_call(const json& j, const std::string& path, Names& names,
     net::sysctls scratch;
     if (auto err = net::sysctl_write(scratch, c.sysctl.name, "0"); err.rfind("unknown sysctl", 0) == 0) fail(o.sub("name"), err);
   } else {
-    c.sock = o.str("sock");
+    c.sock = sock_name_at(o, "sock");
     const bool pattern = c.sock.find("{i}") != std::string::npos;
     if (pattern && c.count == 1 && !o.has("repeat")) fail(o.sub("sock"), "\"{i}\" in a socket name needs \"repeat\"");
     if (!pattern && c.count > 1 && (c.op == Op::socket || !names.find(c.sock)))
@@ -423,7 +441,7 @@ Call parse_call(const json& j, const std::string& path, Names& names,
     case Op::connect: c.addr = endpoint_at(o, "to"); break;
     case Op::listen: if (o.has("backlog")) c.backlog = int(o.uint("backlog", 0, 2147483647)); break;
     case Op::accept:
-      c.as = o.str("as");
+      c.as = sock_name_at(o, "as");
       if (c.count > 1 && c.as.find("{i}") == std::string::npos)
         fail(o.sub("as"), "a repeated accept needs \"{i}\" in \"as\"");
       if (names.find(sock_name(c.as, 0))) fail(o.sub("as"), fmt::format("socket '{}' exists already", c.as));
@@ -568,11 +586,48 @@ WorkloadSpec parse_workload(const json& j, const std::string& path, const std::u
   else fail(o.sub("close"), "expected \"client\", \"server\" or \"rst\", got \"" + close + "\"");
   if (o.has("opts")) w.opts = parse_opts(o);
   if (o.has("bind")) w.bind = endpoint_at(o, "bind");
-  if (o.has("pool")) w.pool = uint32_t(o.uint("pool", 1, 1'000'000));
+  // 0 or null: no pool (so that a sweep can vary it: --vary /workloads/0/pool=0,8)
+  if (o.has("pool") && !o.at("pool").is_null()) w.pool = uint32_t(o.uint("pool", 0, 1'000'000));
   return w;
 }
 
-Scenario parse_scenario(const json& root, const std::string& file) {
+// Sizes against the limits (README "Limits"), and the memory estimate against the budget.
+void check_limits(const Scenario& sc, const Limits& lim) {
+  uint64_t netns = 0;
+  for (const auto& m : sc.machines) netns += m.netns.size();
+  if (netns > lim.machines)
+    fail("$.machines", fmt::format("{} network namespaces, more than the limit of {} (--no-limits lifts it)", netns, lim.machines));
+  unsigned __int128 calls = 0, sockets = 0;
+  for (const auto& c : sc.timeline) {
+    calls += c.count;
+    if (c.creates || c.op == Op::accept) sockets += c.count;
+  }
+  double arrivals = 0;
+  for (const auto& w : sc.workloads) {
+    sockets += w.pool;
+    arrivals += w.rate * double(w.stop - w.start) / double(kNsPerSec);
+  }
+  if (calls > lim.calls)
+    fail("$.timeline", fmt::format("{} calls (repetitions included), more than the limit of {} (--no-limits lifts it)",
+                                   uint64_t(calls), lim.calls));
+  if (sockets > lim.sockets)
+    fail("$.timeline", fmt::format("up to {} sockets, more than the limit of {} (--no-limits lifts it)", uint64_t(sockets),
+                                   lim.sockets));
+  if (double(calls) + arrivals > double(lim.events))
+    fail(sc.workloads.empty() ? "$.timeline" : "$.workloads",
+         fmt::format("about {:.0f} calls and workload arrivals, more than the limit of {} (--no-limits lifts it)",
+                     double(calls) + arrivals, lim.events));
+  uint64_t budget = lim.memory;
+  if (budget == 0) {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    budget = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) / 2 : UINT64_MAX;
+  }
+  if (const uint64_t need = estimate_memory(sc); need > budget)
+    fail("$", fmt::format("the run needs about {} MiB of memory, more than the {} MiB allowed (half this machine's RAM; "
+                          "--no-limits lifts it)", need >> 20, budget >> 20));
+}
+
+Scenario parse_scenario(const json& root, const std::string& file, const Limits& lim) {
   Obj o(root, "$", {"name", "description", "kernel", "seed", "machines", "external", "links", "workloads", "timeline", "comment", "oracle"});
   if (o.has("oracle")) {  // read by tools/kernel-oracle; portsim only checks its shape
     Obj orc(o.at("oracle"), o.sub("oracle"), {"checkable", "compare", "notes"});
@@ -588,6 +643,8 @@ Scenario parse_scenario(const json& root, const std::string& file) {
   if (o.has("seed")) sc.seed = o.uint("seed", 0, UINT64_MAX);
   const json& ms = o.at("machines");
   if (!ms.is_array() || ms.empty()) fail(o.sub("machines"), "expected a non-empty array of machines");
+  if (ms.size() > lim.machines)
+    fail(o.sub("machines"), fmt::format("{} machines, more than the limit of {} (--no-limits lifts it)", ms.size(), lim.machines));
   std::unordered_map<std::string, int> hosts;
   std::vector<std::string_view> host_names;
   std::set<std::string> machine_names;
@@ -639,7 +696,11 @@ Scenario parse_scenario(const json& root, const std::string& file) {
         fail(fmt::format("$.workloads[{}].name", i), "workload '" + sc.workloads.back().name + "' is defined twice");
     }
   }
-  const json& tl = o.at("timeline");
+  // A scenario made of workloads alone needs no timeline.
+  if (!o.has("timeline") && sc.workloads.empty())
+    fail("$", "missing required key 'timeline' (an array of calls; it may be left out when there are workloads)");
+  static const json kNoCalls = json::array();
+  const json& tl = o.has("timeline") ? o.at("timeline") : kNoCalls;
   if (!tl.is_array()) fail(o.sub("timeline"), "expected an array of calls");
   Names names;
   for (size_t i = 0; i < tl.size(); ++i) {
@@ -650,41 +711,171 @@ Scenario parse_scenario(const json& root, const std::string& file) {
                                  format_duration(sc.timeline.back().t)));
     sc.timeline.push_back(std::move(c));
   }
+  check_limits(sc, lim);
   return sc;
+}
+
+size_t utf8_length(std::string_view s, size_t i) {  // a valid sequence at s[i]: its length, else 0
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned c = b(i);
+  size_t n;
+  unsigned lo = 0x80, hi = 0xBF;  // the allowed range of the second byte (RFC 3629 table)
+  if (c >= 0x20 && c < 0x7F) return 1;
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c >= 0xE0 && c <= 0xEF) { n = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+  else if (c >= 0xF0 && c <= 0xF4) { n = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+  else return 0;
+  if (i + n > s.size() || b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k)
+    if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
+  return n;
+}
+
+// Where nlohmann's parser would go wrong before it reports: nesting past kMaxJsonDepth (its
+// error path recurses) and numbers beyond a double's range (it throws out_of_range, not a
+// parse error). Scans strings and comments the way its lexer does; the offset of the culprit
+// and what to say, or nothing.
+std::optional<std::pair<size_t, std::string>> prescan(const std::string& t) {
+  int depth = 0;
+  for (size_t i = 0; i < t.size(); ++i) {
+    const char c = t[i];
+    if (c == '"') {
+      for (++i; i < t.size() && t[i] != '"'; ++i)
+        if (t[i] == '\\') ++i;
+    } else if (c == '/' && i + 1 < t.size() && t[i + 1] == '/') {
+      while (i < t.size() && t[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < t.size() && t[i + 1] == '*') {
+      const size_t end = t.find("*/", i + 2);
+      if (end == std::string::npos) return std::nullopt;  // the parser reports the open comment
+      i = end + 1;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return std::make_pair(i, fmt::format("nested deeper than {} levels", kMaxJsonDepth));
+    } else if (c == ']' || c == '}') {
+      depth = std::max(depth - 1, 0);
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t e = i + 1;
+      while (e < t.size() && (std::isdigit(static_cast<unsigned char>(t[e])) || t[e] == '.' || t[e] == 'e' ||
+                              t[e] == 'E' || t[e] == '+' || t[e] == '-'))
+        ++e;
+      const std::string num = t.substr(i, e - i);
+      if (std::isinf(std::strtod(num.c_str(), nullptr)))
+        return std::make_pair(i, fmt::format("number {} is beyond the range of a double (about 1.8e308)",
+                                             num.size() > 40 ? num.substr(0, 37) + "..." : num));
+      i = e - 1;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string line_col(const std::string& text, size_t at) {  // 1-based line:column of byte `at`
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i < at && i < text.size(); ++i) {
+    if (text[i] == '\n') { ++line; col = 1; } else { ++col; }
+  }
+  return fmt::format("{}:{}", line, col);
 }
 
 }  // namespace
 
-LoadResult load_scenario_text(const std::string& text, const std::string& file) {
+std::string printable(std::string_view s, size_t max) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    if (out.size() >= max) {
+      out += "...";
+      break;
+    }
+    if (const size_t n = utf8_length(s, i)) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out += fmt::format("\\x{:02X}", static_cast<unsigned char>(s[i]));
+      ++i;
+    }
+  }
+  return out;
+}
+
+uint64_t estimate_memory(const Scenario& sc) {
+  uint64_t bytes = 16u << 20;  // the program, the engine and the trace buffer
+  for (const auto& m : sc.machines) {
+    bytes += net::INET_TABLE_PERTURB_SIZE * sizeof(uint32_t) + sizeof(net::machine);
+    // bhash (a bucket index per port), the connect() skip bitmap and the reserved ports.
+    bytes += m.netns.size() * (65536 * sizeof(uint32_t) + 2 * 65536 / 8 + sizeof(net::netns));
+  }
+  for (const auto& c : sc.timeline) {
+    bytes += sizeof(Call) + c.path.size() + c.sock.size();
+    if (c.creates || c.op == Op::accept) bytes += c.count * (sizeof(net::sock) + 64);  // + ehash slot, name index
+    if (c.expect_total && c.expect_total->distinct_ports) bytes += 65536 / 8;
+  }
+  for (const auto& w : sc.workloads) bytes += w.pool * (sizeof(net::sock) + 64) + w.to.size() * sizeof(net::endpoint);
+  return bytes;
+}
+
+LoadResult load_scenario_text(const std::string& text, const std::string& file, const Limits& limits) {
   LoadResult r;
   json root;
-  try {
-    root = json::parse(text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
-    // nlohmann reports a byte offset; turn it into line:column.
-    size_t line = 1, col = 1;
-    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
-      if (text[i] == '\n') { ++line; col = 1; } else { ++col; }
-    }
-    std::string what = e.what();
-    if (auto at = what.find("syntax error"); at != std::string::npos) what = what.substr(at);
-    r.error = Diag{fmt::format("{}:{}:{}: invalid JSON: {}", file, line, col, what)};
+  if (auto bad = prescan(text)) {
+    r.error = Diag{printable(fmt::format("{}:{}: invalid JSON: {}", file, line_col(text, bad->first), bad->second))};
     return r;
   }
   try {
-    r.scenario = parse_scenario(root, file);
+    root = json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    // nlohmann reports a byte offset (1-based, the last byte read); turn it into line:column.
+    std::string what = e.what();
+    if (auto at = what.find("syntax error"); at != std::string::npos) what = what.substr(at);
+    r.error = Diag{printable(fmt::format("{}:{}: invalid JSON: {}", file, line_col(text, e.byte ? e.byte - 1 : 0), what))};
+    return r;
+  } catch (const json::exception& e) {  // prescan() should have caught it; no position known
+    r.error = Diag{printable(fmt::format("{}: invalid JSON: {}", file, e.what()))};
+    return r;
+  }
+  try {
+    r.scenario = parse_scenario(root, file, limits);
   } catch (const LoadError& e) {
-    r.error = Diag{fmt::format("{}: {}: {}", file, e.path, e.message)};
+    r.error = Diag{printable(fmt::format("{}: {}: {}", file, e.path, e.message))};
   }
   return r;
 }
 
-LoadResult load_scenario_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {std::nullopt, Diag{fmt::format("{}: cannot open the scenario file", path)}};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return load_scenario_text(ss.str(), path);
+bool read_scenario_file(const std::string& path, std::string& text, std::string& error) {
+  auto os_error = [&](int err) {
+    error = printable(fmt::format("{}: cannot open the scenario file: {}", path, std::strerror(err)));
+    return false;
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return os_error(errno);
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return os_error(EISDIR);
+  }
+  text.clear();
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return os_error(err);
+    }
+    if (n == 0) break;
+    if (text.size() + size_t(n) > kMaxScenarioBytes) {
+      ::close(fd);
+      error = printable(fmt::format("{}: the scenario file is larger than {} MiB", path, kMaxScenarioBytes >> 20));
+      return false;
+    }
+    text.append(buf, size_t(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+LoadResult load_scenario_file(const std::string& path, const Limits& limits) {
+  std::string text, error;
+  if (!read_scenario_file(path, text, error)) return {std::nullopt, Diag{error}};
+  return load_scenario_text(text, path, limits);
 }
 
 }  // namespace portsim::scenario

@@ -5,6 +5,8 @@
 
 #include "portsim/net/secure_seq.h"
 
+#include <cstring>
+
 namespace portsim::scenario {
 
 namespace {
@@ -73,6 +75,11 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   w_.ehash.reserve(max_socks);
   for (const auto& ws : sc_.workloads) impl_->wl.push_back({Random(seed, "workload:" + ws.name), 0, {}, 0, 0});
   impl_->inst.resize(sc_.timeline.size());
+  for (uint32_t ci = 0; ci < sc_.timeline.size(); ++ci) {
+    const Call& c = sc_.timeline[ci];
+    const std::string* pat = c.op == Op::accept ? &c.as : c.creates ? &c.sock : nullptr;
+    if (pat && pat->find("{i}") != std::string::npos) impl_->patterns.add(*pat, ci);
+  }
   impl_->ok_count.assign(sc_.timeline.size(), 0);
   impl_->err_count.resize(sc_.timeline.size());
   impl_->ports_seen.resize(sc_.timeline.size());
@@ -411,15 +418,18 @@ void Runner::Impl::peer_closed(net::sock_id sk) {
 
 RunReport Runner::run() {
   if (!impl_->trace->ok()) {
-    rep_.runtime_error = fmt::format("{}: cannot open the trace file for writing", opt_.trace_path);
+    rep_.runtime_error = fmt::format("{}: cannot open the trace file for writing: {}", opt_.trace_path,
+                                     std::strerror(impl_->trace->error()));
     return rep_;
   }
   if (impl_->pcap && !impl_->pcap->ok()) {
-    rep_.runtime_error = fmt::format("{}: cannot open the pcap file for writing", opt_.pcap_path);
+    rep_.runtime_error = fmt::format("{}: cannot open the pcap file for writing: {}", opt_.pcap_path,
+                                     std::strerror(impl_->pcap->error()));
     return rep_;
   }
   if (impl_->perfetto && !impl_->perfetto->ok()) {
-    rep_.runtime_error = fmt::format("{}: cannot open the Perfetto file for writing", opt_.perfetto_path);
+    rep_.runtime_error = fmt::format("{}: cannot open the Perfetto file for writing: {}", opt_.perfetto_path,
+                                     std::strerror(impl_->perfetto->error()));
     return rep_;
   }
   for (uint32_t wi = 0; wi < sc_.workloads.size(); ++wi) {
@@ -477,11 +487,13 @@ RunReport Runner::run() {
     if (impl_->perfetto) impl_->perfetto->abandon();
     return rep_;
   }
-  if (!impl_->trace->commit()) rep_.runtime_error = fmt::format("{}: cannot write the trace", opt_.trace_path);
+  if (!impl_->trace->commit())
+    rep_.runtime_error = fmt::format("{}: cannot write the trace: {}", opt_.trace_path, std::strerror(impl_->trace->error()));
   else if (impl_->pcap && !impl_->pcap->commit())
-    rep_.runtime_error = fmt::format("{}: cannot write the pcap file", opt_.pcap_path);
+    rep_.runtime_error = fmt::format("{}: cannot write the pcap file: {}", opt_.pcap_path, std::strerror(impl_->pcap->error()));
   else if (impl_->perfetto && !impl_->perfetto->commit())
-    rep_.runtime_error = fmt::format("{}: cannot write the Perfetto file", opt_.perfetto_path);
+    rep_.runtime_error =
+        fmt::format("{}: cannot write the Perfetto file: {}", opt_.perfetto_path, std::strerror(impl_->perfetto->error()));
   return rep_;
 }
 

@@ -12,6 +12,7 @@
 #include "portsim/base/errno_name.h"
 #include "portsim/net/af_inet.h"
 #include "portsim/net/inet_connection_sock.h"
+#include "portsim/scenario/name_index.h"
 #include "portsim/scenario/runner.h"
 
 namespace portsim::scenario {
@@ -160,25 +161,22 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
     generated_names[id] = fmt::format("{}#{}", wname, k);
   }
 
-  // The sock a name refers to now; kNone if never created (or closed).
+  // The sock a name refers to now; kNone if never created (or closed). A "{i}" name is looked
+  // up through the patterns of the calls that give names (PatternIndex): the earliest such call
+  // whose repetition k is alive, as if the timeline were scanned in order, in time independent
+  // of the timeline's length.
+  PatternIndex<uint32_t> patterns;  // "{i}" patterns of naming calls (creating, accept's "as") → call
   net::sock_id lookup(const std::string& n) const {
     if (auto it = plain.find(n); it != plain.end()) return it->second;
-    for (uint32_t ci = 0; ci < r.sc_.timeline.size(); ++ci) {
-      const Call& c = r.sc_.timeline[ci];
-      for (const std::string* pat : {&c.sock, &c.as}) {
-        const size_t at = pat->find("{i}");
-        if (at == std::string::npos || inst[ci].empty()) continue;
-        const std::string pre = pat->substr(0, at), suf = pat->substr(at + 3);
-        if (n.size() <= pre.size() + suf.size() || n.compare(0, pre.size(), pre) ||
-            n.compare(n.size() - suf.size(), suf.size(), suf))
-          continue;
-        const std::string mid = n.substr(pre.size(), n.size() - pre.size() - suf.size());
-        if (mid.empty() || mid.size() > 9 || mid.find_first_not_of("0123456789") != std::string::npos) continue;
-        const uint64_t k = std::stoull(mid);
-        if (k < inst[ci].size() && inst[ci][k] != net::kNone) return inst[ci][k];
+    uint32_t best = kNoCall;
+    net::sock_id found = net::kNone;
+    patterns.for_each_match(n, [&](uint64_t k, uint32_t ci) {
+      if (ci < best && k < inst[ci].size() && inst[ci][k] != net::kNone) {
+        best = ci;
+        found = inst[ci][k];
       }
-    }
-    return net::kNone;
+    });
+    return found;
   }
 };
 

@@ -36,6 +36,7 @@ void Runner::Impl::xmit(const net::segment& in) {
   Nanos delay = 0;
   bool lost = false;
   if (path) {
+    // delay and jitter are at most kMaxScenarioTime each (checked at load): no wrap.
     delay = path->delay + (path->jitter ? Nanos(rnd->unit() * double(path->jitter)) : 0);
     lost = path->loss > 0 && rnd->unit() < path->loss;
   }
@@ -56,7 +57,7 @@ void Runner::Impl::xmit(const net::segment& in) {
   uint32_t slot;
   if (!free_pkts.empty()) { slot = free_pkts.back(); free_pkts.pop_back(); pkts[slot] = seg; }
   else { slot = uint32_t(pkts.size()); pkts.push_back(seg); }
-  r.eng_.schedule({r.w_.now + delay, engine::Prio::Wire, kPacket, slot, 0});
+  r.eng_.schedule({sat_add(r.w_.now, delay), engine::Prio::Wire, kPacket, slot, 0});
 }
 
 }  // namespace portsim::scenario

@@ -9,9 +9,10 @@ namespace portsim::scenario {
 Nanos Runner::next_gap(uint32_t wi) {
   const WorkloadSpec& ws = sc_.workloads[wi];
   const double mean_ns = 1e9 / ws.rate;
-  if (!ws.poisson) return Nanos(std::llround(mean_ns));
+  // Saturating: a tiny rate's gap (1e9 / 1e-300 ns) lands after every stop, not in the past.
+  if (!ws.poisson) return nanos_from_double(mean_ns);
   const double u = impl_->wl[wi].rnd.unit();
-  return Nanos(std::llround(-std::log1p(-u) * mean_ns));
+  return nanos_from_double(-std::log1p(-u) * mean_ns);
 }
 
 const net::endpoint& Runner::next_dest(uint32_t wi) {
@@ -68,7 +69,7 @@ void Runner::workload_established(uint32_t wi, net::sock_id sk) {
   }
   if (ws.pool) return;
   Nanos hold = ws.hold;
-  if (ws.hold_exp) hold = Nanos(std::llround(-std::log1p(-impl_->wl[wi].rnd.unit()) * double(ws.hold)));
+  if (ws.hold_exp) hold = nanos_from_double(-std::log1p(-impl_->wl[wi].rnd.unit()) * double(ws.hold));
   uint32_t slot;
   if (!impl_->free_wl_conns.empty()) {
     slot = impl_->free_wl_conns.back();
@@ -78,12 +79,12 @@ void Runner::workload_established(uint32_t wi, net::sock_id sk) {
     slot = uint32_t(impl_->wl_conns.size());
     impl_->wl_conns.push_back({sk, wi});
   }
-  eng_.schedule({w_.now + hold, engine::Prio::Call, kWlClose, slot, 0});
+  eng_.schedule({sat_add(w_.now, hold), engine::Prio::Call, kWlClose, slot, 0});
 }
 
 void Runner::workload_arrival(uint32_t wi, uint64_t k) {
   const WorkloadSpec& ws = sc_.workloads[wi];
-  const Nanos next = w_.now + next_gap(wi);
+  const Nanos next = sat_add(w_.now, next_gap(wi));
   if (next < ws.stop) eng_.schedule({next, engine::Prio::Call, kArrival, wi, k + 1});
   if (ws.pool) {  // a request over the pool: served when a pooled connection is up
     auto& st = impl_->wl[wi];
@@ -143,8 +144,8 @@ void Runner::pool_close(uint32_t wi) {
 
 void Runner::take_sample() {
   const uint64_t bound = w_.tbs.size() - w_.free_tbs.size();
-  rep_.samples.push_back({w_.now, w_.st.established, w_.st.time_wait, bound});
-  if (!eng_.empty()) eng_.schedule({w_.now + opt_.sample_every, engine::Prio::Timer, kSample, 0, 0});
+  rep_.samples.push_back({w_.now, w_.st.established, w_.st.time_wait, bound, rep_.connects_ok, rep_.connect_errors});
+  if (!eng_.empty()) eng_.schedule({sat_add(w_.now, opt_.sample_every), engine::Prio::Timer, kSample, 0, 0});
 }
 
 void Runner::count_connect(int err) {

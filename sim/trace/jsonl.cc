@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <iterator>
 
 #include "portsim/net/netns.h"
 #include "portsim/net/tcp.h"
@@ -45,7 +46,11 @@ void JsonlTrace::abandon() {
 
 void JsonlTrace::record(uint64_t t, std::string_view ev, std::string_view body) {
   if (!f_) return;
-  fmt::print(f_, "{{\"t\":{},\"ev\":\"{}\",{}}}\n", t, ev, body);
+  // Formatted in memory, written without exceptions: a write error (ENOSPC, EFBIG, EPIPE) is
+  // remembered and reported by commit().
+  fmt::memory_buffer buf;
+  fmt::format_to(std::back_inserter(buf), "{{\"t\":{},\"ev\":\"{}\",{}}}\n", t, ev, body);
+  out_.write(buf.data(), buf.size());
 }
 
 static const char* op_word(net::table_op op, const char* create, const char* destroy) {

@@ -1,5 +1,7 @@
 #include "portsim/trace/pcap.h"
 
+#include <string>
+
 #include "portsim/net/tcp.h"
 
 namespace portsim::trace {
@@ -35,13 +37,12 @@ uint16_t fold(uint32_t acc) {
   while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
   return uint16_t(~acc);
 }
-void le32(std::FILE* f, uint32_t v) {
-  const uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
-  std::fwrite(b, 1, 4, f);
+void le32(std::string& b, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b.push_back(char(uint8_t(v >> (8 * i))));
 }
-void le16(std::FILE* f, uint16_t v) {
-  const uint8_t b[2] = {uint8_t(v), uint8_t(v >> 8)};
-  std::fwrite(b, 1, 2, f);
+void le16(std::string& b, uint16_t v) {
+  b.push_back(char(uint8_t(v)));
+  b.push_back(char(uint8_t(v >> 8)));
 }
 }  // namespace
 
@@ -92,13 +93,15 @@ std::vector<uint8_t> segment_packet(const net::segment& seg) {
 PcapWriter::PcapWriter(std::string path) {
   if (!out_.open(path)) return;
   f_ = out_.get();
-  le32(f_, kPcapMagicNs);
-  le16(f_, 2);  // version 2.4
-  le16(f_, 4);
-  le32(f_, 0);  // thiszone
-  le32(f_, 0);  // sigfigs
-  le32(f_, 65535);  // snaplen
-  le32(f_, kLinktypeRaw);
+  std::string h;
+  le32(h, kPcapMagicNs);
+  le16(h, 2);  // version 2.4
+  le16(h, 4);
+  le32(h, 0);  // thiszone
+  le32(h, 0);  // sigfigs
+  le32(h, 65535);  // snaplen
+  le32(h, kLinktypeRaw);
+  out_.write(h.data(), h.size());
 }
 
 bool PcapWriter::commit() {
@@ -110,11 +113,13 @@ bool PcapWriter::commit() {
 void PcapWriter::segment(const net::world& w, const net::segment& seg, Nanos, net::seg_fate fate) {
   if (!f_ || fate == net::seg_fate::no_route) return;  // never left the host
   const std::vector<uint8_t> p = segment_packet(seg);
-  le32(f_, uint32_t(w.now / kNsPerSec));
-  le32(f_, uint32_t(w.now % kNsPerSec));
-  le32(f_, uint32_t(p.size()));
-  le32(f_, uint32_t(p.size()));
-  std::fwrite(p.data(), 1, p.size(), f_);
+  std::string r;
+  le32(r, uint32_t(w.now / kNsPerSec));
+  le32(r, uint32_t(w.now % kNsPerSec));
+  le32(r, uint32_t(p.size()));
+  le32(r, uint32_t(p.size()));
+  r.append(reinterpret_cast<const char*>(p.data()), p.size());
+  out_.write(r.data(), r.size());
 }
 
 }  // namespace portsim::trace

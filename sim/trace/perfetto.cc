@@ -18,14 +18,15 @@ std::string us(Nanos t) { return fmt::format("{}.{:03}", t / 1000, t % 1000); } 
 PerfettoWriter::PerfettoWriter(std::string path, NameFn name_of) : name_of_(std::move(name_of)) {
   if (!out_.open(path)) return;
   f_ = out_.get();
-  std::fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n", f_);
+  const std::string head = "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
+  out_.write(head.data(), head.size());
 }
 
 void PerfettoWriter::event(const std::string& json) {
   if (!f_) return;
-  if (!first_) std::fputs(",\n", f_);
+  if (!first_) out_.write(",\n", 2);
   first_ = false;
-  std::fputs(json.c_str(), f_);
+  out_.write(json.data(), json.size());
 }
 
 void PerfettoWriter::touch(const net::world& w, uint16_t ns) {
@@ -141,7 +142,7 @@ void PerfettoWriter::finish(const net::world& w, Nanos end) {
 
 bool PerfettoWriter::commit() {
   if (!f_) return false;
-  std::fputs("\n]}\n", f_);
+  out_.write("\n]}\n", 4);
   f_ = nullptr;
   return out_.commit();
 }

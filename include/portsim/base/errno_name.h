@@ -2,6 +2,7 @@
 #pragma once
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace portsim {
 
@@ -9,5 +10,7 @@ namespace portsim {
 std::string_view errno_name(int err);
 // The inverse, for the errnos the model can return; nullopt for an unknown name.
 std::optional<int> errno_from_name(std::string_view name);
+// Every errno name the model can return (not "OK"), in the table's order.
+std::vector<std::string_view> known_errno_names();
 
 }  // namespace portsim

@@ -12,6 +12,18 @@ using Nanos = uint64_t;  // virtual time since the scenario's t=0, or a duration
 constexpr Nanos kNsPerSec = 1'000'000'000ULL;
 constexpr Nanos kNsPerMs = 1'000'000ULL;
 
+// The largest time or duration a scenario may give (100 000 h, about 11.4 years): every instant
+// the run can reach — a call's t plus its repetitions, a link's delay plus jitter, a workload's
+// stop, kernel timers — then stays far below the 64-bit nanosecond range (584 years).
+constexpr Nanos kMaxScenarioTime = 100'000ULL * 3600 * kNsPerSec;
+
+// a + b, or UINT64_MAX when that would wrap: for sums of times that are not bounded by the
+// loader (exponential holds and Poisson gaps), so an event lands "never" instead of in the past.
+constexpr Nanos sat_add(Nanos a, Nanos b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+// A non-negative number of nanoseconds held in a double → Nanos (llround), UINT64_MAX at or
+// beyond 2^63 (and for NaN).
+Nanos nanos_from_double(double ns);
+
 // include/linux/jiffies.h: INITIAL_JIFFIES = (unsigned long)(unsigned int)(-300*HZ), so that
 // the 32-bit jiffies wraps five minutes after boot.
 constexpr uint64_t initial_jiffies(uint32_t hz) { return uint64_t(uint32_t(-300 * int64_t(hz))); }

@@ -28,9 +28,13 @@ struct RunOptions {
   net::observer* watch = nullptr;  // one more observer (e.g. the heat map's PortMap), not owned
 };
 
+// Table occupancy at a sample instant, and the connect() outcomes counted so far (sweeps turn
+// the running counts into per-interval ones).
 struct Sample {
   Nanos t;
   uint64_t established, time_wait, bound_ports;
+  uint64_t connects_ok = 0;                        // running total
+  std::map<std::string, uint64_t> connect_errors;  // running totals by errno name
 };
 
 struct RunReport {

@@ -25,6 +25,8 @@ class JsonlTrace final : public net::observer {
 
   // Commit: flush, close and rename the temporary file into place. False on an I/O error.
   bool commit();
+  // errno of the first failure to open or write (0: none).
+  int error() const { return out_.error(); }
   // Abandon: remove the temporary file.
   void abandon();
 

@@ -23,6 +23,7 @@ class PerfettoWriter final : public net::observer {
   bool ok() const { return f_ != nullptr; }
   bool commit();
   void abandon() { out_.abandon(); f_ = nullptr; }
+  int error() const { return out_.error(); }
 
   void bind_bucket(const net::world&, net::table_op, uint32_t tb) override;
   void bind2_bucket(const net::world&, net::table_op, uint32_t) override {}
