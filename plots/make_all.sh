@@ -96,9 +96,13 @@ sweep "$sc/churn-pool.json" \
 
 drop_wall "$data"/*.csv
 
-# 4. the plots
+# 4. the plots (PNG, SVG and PDF of each)
 step "rendering"
 for s in failure_vs_rate examined_vs_fill ports_in_use_over_time port_parity_and_gaps; do
   "$PYTHON" "$here/$s.py"
 done
+
+# 5. the README's heat map (HTML page and PNG)
+step "heat map"
+"$PORTSIM" heatmap "$sc/heatmap-demo.json" -o "$here/heatmap_demo.html" --png "$here/heatmap_demo.png" --columns 200
 step "done"

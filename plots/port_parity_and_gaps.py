@@ -26,7 +26,7 @@ from collections import Counter
 
 from matplotlib.lines import Line2D
 
-from _common import DEFAULT_RANGE, plt, read_csv, save
+from _common import DEFAULT_RANGE, plt, read_csv, save, COLUMN_IN, TEXT_WIDTH_IN
 
 LOW, HIGH = 32768, 60999
 
@@ -58,7 +58,7 @@ def main():
                     gaps[port - prev] += 1
                 prev = port
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 5.4), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 3.0), gridspec_kw={"width_ratios": [1.6, 1]})
     ax.scatter(even_n, even_p, s=0.6, color="C0", linewidths=0, rasterized=True,
                label=f"even port ({len(even_p)} connects)")
     ax.scatter(odd_n, odd_p, s=0.6, color="C1", linewidths=0, rasterized=True,
@@ -69,18 +69,18 @@ def main():
     if odd_n:
         ax.axvline(odd_n[0], color="k", ls=":", lw=1)
         ax.text(odd_n[0] - 250, HIGH + 900, f"connect #{odd_n[0]} (= 28 232 / 2):\nfirst odd port",
-                fontsize=8, va="bottom", ha="right")
+                fontsize=7, va="bottom", ha="right")
     ax.set_ylim(LOW - 1500, HIGH + 6500)
     ax.set_xlim(0, len(rows) + 250)
     ax.set_xlabel("connect() number (one every 100 us; connections never closed)")
     ax.set_ylabel("local port chosen")
     ax.set_title("Port chosen by each connect() to 10.0.0.2:80, default range 32768-60999",
-                 fontsize=10)
+                 fontsize=8)
     handles = [Line2D([], [], ls="", marker="o", ms=5, color="C0"),
                Line2D([], [], ls="", marker="o", ms=5, color="C1")]
     if fail_n:
         handles.append(Line2D([], [], ls="", marker="x", ms=6, color="C3"))
-    ax.legend(handles, [h.get_label() for h in ax.collections][:len(handles)], fontsize=8,
+    ax.legend(handles, [h.get_label() for h in ax.collections][:len(handles)], fontsize=7,
               loc="upper right")
 
     xs = list(range(2, 17, 2))
@@ -97,11 +97,11 @@ def main():
     title += f"\nchi-square vs uniform {chi2:.1f} (7 d.o.f., 5 % critical value 14.07)"
     if other:
         title += f"; {other} pairs with other gaps"
-    bx.set_title(title, fontsize=10)
+    bx.set_title(title, fontsize=8)
     bx.set_ylim(0, total / 8 * 1.5)
-    bx.legend(fontsize=8, loc="upper right")
+    bx.legend(fontsize=7, loc="upper right")
     fig.suptitle("Linux 6.18 __inet_hash_connect: laps over the even ports with random strides, "
-                 "odd ports only once the even half is full", fontsize=11)
+                 "odd ports only once the even half is full", fontsize=8)
     fig.tight_layout()
     save(fig, "port_parity_and_gaps.png")
 
