@@ -38,7 +38,7 @@ def series(rows, rng, reuse):
 def main():
     rows = read_csv("failure_vs_rate.csv")
     tw2 = read_csv("failure_vs_rate_tw2.csv")
-    fig, (ax, bx) = plt.subplots(2, 1, figsize=(COLUMN_IN, 4.8), sharex=True,
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(TEXT_WIDTH_IN, 5.6), sharex=True,
                                  gridspec_kw={"height_ratios": [3, 2]})
     curves = [
         ("32768 60999", "0", "C0", "-", "o", "32768-60999 (28 232 ports), tcp_tw_reuse=0"),

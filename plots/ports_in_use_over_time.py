@@ -38,7 +38,7 @@ def main():
     pool = read_csv("churn_pool_ts.csv")
     pool_sum = read_csv("churn_pool.csv")[0]
 
-    fig, ax = plt.subplots(figsize=(COLUMN_IN, 2.8))
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN, 3.8))
     ax.axhline(DEFAULT_RANGE, color="k", ls="--", lw=1,
                label="size of the range 32768-60999: 28 232 ports")
     for rate, color in (("600", "C3"), ("300", "C0")):

@@ -320,7 +320,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     seen[port] = true;
   }
   if (c.expect) check_expect(ci, k, o, port);
-  if (w_.obs) {
+  if (w_.obs && w_.obs->wants_calls()) {
     const int ns_idx = c.op == Op::sysctl ? c.netns : (alive ? int(w_.sk(sk).netns) : c.netns);
     const std::string detail = c.op == Op::bind ? "addr " + net::to_string(c.addr)
                                : c.op == Op::connect ? "to " + net::to_string(c.addr)

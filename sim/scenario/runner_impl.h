@@ -114,7 +114,7 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   // A call returned: the observers hear of it (Perfetto's instants, the heat map's clock).
   void call_event(Nanos t_start, uint16_t ns, std::string_view op, const std::string& sock, net::sock_id sk, int err,
                   std::string_view detail) {
-    if (r_world().obs) r_world().obs->call(r_world(), {t_start, ns, op, sock, sk, err, detail});
+    if (r_world().obs && r_world().obs->wants_calls()) r_world().obs->call(r_world(), {t_start, ns, op, sock, sk, err, detail});
   }
 
   explicit Impl(Runner& rr) : r(rr) {}

@@ -164,7 +164,7 @@ void Runner::record_connect(int err, const net::connect_info& info, net::sock_id
   if (info.autobind) rep_.examined.push_back(uint32_t(std::min<uint64_t>(info.examined, UINT32_MAX)));
   if (err == EINPROGRESS) return;
   count_connect(err);
-  if (w_.obs) impl_->call_event(w_.now, w_.sk(sk).netns, "connect", fmt::format("{}#{}", wname, k), sk, err,
+  if (w_.obs && w_.obs->wants_calls()) impl_->call_event(w_.now, w_.sk(sk).netns, "connect", fmt::format("{}#{}", wname, k), sk, err,
                                 "to " + net::to_string(to));
   if (!impl_->trace->enabled() || (opt_.trace_sample > 1 && k % opt_.trace_sample)) return;
   std::string body = fmt::format("\"workload\":{},\"rep\":{},\"host\":{},\"op\":\"connect\",\"sock\":{},\"sk\":{},\"to\":\"{}\"",

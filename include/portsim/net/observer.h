@@ -45,6 +45,7 @@ class observer {
   // time), a call returns, a timer fires. No-ops unless an output wants them.
   virtual void segment(const world&, const struct segment&, Nanos /*arrive*/, seg_fate) {}
   virtual void call(const world&, const call_event&) {}
+  virtual bool wants_calls() const { return false; }  // call() is only made when true
   virtual void timer(const world&, timer_kind, sock_id) {}
   // The run ended at virtual time `end` (outputs that draw intervals close them here).
   virtual void finish(const world&, Nanos /*end*/) {}
@@ -78,6 +79,11 @@ class observer_tee final : public observer {
     for (auto* o : outs_) o->segment(w, s, arrive, f);
   }
   void call(const world& w, const call_event& c) override { for (auto* o : outs_) o->call(w, c); }
+  bool wants_calls() const override {
+    for (auto* o : outs_)
+      if (o->wants_calls()) return true;
+    return false;
+  }
   void timer(const world& w, timer_kind k, sock_id id) override { for (auto* o : outs_) o->timer(w, k, id); }
   void finish(const world& w, Nanos end) override { for (auto* o : outs_) o->finish(w, end); }
 

@@ -33,6 +33,7 @@ class PerfettoWriter final : public net::observer {
   bool explaining() const override { return false; }
   void explain(std::string_view, std::string_view) override {}
   void call(const net::world&, const net::call_event&) override;
+  bool wants_calls() const override { return true; }
   void timer(const net::world&, net::timer_kind, net::sock_id) override;
   void finish(const net::world&, Nanos end) override;
 

@@ -48,6 +48,7 @@ class PortMap final : public net::observer {
   bool explaining() const override { return false; }
   void explain(std::string_view, std::string_view) override {}
   void call(const net::world& w, const net::call_event&) override { settle(w); }
+  bool wants_calls() const override { return true; }
   void finish(const net::world& w, Nanos end) override;
 
   // The grid, once the run has finished.
