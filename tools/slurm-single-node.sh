@@ -12,7 +12,7 @@
 # Exit status: 0 done; 2 impossible here (not root, packages missing: tools/install-deps.sh
 # installs them); 1 it should have worked but did not (the logs are printed).
 #
-# Measured on Debian 12 (no systemd, root): `up` takes 2–5 s once installed. The choices:
+# Measured on Debian 12 (no systemd, root): `up` takes 0.6–2 s once installed. The choices:
 #  * munged runs as the munge user from /run/munge (created here; /run is a tmpfs, so a
 #    fresh boot has none); an already running munged is used and left alone.
 #  * ProctrackType=proctrack/linuxproc and TaskPlugin=task/none: no cgroups needed;

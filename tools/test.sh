@@ -9,5 +9,6 @@ tools/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j2
 # Whatever happens, leave no Slurm daemon behind (the ctest fixture stops it too).
-trap 'tools/slurm-single-node.sh down >/dev/null 2>&1 || true' EXIT
+# (Unless another test run on this machine still uses it: tests/slurm/cluster_sweep_test.sh.)
+trap 'tests/slurm/cluster_sweep_test.sh down >/dev/null 2>&1 || true' EXIT
 ctest --test-dir build --output-on-failure -j2 -LE oracle

@@ -7,7 +7,7 @@
 namespace portsim {
 
 namespace {
-constexpr std::array<std::pair<int, std::string_view>, 18> kErrnos{{
+constexpr std::array<std::pair<int, std::string_view>, 20> kErrnos{{
     {0, "OK"},
     {EADDRINUSE, "EADDRINUSE"},
     {EADDRNOTAVAIL, "EADDRNOTAVAIL"},
@@ -26,6 +26,8 @@ constexpr std::array<std::pair<int, std::string_view>, 18> kErrnos{{
     {EPIPE, "EPIPE"},
     {EHOSTUNREACH, "EHOSTUNREACH"},
     {ENETUNREACH, "ENETUNREACH"},
+    {ENOPROTOOPT, "ENOPROTOOPT"},
+    {ECONNABORTED, "ECONNABORTED"},
 }};
 }  // namespace
 

@@ -110,6 +110,91 @@ int cmd_check(int argc, char** argv) {
   return kExitOk;
 }
 
+// --host / --state of `portsim ss` and `portsim run --ss-at` into SsOptions; false after a
+// one-line message.
+bool parse_ss_options(const char* cmd, const po::variables_map& vm, const scenario::Scenario& sc,
+                      scenario::SsOptions& o) {
+  if (vm.count("host")) {
+    o.host = vm["host"].as<std::string>();
+    std::vector<std::string_view> hosts;
+    for (const auto& m : sc.machines)
+      for (const auto& ns : m.netns) hosts.push_back(ns.name);
+    if (std::find(hosts.begin(), hosts.end(), o.host) == hosts.end()) {
+      fmt::print(stderr, "portsim {}: --host: no host '{}' in {}{}\n", cmd, o.host, sc.file, did_you_mean(o.host, hosts));
+      return false;
+    }
+  }
+  if (vm.count("state")) {
+    o.states = 0;
+    o.state_given = true;
+    for (const auto& s : vm["state"].as<std::vector<std::string>>()) {
+      const auto m = scenario::ss_state_mask(s);
+      if (!m) {
+        fmt::print(stderr, "portsim {}: --state: unknown state '{}' (ss's names: established, syn-sent, syn-recv, "
+                           "fin-wait-1, fin-wait-2, time-wait, closed, close-wait, last-ack, listening, closing, all, "
+                           "connected, synchronized, bucket, big)\n", cmd, s);
+        return false;
+      }
+      o.states |= *m;
+    }
+  }
+  o.summary = vm.count("summary") > 0;
+  return true;
+}
+
+// Durations for --at / --ss-at; nullopt after a one-line message.
+std::optional<std::vector<Nanos>> parse_times(const char* cmd, const char* opt, const std::vector<std::string>& args) {
+  std::vector<Nanos> out;
+  for (const auto& a : args) {
+    const auto d = parse_duration(a);
+    if (!d) {
+      fmt::print(stderr, "portsim {}: {}: expected a virtual time like \"10s\", got '{}'\n", cmd, opt, a);
+      return std::nullopt;
+    }
+    out.push_back(*d);
+  }
+  return out;
+}
+
+int cmd_ss(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()("help,h", "this help")
+      ("scenario", po::value<std::string>()->required(), "scenario file ('-': standard input)")
+      ("at", po::value<std::vector<std::string>>()->required()->composing(),
+       "virtual time of the snapshot (repeatable), after every event of that instant")
+      ("host", po::value<std::string>(), "only this host (network namespace); default: every host")
+      ("state", po::value<std::vector<std::string>>()->composing(),
+       "only sockets in this ss state (time-wait, established, listening, …, or connected, bucket…); repeatable")
+      ("summary,s", "print the `ss -s` summary instead of the table")
+      ("seed", po::value<uint64_t>(), "override the scenario's seed");
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (int rc = parse("ss", "SCENARIO --at 10s [--host H] [--state time-wait] [--summary]", opts, pos, argc, argv, vm);
+      rc >= 0)
+    return rc;
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>());
+  if (lr.error) {
+    std::cerr << lr.error->message << "\n";
+    return kExitBadInput;
+  }
+  scenario::RunOptions ro;
+  if (vm.count("seed")) ro.seed = vm["seed"].as<uint64_t>();
+  auto times = parse_times("ss", "--at", vm["at"].as<std::vector<std::string>>());
+  if (!times) return kExitBadInput;
+  if (!parse_ss_options("ss", vm, *lr.scenario, ro.ss)) return kExitBadInput;
+  ro.ss_at = *times;
+  ro.ss.label = times->size() > 1 && ro.ss.host.empty() == false;
+  ro.stop_at = *std::max_element(times->begin(), times->end());
+  scenario::Runner runner(*lr.scenario, ro);
+  const scenario::RunReport rep = runner.run();
+  if (!rep.runtime_error.empty()) {
+    std::cerr << rep.runtime_error << "\n";
+    return kExitBadInput;
+  }
+  return kExitOk;
+}
+
 int cmd_run(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "this help")
@@ -117,11 +202,18 @@ int cmd_run(int argc, char** argv) {
       ("trace,t", po::value<std::string>(), "write the JSON Lines trace to this file")
       ("seed,s", po::value<std::string>(), "override the scenario's seed (an integer in [0, 2^64-1])")
       ("explain,e", "narrate each call's kernel steps (function by function) on stderr")
+      ("explain-filter", po::value<std::string>(),
+       "with --explain: only blocks matching sock=NAME,errno=EADDRNOTAVAIL,from=10s,to=12s (any subset)")
       ("trace-sample", po::value<std::string>(), "trace only one generated (workload) connect in N")
       ("trace-level", po::value<std::string>()->default_value("all"),
        "all: calls, packets, states, tables, timers; calls: call records only")
       ("pcap", po::value<std::string>(), "write every segment as a pcap file (LINKTYPE_RAW; tcpdump -r, tshark -r)")
       ("perfetto", po::value<std::string>(), "write a Chrome trace-event JSON file (ui.perfetto.dev, chrome://tracing)")
+      ("ss-at", po::value<std::vector<std::string>>()->composing(),
+       "print the socket table (ss -tan format) at this virtual time, inline on stdout (repeatable)")
+      ("host", po::value<std::string>(), "with --ss-at: only this host")
+      ("state", po::value<std::vector<std::string>>()->composing(), "with --ss-at: only sockets in this ss state")
+      ("summary", "with --ss-at: the ss -s summary instead of the table")
       ("quiet,q", "print only expectation failures and errors")
       ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")");
   po::positional_options_description pos;
@@ -143,12 +235,32 @@ int cmd_run(int argc, char** argv) {
   if (vm.count("pcap")) ro.pcap_path = vm["pcap"].as<std::string>();
   if (vm.count("perfetto")) ro.perfetto_path = vm["perfetto"].as<std::string>();
   ro.explain = vm.count("explain") > 0;
+  if (vm.count("explain-filter")) {
+    std::string ferr;
+    auto f = trace::parse_explain_filter(vm["explain-filter"].as<std::string>(), ferr);
+    if (!f) {
+      std::cerr << "portsim run: " << ferr << "\n";
+      return kExitBadInput;
+    }
+    ro.explain_filter = *f;
+    ro.explain = true;  // a filter implies --explain
+  }
   const std::string level = vm["trace-level"].as<std::string>();
   if (level != "all" && level != "calls") {
     std::cerr << "portsim run: --trace-level: expected all or calls, got '" << level << "'\n";
     return kExitBadInput;
   }
   ro.trace_calls_only = level == "calls";
+  if (vm.count("ss-at")) {
+    auto times = parse_times("run", "--ss-at", vm["ss-at"].as<std::vector<std::string>>());
+    if (!times) return kExitBadInput;
+    ro.ss_at = *times;
+    if (!parse_ss_options("run", vm, *lr.scenario, ro.ss)) return kExitBadInput;
+    ro.ss.label = true;
+  } else if (vm.count("host") || vm.count("state") || vm.count("summary")) {
+    std::cerr << "portsim run: --host, --state and --summary go with --ss-at\n";
+    return kExitBadInput;
+  }
   if (vm.count("trace-sample")) {
     const auto n = u64_option(vm, "trace-sample", "run");
     if (!n) return kExitBadInput;
@@ -174,24 +286,24 @@ int cmd_run(int argc, char** argv) {
     fmt::print("portsim run {} (seed {}, kernel {})\n", sc.file, ro.seed.value_or(sc.seed), sc.kernel);
     std::string errs;
     for (const auto& [e, n] : rep.errors) errs += fmt::format(", {} {}", e, n);
-    fmt::print("  calls        {} (ok {}{})\n", rep.calls, rep.calls_ok, errs);
+    fmt::print("  timeline calls {} (ok {}{})\n", rep.calls, rep.calls_ok, errs);
     if (!rep.examined.empty())
-      fmt::print("  autobind     {} scans, {} candidates examined ({:.1f} per scan)\n", rep.examined.size(),
+      fmt::print("  autobind       {} scans, {} candidates examined ({:.1f} per scan)\n", rep.examined.size(),
                  rep.st.candidates, double(rep.st.candidates) / double(rep.examined.size()));
     if (rep.connects || rep.requests) {
       std::string gerrs;
       for (const auto& [e, n] : rep.connect_errors) gerrs += fmt::format(", {} {}", e, n);
-      fmt::print("  connects     {} (ok {}{}){}{}\n", rep.connects, rep.connects_ok, gerrs,
+      fmt::print("  connects       {} (ok {}{}){}{}\n", rep.connects, rep.connects_ok, gerrs,
                  rep.requests ? fmt::format("; pooled requests {} (failed {})", rep.requests, rep.requests_failed) : "",
                  rep.first_eaddrnotavail ? fmt::format("; first EADDRNOTAVAIL at {}", format_duration(*rep.first_eaddrnotavail)) : "");
     }
-    fmt::print("  ESTABLISHED  peak {}\n", rep.st.established_peak);
-    fmt::print("  TIME_WAIT    peak {}, recycled {}, overflow {}\n", rep.st.time_wait_peak, rep.st.tw_recycled,
+    fmt::print("  ESTABLISHED    peak {}\n", rep.st.established_peak);
+    fmt::print("  TIME_WAIT      peak {}, recycled {}, overflow {}\n", rep.st.time_wait_peak, rep.st.tw_recycled,
                rep.st.tw_overflow);
-    fmt::print("  virtual time {}\n", format_duration(rep.virtual_end));
-    fmt::print("  wall time    {:.3f} s, {:.0f} events/s, peak RSS {} MiB\n", wall,
+    fmt::print("  virtual time   {}\n", format_duration(rep.virtual_end));
+    fmt::print("  wall time      {:.3f} s, {:.0f} events/s, peak RSS {} MiB\n", wall,
                wall > 0 ? double(rep.events) / wall : 0.0, peak_rss_kib() / 1024);
-    fmt::print("  expectations {} held, {} failed\n", rep.expectations - rep.expectation_failures,
+    fmt::print("  expectations   {} held, {} failed\n", rep.expectations - rep.expectation_failures,
                rep.expectation_failures);
   }
   return rep.expectation_failures ? kExitExpectationFailed : kExitOk;
@@ -641,6 +753,7 @@ constexpr Command kCommands[] = {
     {"sweep", "run a scenario over varied values and seeds in parallel; CSV/JSON rows (or a shard)", cmd_sweep},
     {"merge", "put the shards of a sweep together: the CSV/JSON of one unsharded sweep", cmd_merge},
     {"heatmap", "draw a host's port range over time (HTML page, optional PNG/SVG/PDF)", cmd_heatmap},
+    {"ss", "the socket table at a virtual time, as `ss -tan` (or `ss -s`) prints it", cmd_ss},
 };
 
 void usage(std::FILE* to) {

@@ -23,6 +23,14 @@ void world::set_state(sock_id id, tcp_state to) {
   if (from == tcp_state::ESTABLISHED) --st.established;
   if (obs) obs->state_change(*this, id, from, to);
   if (s.hashed) connect_dest_refresh(*this, id);
+  // TCP_CLOSE: sk_prot->unhash(), and inet_put_port() unless the port was bound explicitly
+  // (SOCK_BINDPORT_LOCK): a port chosen by bind(0), listen() or connect() goes back here, on
+  // every path to CLOSE (a failed connect, an RST, tcp_done). A TIME_WAIT sock never comes
+  // through tcp_set_state (inet_twsk_kill unhashes it).
+  if (to == tcp_state::CLOSE && from != tcp_state::TIME_WAIT) {
+    inet_ehash_remove(*this, id);
+    if (!(sk(id).userlocks & SOCK_BINDPORT_LOCK)) inet_put_port(*this, id);
+  }
 }
 
 sock_id sys_socket(world& w, uint16_t ns, const cred& c, family f) {
@@ -30,6 +38,7 @@ sock_id sys_socket(world& w, uint16_t ns, const cred& c, family f) {
   sock& s = w.sk(id);
   s.uid = c.uid;
   s.cap_net_bind_service = c.cap_net_bind_service;
+  s.ss = socket_state::SS_UNCONNECTED;
   if (f == family::inet6) {  // AF_INET6: unbound at [::]
     s.v6 = true;
     s.rcv_saddr = s.daddr = inet_addr{};
@@ -76,11 +85,12 @@ sock_id inet_lookup_listener(const world& w, const netns& ns, const inet_addr& d
   return best;
 }
 
+// net/ipv4/tcp.c: tcp_done() — tcp_set_state(TCP_CLOSE) (which unhashes and releases a port
+// that was not bound explicitly), and the timers stop.
 void tcp_done(world& w, sock_id id) {
   w.set_state(id, tcp_state::CLOSE);
   ++w.sk(id).timer_gen;  // no timer survives CLOSE
   inet_ehash_remove(w, id);
-  if (!(w.sk(id).userlocks & SOCK_BINDPORT_LOCK)) inet_put_port(w, id);
 }
 
 void sock_destroy(world& w, sock_id id) {
@@ -110,49 +120,95 @@ static void explain_hash_connect(world& w, sock_id id, const connect_info& i, in
                                i.perturb_inc));
 }
 
-connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to) {
-  connect_result res;
-  // net/ipv4/af_inet.c: __inet_stream_connect() — only a closed socket may connect.
-  switch (w.sk(id).state) {
-    case tcp_state::CLOSE: break;
-    case tcp_state::SYN_SENT: res.err = EALREADY; return res;
-    default: res.err = EISCONN; return res;
-  }
-  // net/ipv4/tcp_ipv4.c: tcp_v4_connect() refuses another family's address; tcp_v6_connect()
-  // hands a v4-mapped one to tcp_v4_connect (refused on an IPV6_V6ONLY socket).
-  if (!w.sk(id).v6 && !to.addr.is_v4()) { res.err = EAFNOSUPPORT; return res; }
-  if (w.sk(id).v6 && to.addr.is_v4() && w.sk(id).ipv6only) { res.err = ENETUNREACH; return res; }
+// net/ipv4/tcp_ipv4.c: tcp_v4_connect() (tcp_v6_connect for AF_INET6 sockets): route, fix
+// saddr, SYN_SENT, inet_hash_connect(), then tcp_connect() sends the SYN. 0 or an errno.
+static int tcp_v4_connect(world& w, sock_id id, const endpoint& to, connect_info& info) {
+  // tcp_v4_connect() refuses another family's address; tcp_v6_connect() hands a v4-mapped
+  // one to tcp_v4_connect (refused on an IPV6_V6ONLY socket).
+  if (!w.sk(id).v6 && !to.addr.is_v4()) return EAFNOSUPPORT;
+  if (w.sk(id).v6 && to.addr.is_v4() && w.sk(id).ipv6only) return ENETUNREACH;
   netns& ns = w.ns_of(id);
-  // net/ipv4/tcp_ipv4.c: tcp_v4_connect(): route, fix saddr, SYN_SENT, inet_hash_connect().
   const inet_addr saddr = w.sk(id).rcv_saddr.is_any() ? inet_select_saddr(ns, to.addr) : w.sk(id).rcv_saddr;
-  if (saddr.is_any()) { res.err = ENETUNREACH; return res; }
+  if (saddr.is_any()) return ENETUNREACH;
   if (w.sk(id).rcv_saddr.is_any()) inet_bhash2_update_saddr(w, id, saddr);  // [::] or 0.0.0.0
   w.sk(id).daddr = to.addr;
   w.sk(id).dport = to.port;
   w.set_state(id, tcp_state::SYN_SENT);
-  res.err = inet_hash_connect(w, id, res.info);
-  w.st.candidates += res.info.examined;
-  explain_hash_connect(w, id, res.info, res.err);
-  if (res.err) {  // tcp_v4_connect's failure path: back to CLOSE, saddr and daddr reset
+  const int err = inet_hash_connect(w, id, info);
+  w.st.candidates += info.examined;
+  explain_hash_connect(w, id, info, err);
+  if (err) {  // failure: tcp_set_state(TCP_CLOSE) (gives back a port bind(0) chose), saddr reset
     w.set_state(id, tcp_state::CLOSE);
     const inet_addr any = w.sk(id).v6 ? inet_addr{} : kAnyV4;
     if (!(w.sk(id).userlocks & SOCK_BINDADDR_LOCK)) inet_bhash2_update_saddr(w, id, any);
     w.sk(id).daddr = any;
     w.sk(id).dport = 0;
-    return res;
+    return err;
   }
-  // tcp_v4_connect(): write_seq from secure_tcp_seq unless a reused TIME_WAIT set it.
+  // write_seq from secure_tcp_seq unless a reused TIME_WAIT set it (tcp_twsk_unique).
   if (w.sk(id).snd_nxt == 0)
     w.sk(id).snd_nxt = tcp_init_seq(w, w.sk(id).netns, w.sk(id).rcv_saddr, w.sk(id).num, to.addr, to.port);
-  w.sk(id).connect_pending = true;
   tcp_connect(w, id);  // a zero-delay path may finish the handshake before this returns
-  if (w.sk(id).connect_pending) {
-    res.err = EINPROGRESS;
-  } else {
-    res.err = w.sk(id).sk_err;
-    w.sk(id).sk_err = 0;
+  return 0;
+}
+
+// net/ipv4/af_inet.c: __inet_stream_connect() — the socket layer's state (sock->state)
+// decides first: SS_CONNECTED → EISCONN; SS_CONNECTING → EALREADY (or the outcome, if the
+// handshake ended meanwhile); SS_UNCONNECTED → a new connect if the sock is CLOSE, else
+// EISCONN. A handshake that ended in CLOSE reports sk_err (consumed) or ECONNABORTED, and
+// the socket is SS_UNCONNECTED again.
+//
+// The kernel holds the socket lock through the call: segments that arrive meanwhile (on
+// loopback, the whole handshake) wait in the backlog until release_sock(), after the state
+// was read. So a non-blocking connect always returns EINPROGRESS, and its outcome is seen by
+// the next call. A blocking one waits (EINPROGRESS here; world::app->connect_done() reports).
+connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to, bool nonblock) {
+  connect_result res;
+  sock& s = w.sk(id);
+  switch (s.ss) {
+    case socket_state::SS_CONNECTED: res.err = EISCONN; return res;
+    case socket_state::SS_CONNECTING: res.err = EALREADY; break;
+    case socket_state::SS_UNCONNECTED: {
+      if (s.state != tcp_state::CLOSE) { res.err = EISCONN; return res; }
+      // sk_err is not cleared here (the kernel neither): only sock_error() consumes it.
+      s.connect_nonblock = nonblock;
+      s.connect_pending = nonblock;  // a non-blocking call's outcome is its own trace record
+      if (const int err = tcp_v4_connect(w, id, to, res.info)) {
+        w.sk(id).connect_pending = false;
+        res.err = err;
+        return res;
+      }
+      w.sk(id).ss = socket_state::SS_CONNECTING;
+      res.err = EINPROGRESS;
+      if (nonblock) return res;  // the handshake's segments wait in the backlog: the next call sees them
+      break;
+    }
+    default: res.err = EINVAL; return res;
   }
+  sock& t = w.sk(id);
+  if (t.state == tcp_state::SYN_SENT || t.state == tcp_state::SYN_RECV) {
+    if (nonblock) return res;  // EALREADY (EINPROGRESS on the first call)
+    t.connect_pending = true;  // inet_wait_for_connect(): world::app->connect_done() reports
+    t.connect_nonblock = false;
+    res.err = EINPROGRESS;
+    return res;
+  }
+  res.err = inet_stream_connect_result(w, id);
   return res;
+}
+
+int inet_stream_connect_result(world& w, sock_id id) {
+  sock& s = w.sk(id);
+  s.connect_pending = false;
+  if (s.state == tcp_state::CLOSE) {  // sock_error: the handshake ended in CLOSE
+    const int err = s.sk_err ? s.sk_err : ECONNABORTED;
+    s.sk_err = 0;
+    s.ss = socket_state::SS_UNCONNECTED;
+    tcp_disconnect(w, id);  // sk_prot->disconnect(): the automatic source address goes too
+    return err;
+  }
+  s.ss = socket_state::SS_CONNECTED;
+  return 0;
 }
 
 int inet_listen(world& w, sock_id id, int backlog, bind_info* info) {
@@ -183,6 +239,7 @@ int inet_csk_accept(world& w, sock_id l, sock_id& child) {
   if (q.empty()) return EAGAIN;
   child = q.front();
   q.erase(q.begin());
+  w.sk(child).ss = socket_state::SS_CONNECTED;  // inet_accept(): newsock->state
   return 0;
 }
 

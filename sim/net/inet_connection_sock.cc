@@ -47,29 +47,52 @@ bool inet_bind_conflict(const sock& sk, const sock& sk2, bool relax, bool reusep
   return !(reuseport_ok && reuseport_pair);
 }
 
-// --explain: why owner sk2 keeps sk off the port in an explicit bind (relax, reuseport_ok).
-std::string conflict_reason(const sock& sk, const sock& sk2) {
-  if (sk.reuse && sk2.reuse) return "both SO_REUSEADDR, but the owner is listening";
-  if (sk.reuseport && sk2.reuseport) return "both SO_REUSEPORT, but under different uids";
-  return "not both SO_REUSEADDR, and not both SO_REUSEPORT";
+// --explain: inet_bind_conflict()'s verdict on sk and owner sk2, by the rule that decided it.
+std::string bind_conflict_reason(const sock& sk, const sock& sk2, bool relax, bool reuseport_ok) {
+  const bool tw = sk2.state == tcp_state::TIME_WAIT;
+  const bool both_reuseport = sk.reuseport && sk2.reuseport;
+  const bool reuseport_pair = both_reuseport && (tw || sk.uid == sk2.uid);
+  if (sk.reuse && sk2.reuse && sk2.state != tcp_state::LISTEN) {
+    if (!relax)
+      return "conflict: both SO_REUSEADDR, but bind(0) searches strictly (relax = false) unless "
+             "net.ipv4.ip_autobind_reuse = 1";
+    if (!reuseport_ok && reuseport_pair)
+      return "conflict: both SO_REUSEADDR, but also both SO_REUSEPORT, and bind(0) does not join a "
+             "reuseport group (reuseport_ok = false)";
+    return reuseport_ok ? "shares: both SO_REUSEADDR, owner not listening"
+                        : "shares: both SO_REUSEADDR, owner not listening (ip_autobind_reuse relaxed pass)";
+  }
+  if (reuseport_ok && reuseport_pair)
+    return tw ? "shares: both SO_REUSEPORT, owner in TIME_WAIT (any uid)"
+              : fmt::format("shares: both SO_REUSEPORT, same uid {}", sk.uid);
+  std::string why = "conflict: ";
+  if (sk.reuse && sk2.reuse) why += "both SO_REUSEADDR, but the owner is listening";
+  else if (sk.reuse) why += "the owner lacks SO_REUSEADDR";
+  else if (sk2.reuse) why += "we lack SO_REUSEADDR";
+  else why += "neither has SO_REUSEADDR";
+  if (!both_reuseport) why += sk.reuseport || sk2.reuseport ? ", and not both SO_REUSEPORT" : "";
+  else if (!reuseport_ok) why += "; both SO_REUSEPORT, but bind(0) does not join a reuseport group (reuseport_ok = false)";
+  else why += fmt::format("; both SO_REUSEPORT, but uid {} is not the owner's {}", sk.uid, sk2.uid);
+  return why;
 }
 
 // net/ipv4/inet_connection_sock.c: inet_csk_bind_conflict() (with the bhash2 address scoping
-// folded into the overlap test).
+// folded into the overlap test). Under --explain, every overlapping owner's verdict is told.
 bool inet_csk_bind_conflict(const world& w, sock_id sk, uint32_t tb, bool relax, bool reuseport_ok) {
   const sock& s = w.sk(sk);
+  const bool explain = w.obs && w.obs->explaining();
   for (uint32_t t2 = w.tbs[tb].bhash2; t2 != kNone; t2 = w.tb2s[t2].next) {
     for (sock_id o = w.tb2s[t2].owners; o != kNone; o = w.sk(o).bind_next) {
       if (o == sk) continue;
       const sock& so = w.sk(o);
-      if (inet_rcv_saddr_equal(s, so) && inet_bind_conflict(s, so, relax, reuseport_ok)) {
-        if (w.obs && w.obs->explaining() && reuseport_ok)  // explicit binds only: bind(0) walks many
-          w.obs->explain("inet_csk_bind_conflict",
-                         fmt::format("port {}: owner sk{} at {} in {} overlaps: {}", w.tbs[tb].port, o,
-                                     to_string(endpoint{so.rcv_saddr, so.num}), tcp_state_name(so.state),
-                                     conflict_reason(s, so)));
-        return true;
-      }
+      if (!inet_rcv_saddr_equal(s, so)) continue;
+      const bool conflict = inet_bind_conflict(s, so, relax, reuseport_ok);
+      if (explain)
+        w.obs->explain("inet_csk_bind_conflict",
+                       fmt::format("port {}: owner {} at {} in {}: {}", w.tbs[tb].port, w.obs->sock_name(w, o),
+                                   to_string(endpoint{so.rcv_saddr, so.num}), tcp_state_name(so.state),
+                                   bind_conflict_reason(s, so, relax, reuseport_ok)));
+      if (conflict) return true;
     }
   }
   return false;
@@ -107,6 +130,7 @@ uint16_t inet_csk_find_open_port(world& w, sock_id sk, bind_info& info) {
   netns& ns = w.ns_of(sk);
   machine& m = w.machine_of(ns);
   const sock& s = w.sk(sk);
+  const bool explain = w.obs && w.obs->explaining();
   bool relax = false;
   for (;;) {  // kernel label: ports_exhausted
     int attempt_half = s.reuse == SK_CAN_REUSE ? 1 : 0;
@@ -126,11 +150,23 @@ uint16_t inet_csk_find_open_port(world& w, sock_id sk, bind_info& info) {
       if (info.examined == 0) info.offset = offset;
       for (uint8_t pass = 1;; ++pass) {  // kernel label: other_parity_scan
         int port = low + int(offset);
+        if (explain)
+          w.obs->explain("inet_csk_find_open_port",
+                         fmt::format("{} search{}, range [{}, {}], pass {}: from port {}, step 2", relax ? "relaxed" : "strict",
+                                     attempt_half == 1 ? ", lower half (SO_REUSEADDR)" : attempt_half == 2 ? ", upper half" : "",
+                                     low, high - 1, pass, port >= high ? port - int(remaining) : port));
         for (uint32_t i = 0; i < remaining; i += 2, port += 2) {
           if (port >= high) port -= int(remaining);
           ++info.examined;
-          if (ns.sys.ip_local_reserved_ports.test(uint32_t(port))) continue;
+          if (ns.sys.ip_local_reserved_ports.test(uint32_t(port))) {
+            if (explain)
+              w.obs->explain("inet_csk_find_open_port",
+                             fmt::format("port {}: reserved (net.ipv4.ip_local_reserved_ports), skipped", port));
+            continue;
+          }
           const uint32_t tb = ns.bhash[uint16_t(port)];
+          if (explain && tb == kNone)
+            w.obs->explain("inet_csk_find_open_port", fmt::format("port {}: no bind bucket: free", port));
           if (tb == kNone || !inet_csk_bind_conflict(w, sk, tb, relax, /*reuseport_ok=*/false)) {
             info.low = uint32_t(low);
             info.high = uint32_t(high);
@@ -163,6 +199,9 @@ int inet_csk_get_port(world& w, sock_id sk, uint16_t port, bind_info* info) {
   } else if (const uint32_t tb = ns.bhash[port];
              tb != kNone && inet_csk_bind_conflict(w, sk, tb, /*relax=*/true, /*reuseport_ok=*/true)) {
     return EADDRINUSE;
+  } else if (w.obs && w.obs->explaining() && w.sk(sk).tb2 == kNone) {
+    w.obs->explain("inet_csk_get_port", tb == kNone ? fmt::format("port {}: no bind bucket: free", port)
+                                                    : fmt::format("port {}: no owner conflicts: shared", port));
   }
   sock& s = w.sk(sk);
   if (s.tb2 != kNone) return 0;  // listen() re-check of a bound socket: nothing to add
@@ -179,6 +218,22 @@ int inet_csk_get_port(world& w, sock_id sk, uint16_t port, bind_info* info) {
   return 0;
 }
 
+// net/ipv4/af_inet.c: inet_addr_valid_or_nonlocal() — an IPv4 bind() takes a local address
+// (RTN_LOCAL) and also a multicast (224.0.0.0/4) or broadcast (RTN_BROADCAST: 255.255.255.255
+// or the directed broadcast of a local subnet, 127.255.255.255 for lo) one; live 6.18.44:
+// tests/live/tcp_edges.json, case item14.
+static bool inet_addr_bindable_v4(const netns& ns, const inet_addr& a) {
+  const uint32_t h = a.v4_host();
+  if ((h >> 28) == 0xe || h == 0xffffffffu) return true;
+  if (h == 0x7fffffffu) return true;  // lo's 127.0.0.0/8 broadcast
+  for (const auto& ia : ns.addrs)
+    if (ia.addr.is_v4() && ia.prefix < 31) {
+      const uint32_t mask = ia.prefix ? ~0u << (32 - ia.prefix) : 0;
+      if ((ia.addr.v4_host() & mask) == (h & mask) && (h | mask) == ~0u) return true;
+    }
+  return false;
+}
+
 int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
   netns& ns = w.ns_of(sk);
   sock& s = w.sk(sk);
@@ -187,7 +242,9 @@ int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
   if (!s.v6 && !addr.addr.is_v4()) return EAFNOSUPPORT;
   if (s.v6 && addr.addr.is_v4() && s.ipv6only) return EINVAL;
   // Address must be local unless net.ipv4.ip_nonlocal_bind (IP_FREEBIND is not modelled).
-  if (!addr.addr.is_any() && !ns.owns(addr.addr) && !ns.sys.ip_nonlocal_bind) return EADDRNOTAVAIL;
+  if (!addr.addr.is_any() && !ns.owns(addr.addr) && !ns.sys.ip_nonlocal_bind &&
+      !(addr.addr.is_v4() && inet_addr_bindable_v4(ns, addr.addr)))
+    return EADDRNOTAVAIL;
   // inet_port_requires_bind_service(): below ip_unprivileged_port_start needs the capability.
   if (addr.port && addr.port < ns.sys.ip_unprivileged_port_start && !s.cap_net_bind_service)
     return EACCES;

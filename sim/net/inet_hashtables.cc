@@ -157,6 +157,7 @@ sock_id world::sock_alloc(uint16_t ns) {
   const sock_id id = pool_alloc(socks, free_socks);
   socks[id].netns = ns;
   socks[id].alive = true;
+  socks[id].rto_max_ms = uint32_t(nets[ns].sys.tcp_rto_max_ms);  // tcp_init_sock(): icsk_rto_max
   if (obs) obs->sock_alloc(*this, id);
   return id;
 }
@@ -304,6 +305,7 @@ static void bind_node_del(world& w, sock_id sk) {
 void inet_bind_hash(world& w, sock_id sk, uint32_t tb, uint32_t t2, uint16_t port) {
   PORTSIM_ASSERT(w.tb2s[t2].tb == tb, "tb2 {} is not a child of tb {}", t2, tb);
   w.sk(sk).num = port;
+  w.sk(sk).sport = port;  // inet_sport
   bind_node_add(w, sk, t2);
 }
 
@@ -396,12 +398,24 @@ int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp) {
   const sock& s = w.sk(sk);
   const sock_id other = inet_ehash_lookup(w, s.netns, s.rcv_saddr, lport, s.daddr, s.dport);
   sock_id tw = kNone;
+  const bool explain = w.obs && w.obs->explaining();
   if (other != kNone) {
-    if (w.sk(other).state != tcp_state::TIME_WAIT || !tcp_twsk_unique(w, sk, other, twp != nullptr))
-      return EADDRNOTAVAIL;
+    const sock& o = w.sk(other);
+    if (explain)  // a TIME_WAIT holder: tcp_twsk_unique() tells its verdict on the next line
+      w.obs->explain("__inet_check_established",
+                     fmt::format("port {}: 4-tuple {} > {} held by {} in {}{}", lport, to_string(endpoint{s.rcv_saddr, lport}),
+                                 to_string(endpoint{s.daddr, s.dport}), w.obs->sock_name(w, other), tcp_state_name(o.state),
+                                 o.state != tcp_state::TIME_WAIT ? ": not unique"
+                                 : o.tw_substate == tcp_state::FIN_WAIT2 ? " (substate FIN_WAIT2)" : ""));
+    if (o.state != tcp_state::TIME_WAIT || !tcp_twsk_unique(w, sk, other, twp != nullptr)) return EADDRNOTAVAIL;
     tw = other;
+  } else if (explain) {
+    w.obs->explain("__inet_check_established", fmt::format("port {}: 4-tuple {} > {} unique", lport,
+                                                           to_string(endpoint{s.rcv_saddr, lport}),
+                                                           to_string(endpoint{s.daddr, s.dport})));
   }
   w.sk(sk).num = lport;
+  w.sk(sk).sport = lport;
   inet_ehash_insert(w, sk);
   if (tw != kNone) {
     ++w.st.tw_recycled;  // LINUX_MIB_TIMEWAITRECYCLED
@@ -462,6 +476,23 @@ uint32_t next_candidate(const PortBitmap& skip, const PortBitmap* dest, const Po
   return k0 + best;
 }
 
+// --explain: why __inet_hash_connect() passes over a port without a 4-tuple check — reserved,
+// or its bind bucket was made by bind() (fastreuse or fastreuseport >= 0), naming its owners.
+void explain_skipped_candidate(world& w, const netns& ns, uint16_t port) {
+  if (ns.sys.ip_local_reserved_ports.test(port)) {
+    w.obs->explain("__inet_hash_connect", fmt::format("port {}: reserved (net.ipv4.ip_local_reserved_ports), skipped", port));
+    return;
+  }
+  const inet_bind_bucket& b = w.tbs[ns.bhash[port]];
+  std::string owners;
+  for (uint32_t t2 = b.bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
+    for (sock_id o = w.tb2s[t2].owners; o != kNone; o = w.sk(o).bind_next)
+      owners += (owners.empty() ? "" : ", ") + w.obs->sock_name(w, o);
+  w.obs->explain("__inet_hash_connect",
+                 fmt::format("port {}: bind bucket made by bind() (fastreuse {}, fastreuseport {}; owners: {}), skipped",
+                             port, int(b.fastreuse), int(b.fastreuseport), owners.empty() ? "none" : owners));
+}
+
 pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, int low, int high,
                       uint32_t remaining, uint32_t offset, uint32_t step,
                       check_established_fn check_established) {
@@ -470,18 +501,26 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
   const uint32_t start = uint32_t(low) + offset;
   // Segment 1: ports start, start+step, … below high. Segment 2: after the wrap.
   const uint32_t k1 = std::min(n, (uint32_t(high) - start + step - 1) / step);
-  const PortBitmap* dest_bits = d ? d->est.big.get() : nullptr;
-  const PortBitmap* tw_bits = d && !tw_recyclable(w, w.sk(sk)) ? d->tw.big.get() : nullptr;
+  // --explain visits every candidate one by one (no 64-port skips) and says why each fails.
   const bool explain = w.obs && w.obs->explaining();
+  static const PortBitmap kNoSkip;
+  const PortBitmap& skip = explain ? kNoSkip : ns.connect_skip;
+  const PortBitmap* dest_bits = d && !explain ? d->est.big.get() : nullptr;
+  const PortBitmap* tw_bits = d && !explain && !tw_recyclable(w, w.sk(sk)) ? d->tw.big.get() : nullptr;
   for (uint32_t seg = 0; seg < 2; ++seg) {
     const uint32_t k_begin = seg == 0 ? 0 : k1, k_end = seg == 0 ? k1 : n;
     const uint32_t first = seg == 0 ? start : start + k1 * step - remaining;  // port at k_begin
     for (uint32_t k = k_begin; k < k_end; ++k) {
-      k = k_begin + next_candidate(ns.connect_skip, dest_bits, tw_bits, first, step, k - k_begin, k_end - k_begin);
+      k = k_begin + next_candidate(skip, dest_bits, tw_bits, first, step, k - k_begin, k_end - k_begin);
       if (k >= k_end) break;
       const uint16_t port = uint16_t(first + (k - k_begin) * step);
       const uint32_t tb = ns.bhash[port];
+      if (explain && ns.connect_skip.test(port)) {
+        explain_skipped_candidate(w, ns, port);
+        continue;
+      }
       if (tb == kNone) {  // no bucket: the port is free in this netns
+        if (explain) w.obs->explain("__inet_hash_connect", fmt::format("port {}: no bind bucket: free", port));
         r = {port, k + 1, k, kNone};
         return r;
       }
@@ -492,9 +531,6 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
         r = {port, k + 1, k, tw};
         return r;
       }
-      if (explain)
-        w.obs->explain("__inet_check_established", "port " + std::to_string(port) +
-                                                       ": 4-tuple in use, next candidate");
     }
   }
   r.visited = n;

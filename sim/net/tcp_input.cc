@@ -8,11 +8,15 @@
 
 namespace portsim::net {
 
+// The handshake ended: sk_err records a failure (tcp_reset(), tcp_write_err()); a blocking
+// connect() wakes and finishes (__inet_stream_connect's tail); a non-blocking one only learns
+// it at its next connect() — the trace still gets a connect_done record now.
 void tcp_connect_finish(world& w, sock_id id, int err) {
   sock& s = w.sk(id);
+  if (err) s.sk_err = uint8_t(err);
   if (!s.connect_pending) return;
   s.connect_pending = false;
-  s.sk_err = uint8_t(err);
+  if (!s.connect_nonblock) err = inet_stream_connect_result(w, id);
   if (w.app) w.app->connect_done(id, err);
 }
 
@@ -47,8 +51,13 @@ void tcp_conn_request(world& w, uint16_t ns, sock_id l, const segment& in, uint3
   c.dport = in.sport;
   c.rcv_nxt = in.seq + 1;
   c.snd_nxt = (tw_isn ? tw_isn : tcp_init_seq(w, ns, in.daddr, in.dport, in.saddr, in.sport)) + 1;
-  c.ts_recent = w.nets[ns].sys.tcp_timestamps != 0;
+  // tcp_parse_options() on a SYN honours its TSval only when this netns has tcp_timestamps on;
+  // the SYN-ACK echoes timestamps only then (ireq->tstamp_ok).
+  c.ts_recent = in.ts && w.nets[ns].sys.tcp_timestamps != 0;
   c.retransmits = 0;
+  c.rto_ms = TCP_TIMEOUT_INIT_MS;
+  c.rto_max_ms = ls.rto_max_ms;
+  c.retrans_stamp = now_ms(w);  // the SYN-ACK's send time: the RTT sample at the ACK
   inet_inherit_port(w, l, child);
   w.set_state(child, tcp_state::SYN_RECV);
   inet_ehash_insert(w, child);
@@ -64,34 +73,42 @@ void tcp_close_state_reached(world& w, sock_id id) {
   if (w.sk(id).orphan) sock_destroy(w, id);
 }
 
-// net/ipv4/tcp_minisocks.c: tcp_timewait_state_process(). Returns true for TCP_TW_SYN: the
-// TIME_WAIT is gone and the SYN goes on to the listener with `tw_isn` as the new ISN.
-bool tcp_timewait_state_process(world& w, sock_id id, const segment& in, uint32_t& tw_isn) {
+enum class tcp_tw_status { SUCCESS, RST, ACK, SYN };
+
+// net/ipv4/tcp_minisocks.c: tcp_timewait_state_process(). Segments are taken as in window and a
+// new SYN as after rcv_nxt (ISNs grow with time: secure_tcp_seq).
+// The TSval of a segment is parsed only if the TW sock has timestamps (tw_ts_recent_stamp).
+tcp_tw_status tcp_timewait_state_process(world& w, sock_id id, const segment& in) {
   sock& s = w.sk(id);
-  if (in.flags & TCPHDR_RST) {  // TIME_WAIT assassination (tcp_rfc1337 = 0): the TW goes
-    inet_twsk_kill(w, id);
-    return false;
-  }
-  if ((in.flags & (TCPHDR_SYN | TCPHDR_ACK)) == TCPHDR_SYN) {
-    if (s.tw_substate == tcp_state::FIN_WAIT2) {  // TCP_TW_RST
-      tcp_v4_send_reset(w, s.netns, in);
-      return false;
+  const bool saw_tstamp = in.ts && s.ts_recent;
+  if (s.tw_substate == tcp_state::FIN_WAIT2) {  // repeats tcp_rcv_state_process's checks
+    if (in.flags & TCPHDR_RST) {
+      inet_twsk_kill(w, id);
+      return tcp_tw_status::SUCCESS;
     }
-    // TCP_TW_SYN: a new SYN whose sequence number is after rcv_nxt (or whose timestamp is
-    // newer) reopens the 4-tuple. The timestamps (not modelled) of a later SYN are newer, so
-    // portsim accepts it; the new ISN continues the TIME_WAIT's sequence space.
-    tw_isn = tcp_tw_isn(s.snd_nxt);
-    inet_twsk_kill(w, id);
-    return true;
-  }
-  if (in.flags & TCPHDR_FIN) {
+    if (in.flags & TCPHDR_SYN) return tcp_tw_status::RST;
+    if (!(in.flags & TCPHDR_ACK) || !(in.flags & TCPHDR_FIN)) return tcp_tw_status::SUCCESS;  // dup ACK
+    // FIN: a true TIME_WAIT now. 6.14+: the entry stamp (tcp_tw_reuse_delay counts from it)
+    // is renewed, with tw_ts_recent_stamp, only when the FIN carried a timestamp.
     s.rcv_nxt = in.seq + 1;
-    // FIN_WAIT2 substate: the peer's FIN turns it into a real TIME_WAIT for 60 s; in
-    // TIME_WAIT a retransmitted FIN re-arms the 60 s.
-    tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);
-    tcp_send(w, id, TCPHDR_ACK);
+    if (saw_tstamp) s.tw_entry_stamp = now_ms(w);
+    tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);  // substate, inet_twsk_reschedule
+    return tcp_tw_status::ACK;
   }
-  return false;
+  const bool pure = !(in.flags & (TCPHDR_SYN | TCPHDR_FIN));
+  if (in.seq == s.rcv_nxt && pure) {  // in window: an RST or a bare ACK
+    if (in.flags & TCPHDR_RST) {  // TIME_WAIT assassination (tcp_rfc1337 = 0)
+      inet_twsk_kill(w, id);
+      return tcp_tw_status::SUCCESS;
+    }
+    tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);  // inet_twsk_reschedule
+    return tcp_tw_status::SUCCESS;
+  }
+  if ((in.flags & (TCPHDR_SYN | TCPHDR_RST | TCPHDR_ACK)) == TCPHDR_SYN) return tcp_tw_status::SYN;
+  if (in.flags & TCPHDR_RST) return tcp_tw_status::SUCCESS;  // out of window
+  // Out of window (a retransmitted FIN, …): re-arm 60 s if it ACKs, and answer with an ACK.
+  if (in.flags & TCPHDR_ACK) tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);
+  return tcp_tw_status::ACK;
 }
 
 // net/ipv4/tcp_input.c: tcp_rcv_state_process() and friends, for a socket found in ehash.
@@ -116,21 +133,49 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
   }
   switch (s.state) {
     case tcp_state::SYN_SENT:  // tcp_rcv_synsent_state_process()
-      if ((in.flags & (TCPHDR_SYN | TCPHDR_ACK)) == (TCPHDR_SYN | TCPHDR_ACK) && in.ack == s.snd_nxt) {
+      if (in.flags & TCPHDR_ACK) {
+        if (in.ack != s.snd_nxt) {  // not our SYN's ACK (e.g. a TIME_WAIT's ACK): RST it
+          if (s.retransmits == 0)  // "previous FIN/ACK or RST/ACK might be ignored": SYN again soon
+            arm_timer(w, id, timer_kind::retransmit, jiffies_to_nanos(w, id, TCP_TIMEOUT_MIN));
+          tcp_v4_send_reset(w, s.netns, in);
+          return;
+        }
+        if (!(in.flags & TCPHDR_SYN)) return;
         s.rcv_nxt = in.seq + 1;
-        s.ts_recent = w.ns_of(id).sys.tcp_timestamps != 0;
+        s.ts_recent = in.ts;  // tstamp_ok: the SYN-ACK echoed the timestamps our SYN offered
+        tcp_synack_rtt_meas(w, id);
         w.set_state(id, tcp_state::ESTABLISHED);
         ++s.timer_gen;  // the SYN timer stops
         tcp_send(w, id, TCPHDR_ACK);
         tcp_connect_finish(w, id, 0);
+        return;
+      }
+      if (in.flags & TCPHDR_SYN) {  // a bare SYN: simultaneous open (or a connect to itself)
+        s.rcv_nxt = in.seq + 1;
+        s.ts_recent = in.ts && w.ns_of(id).sys.tcp_timestamps != 0;
+        w.set_state(id, tcp_state::SYN_RECV);
+        tcp_send(w, id, TCPHDR_SYN | TCPHDR_ACK);  // tcp_send_synack(); the SYN timer keeps running
       }
       return;
-    case tcp_state::SYN_RECV:  // tcp_check_req()
+    case tcp_state::SYN_RECV:
+      if (s.listener == kNone) {  // a full socket in simultaneous open (tcp_rcv_state_process)
+        if ((in.flags & TCPHDR_ACK) && in.ack == s.snd_nxt) {
+          tcp_synack_rtt_meas(w, id);
+          w.set_state(id, tcp_state::ESTABLISHED);
+          ++s.timer_gen;
+          tcp_connect_finish(w, id, 0);
+        } else if (in.flags & TCPHDR_SYN) {
+          tcp_send(w, id, TCPHDR_SYN | TCPHDR_ACK);
+        }
+        return;
+      }
+      // tcp_check_req()
       if (in.flags & TCPHDR_SYN) {
         tcp_send(w, id, TCPHDR_SYN | TCPHDR_ACK);  // retransmitted SYN: SYN-ACK again
       } else if (in.flags & TCPHDR_ACK) {
         const sock_id l = s.listener;
         if (l != kNone && w.listening.count(l) && acceptq_is_full(w, l)) return;  // ACK dropped
+        tcp_synack_rtt_meas(w, id);
         tcp_child_established(w, id);
         if (in.flags & TCPHDR_FIN) tcp_rcv_state_process(w, id, in);
       }
@@ -157,8 +202,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
         }
       } else if (ack_of_fin) {
         w.set_state(id, tcp_state::FIN_WAIT2);
-        if (s.orphan)  // tcp_fin_time(): an orphaned FIN_WAIT2 lives as a TW sock
-          tcp_time_wait(w, id, tcp_state::FIN_WAIT2, Nanos(w.ns_of(id).sys.tcp_fin_timeout) * kNsPerSec);
+        if (s.orphan) tcp_orphan_fin_wait2(w, id, false);  // tcp_fin_time() and the > 60 s split
       }
       return;
     case tcp_state::FIN_WAIT2:  // not orphaned (shutdown): waits for the FIN forever
@@ -182,20 +226,40 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
 
 }  // namespace
 
+// net/ipv4/tcp_ipv4.c: tcp_v4_rcv(). A TIME_WAIT sock answers through
+// tcp_timewait_state_process(): TCP_TW_SYN goes to a listener (the TW goes), or, with none, is
+// answered like TCP_TW_ACK (tcp_v4_timewait_ack; the TW stays); TCP_TW_RST: an RST, the TW goes.
 void tcp_v4_rcv(world& w, uint16_t ns, const segment& in) {
   const sock_id sk = inet_ehash_lookup(w, ns, in.daddr, in.dport, in.saddr, in.sport);
-  uint32_t tw_isn = 0;
   if (sk != kNone) {
     if (w.sk(sk).state != tcp_state::TIME_WAIT) {
       tcp_rcv_state_process(w, sk, in);
       return;
     }
-    if (!tcp_timewait_state_process(w, sk, in, tw_isn)) return;  // else TCP_TW_SYN: to the listener
+    switch (tcp_timewait_state_process(w, sk, in)) {
+      case tcp_tw_status::SYN:
+        if (const sock_id l = inet_lookup_listener(w, w.nets[ns], in.daddr, in.dport); l != kNone) {
+          const uint32_t isn = tcp_tw_isn(w.sk(sk).snd_nxt);  // TCP_SKB_CB(skb)->tcp_tw_isn
+          inet_twsk_kill(w, sk);  // inet_twsk_deschedule_put()
+          tcp_conn_request(w, ns, l, in, isn);
+          return;
+        }
+        [[fallthrough]];
+      case tcp_tw_status::ACK:
+        tcp_send(w, sk, TCPHDR_ACK);  // tcp_v4_timewait_ack()
+        return;
+      case tcp_tw_status::RST:
+        tcp_v4_send_reset(w, ns, in);
+        inet_twsk_kill(w, sk);
+        return;
+      case tcp_tw_status::SUCCESS: return;
+    }
+    return;
   }
   if ((in.flags & (TCPHDR_SYN | TCPHDR_ACK | TCPHDR_RST)) == TCPHDR_SYN) {
     const sock_id l = inet_lookup_listener(w, w.nets[ns], in.daddr, in.dport);
     if (l != kNone) {
-      tcp_conn_request(w, ns, l, in, tw_isn);
+      tcp_conn_request(w, ns, l, in, 0);
       return;
     }
   }

@@ -21,6 +21,10 @@ inline uint32_t tcp_tw_isn(uint32_t tw_snd_nxt) {
   const uint32_t isn = tw_snd_nxt + 65535 + 2;
   return isn ? isn : 1;
 }
+// `j` jiffies of sk's machine as Nanos (rounded up: nanos_to_jiffies gives j back).
+Nanos jiffies_to_nanos(world& w, sock_id id, uint64_t j);
+// tcp_ack_update_rtt() → tcp_rtt_estimator() → tcp_set_rto() on the handshake's RTT sample.
+void tcp_synack_rtt_meas(world& w, sock_id id);
 // A pending connect() learns its outcome (0 or an errno).
 void tcp_connect_finish(world& w, sock_id id, int err);
 // The handshake completed on a child: into the listener's accept queue.

@@ -1,4 +1,6 @@
 // net/ipv4/tcp_output.c — building and sending segments, and tcp_connect().
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "portsim/net/observer.h"
@@ -38,7 +40,7 @@ segment segment_of(const sock& s) {
   segment seg;
   seg.saddr = s.rcv_saddr;
   seg.daddr = s.daddr;
-  seg.sport = s.num;
+  seg.sport = s.sport;  // inet_sport: an RST sent after tcp_set_state(CLOSE) gave the port back
   seg.dport = s.dport;
   seg.from_ns = s.netns;
   return seg;
@@ -52,6 +54,10 @@ void tcp_send(world& w, sock_id id, uint8_t flags) {
   seg.seq = (flags & (TCPHDR_SYN | TCPHDR_FIN)) ? s.snd_nxt - 1 : s.snd_nxt;
   seg.ack = (flags & TCPHDR_ACK) ? s.rcv_nxt : 0;
   seg.flags = flags;
+  // Timestamps: a SYN offers them when net.ipv4.tcp_timestamps is on; afterwards both ends use
+  // them only if both did (tstamp_ok, kept as ts_recent). RSTs carry none.
+  if (flags == TCPHDR_SYN) seg.ts = w.ns_of(id).sys.tcp_timestamps != 0;
+  else seg.ts = s.ts_recent && !(flags & TCPHDR_RST);
   if (w.net_wire) w.net_wire->xmit(seg);
 }
 
@@ -108,6 +114,29 @@ void arm_timer(world& w, sock_id id, timer_kind kind, Nanos after) {
 
 uint32_t now_ms(const world& w) { return uint32_t(w.now / kNsPerMs); }
 
+Nanos jiffies_to_nanos(world& w, sock_id id, uint64_t j) {
+  const uint32_t hz = w.machine_of(w.ns_of(id)).hz;
+  return Nanos(((unsigned __int128)j * kNsPerSec + hz - 1) / hz);
+}
+
+// The first RTT sample m (the handshake: SYN → SYN-ACK, or SYN-ACK → ACK): tcp_rtt_estimator()
+// starts srtt = m, rttvar = max(2m, tcp_rto_min 200 ms), so tcp_set_rto() gives
+// icsk_rto = m + max(2m, 200 ms), at most icsk_rto_max. Karn: after a retransmission there is
+// no sample without timestamps, and tcp_init_metrics() falls back to TCP_TIMEOUT_FALLBACK (3 s);
+// with timestamps the kernel measures from the last retransmission, which portsim does not
+// keep, so it takes the fallback too.
+void tcp_synack_rtt_meas(world& w, sock_id id) {
+  sock& s = w.sk(id);
+  if (s.retransmits) {
+    s.rto_ms = 3000;
+    return;
+  }
+  const uint64_t m_us = uint64_t(now_ms(w) - s.retrans_stamp) * 1000;
+  const uint64_t rto_us = m_us + std::max<uint64_t>(2 * m_us, 200000);
+  const uint32_t cap = s.rto_max_ms ? s.rto_max_ms : 120000;
+  s.rto_ms = uint32_t(std::min<uint64_t>((rto_us + 999) / 1000, cap));
+}
+
 // net/ipv4/tcp_output.c: tcp_connect() — tcp_connect_init() sets icsk_rto =
 // TCP_TIMEOUT_INIT (1 s); the SYN goes out and ICSK_TIME_RETRANS is armed for one RTO.
 void tcp_connect(world& w, sock_id id) {
@@ -119,9 +148,11 @@ void tcp_connect(world& w, sock_id id) {
   s.snd_nxt += 1;  // tcp_connect_init(): snd_nxt = write_seq; the SYN takes one
   s.rcv_nxt = 0;
   // The kernel arms the timer, then sends. A zero-delay path answers inside tcp_send(), so we
-  // arm afterwards, only if still waiting — the same expiry time, without a dead heap entry.
+  // arm afterwards, only if still waiting and nothing re-armed it meanwhile (an unacceptable
+  // ACK re-arms it at TCP_TIMEOUT_MIN) — the same expiry, without a dead heap entry.
+  const uint32_t gen = s.timer_gen;
   tcp_send(w, id, TCPHDR_SYN);
-  if (w.sk(id).state == tcp_state::SYN_SENT)
+  if (w.sk(id).state == tcp_state::SYN_SENT && w.sk(id).timer_gen == gen)
     arm_timer(w, id, timer_kind::retransmit, Nanos(TCP_TIMEOUT_INIT_MS) * kNsPerMs);
 }
 

@@ -36,13 +36,17 @@ bool tcp_write_timeout(world& w, sock_id id) {
   if (s.retransmits >= max_retransmits) return true;
   // retransmits_timed_out(): only after a first retransmission; elapsed >= model timeout.
   if (!s.retransmits) return false;
-  const uint32_t timeout = tcp_model_timeout(retry_until, TCP_TIMEOUT_INIT_MS, uint32_t(sys.tcp_rto_max_ms));
+  const uint32_t timeout = tcp_model_timeout(retry_until, TCP_TIMEOUT_INIT_MS, s.rto_max_ms);  // icsk_rto_max
   return int32_t(now_ms(w) - s.retrans_stamp - timeout) >= 0;
 }
 
 // net/ipv4/inet_connection_sock.c: reqsk_timer_handler() — SYN-ACK retransmission.
 void reqsk_timer_handler(world& w, sock_id id) {
-  const uint32_t max_retries = uint32_t(w.ns_of(id).sys.tcp_synack_retries);
+  // The listener's TCP_SYNCNT, if set, overrides net.ipv4.tcp_synack_retries (6.18:
+  // max_syn_ack_retries = icsk_syn_retries ? : sysctl_tcp_synack_retries).
+  const sock_id l = w.sk(id).listener;
+  const uint8_t syncnt = l != kNone && w.sk(l).alive && w.sk(l).state == tcp_state::LISTEN ? w.sk(l).syn_retries : 0;
+  const uint32_t max_retries = syncnt ? syncnt : uint32_t(w.ns_of(id).sys.tcp_synack_retries);
   if (w.sk(id).retransmits >= max_retries) {  // give up on this request: it leaves ehash
     w.set_state(id, tcp_state::CLOSE);
     sock_destroy(w, id);
@@ -50,7 +54,7 @@ void reqsk_timer_handler(world& w, sock_id id) {
   }
   ++w.sk(id).retransmits;
   const uint64_t rto = std::min<uint64_t>(uint64_t(TCP_TIMEOUT_INIT_MS) << w.sk(id).retransmits,
-                                          uint64_t(w.ns_of(id).sys.tcp_rto_max_ms));
+                                          uint64_t(w.sk(id).rto_max_ms));
   arm_timer(w, id, timer_kind::retransmit, Nanos(rto) * kNsPerMs);
   tcp_send(w, id, TCPHDR_SYN | TCPHDR_ACK);
 }
@@ -60,7 +64,12 @@ void reqsk_timer_handler(world& w, sock_id id) {
 // net/ipv4/tcp_timer.c: tcp_retransmit_timer().
 void tcp_retransmit_timer(world& w, sock_id id) {
   switch (w.sk(id).state) {
-    case tcp_state::SYN_RECV: reqsk_timer_handler(w, id); return;
+    case tcp_state::SYN_RECV:
+      if (w.sk(id).listener != kNone) {
+        reqsk_timer_handler(w, id);
+        return;
+      }
+      break;  // a full socket in simultaneous open: retransmits like SYN_SENT (its SYN-ACK)
     case tcp_state::SYN_SENT: break;
     default: return;  // data retransmission is not modelled
   }
@@ -74,9 +83,9 @@ void tcp_retransmit_timer(world& w, sock_id id) {
   ++s.total_rto;
   const sysctls& sys = w.ns_of(id).sys;
   if (s.total_rto > uint32_t(sys.tcp_syn_linear_timeouts))  // linear phase over: back off
-    s.rto_ms = std::min<uint32_t>(s.rto_ms * 2, uint32_t(sys.tcp_rto_max_ms));
+    s.rto_ms = std::min<uint32_t>(s.rto_ms * 2, s.rto_max_ms);  // icsk_rto_max, fixed at socket()
   arm_timer(w, id, timer_kind::retransmit, Nanos(s.rto_ms) * kNsPerMs);
-  tcp_send(w, id, TCPHDR_SYN);
+  tcp_send(w, id, s.state == tcp_state::SYN_RECV ? TCPHDR_SYN | TCPHDR_ACK : TCPHDR_SYN);
 }
 
 }  // namespace portsim::net

@@ -83,8 +83,12 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   impl_->ok_count.assign(sc_.timeline.size(), 0);
   impl_->err_count.resize(sc_.timeline.size());
   impl_->ports_seen.resize(sc_.timeline.size());
-  impl_->trace = std::make_unique<trace::JsonlTrace>(
-      opt_.trace_path, [this](net::sock_id id) { return impl_->name(id); }, opt_.explain);
+  impl_->trace = std::make_unique<trace::JsonlTrace>(opt_.trace_path,
+                                                     [this](net::sock_id id) { return impl_->name(id); });
+  if (opt_.explain) {
+    impl_->explainer = std::make_unique<trace::Explainer>(opt_.explain_out, opt_.explain_filter);
+    impl_->trace->set_explainer(impl_->explainer.get());
+  }
   impl_->trace->set_calls_only(opt_.trace_calls_only);
   impl_->trace->set_on_alloc([this](net::sock_id id) {  // a reused id starts without a name
     if (id < impl_->name_of_sock.size()) impl_->name_of_sock[id] = {};
@@ -114,7 +118,11 @@ int apply_opt(net::sock& s, const OptSetting& o) {
     case SockOpt::SO_REUSEADDR: s.reuse = o.value ? net::SK_CAN_REUSE : net::SK_NO_REUSE; return 0;
     case SockOpt::SO_REUSEPORT: s.reuseport = o.value != 0; return 0;
     case SockOpt::IP_BIND_ADDRESS_NO_PORT: s.bind_address_no_port = o.value != 0; return 0;
-    case SockOpt::IPV6_V6ONLY: s.ipv6only = o.value != 0; return 0;
+    case SockOpt::IPV6_V6ONLY:  // net/ipv6/ipv6_sockglue.c: do_ipv6_setsockopt()
+      if (!s.v6) return ENOPROTOOPT;  // an AF_INET socket has no IPPROTO_IPV6 level
+      if (s.num) return EINVAL;       // not once it has a port (inet_num)
+      s.ipv6only = o.value != 0;
+      return 0;
     case SockOpt::SO_LINGER: s.linger0 = o.value != 0; return 0;
     case SockOpt::TCP_SYNCNT: s.syn_retries = uint8_t(o.value); return 0;
     case SockOpt::IP_LOCAL_PORT_RANGE: {
@@ -131,11 +139,16 @@ int apply_opt(net::sock& s, const OptSetting& o) {
 net::world& Runner::Impl::r_world() { return r.w_; }
 
 void Runner::Impl::connect_done(net::sock_id sk, int err) {
-  if (sk == in_connect) return;  // finished inside its own connect() call: the caller records it
+  // A blocking connect that finished inside its own call: the caller records it.
+  if (sk == in_connect && !r.w_.sk(sk).connect_nonblock) return;
   if (auto wit = wl_pending.find(sk); wit != wl_pending.end()) {
     const uint32_t wi = wit->second;
     wl_pending.erase(wit);
     r.record_connect(err, {}, sk, {r.w_.sk(sk).daddr, r.w_.sk(sk).dport}, r.sc_.workloads[wi].name, 0);
+    if (explainer) {  // the handshake's end: a one-line block
+      explain_begin(r.w_.now, connect_result_line(r.w_, sk, err, name(sk)), name(sk));
+      explain_end(r.w_.now, {}, err);
+    }
     if (err) {
       wl_of_sock.erase(sk);
       net::tcp_close(r.w_, sk);
@@ -170,10 +183,16 @@ void Runner::handle(const engine::Event& ev) {
       last_effective_ = ev.t;
       const net::segment seg = impl_->pkts[ev.a];
       impl_->free_pkts.push_back(ev.a);
+      if (impl_->explainer)
+        impl_->explain_begin(ev.t, fmt::format("segment {} > {} {} arrives", net::to_string(net::endpoint{seg.saddr, seg.sport}),
+                                               net::to_string(net::endpoint{seg.daddr, seg.dport}), net::tcp_flags_str(seg.flags)),
+                             {});
       impl_->deliver(seg);
+      impl_->explain_end(ev.t);
       return;
     }
     case kSample: take_sample(); return;
+    case kSs: print_ss(opt_.ss_out, w_, opt_.ss, ev.t); return;
     default: break;
   }
   last_effective_ = ev.t;
@@ -193,16 +212,22 @@ void Runner::on_timer(const engine::Event& ev) {
   if (id >= w_.socks.size() || !w_.sk(id).alive || w_.sk(id).timer_gen != gen) return;  // cancelled
   last_effective_ = ev.t;
   if (w_.obs) w_.obs->timer(w_, kind, id);
-  if (opt_.explain)
-    fmt::print(stderr, "{} {:<29} {}\n", format_duration(ev.t),
-               kind == net::timer_kind::timewait ? "tw_timer_handler" : "tcp_retransmit_timer",
-               impl_->name(id).empty() ? fmt::format("sk{}", id) : impl_->name(id));
+  const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", id) : impl_->name(id);
+  impl_->explain_begin(ev.t,
+                       fmt::format("{:<29} {}",
+                                   kind == net::timer_kind::timewait    ? "tw_timer_handler"
+                                   : kind == net::timer_kind::keepalive ? "tcp_keepalive_timer"
+                                                                        : "tcp_retransmit_timer",
+                                   who),
+                       who);
   switch (kind) {
     case net::timer_kind::timewait:
       if (w_.sk(id).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(w_, id);
-      return;
-    case net::timer_kind::retransmit: net::tcp_retransmit_timer(w_, id); return;
+      break;
+    case net::timer_kind::retransmit: net::tcp_retransmit_timer(w_, id); break;
+    case net::timer_kind::keepalive: net::tcp_keepalive_timer(w_, id); break;
   }
+  impl_->explain_end(ev.t);
 }
 
 void Runner::run_call(uint32_t ci, uint64_t k) {
@@ -217,15 +242,20 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   const bool verbose = impl_->trace->enabled() || opt_.explain;
   const std::string sname = fresh_instance && !verbose ? std::string() : sock_name(c.sock, k);
   Outcome out;
-  if (opt_.explain)
-    fmt::print(stderr, "{} {} {}{}\n", format_duration(now), op_name(c.op), c.op == Op::sysctl ? c.sysctl.name : sname,
-               c.op == Op::bind || c.op == Op::connect ? " " + net::to_string(c.addr)
-               : c.op == Op::sysctl ? " " + c.sysctl.value : "");
+  if (opt_.explain) {
+    impl_->explain_begin(now, fmt::format("{} {}{}", op_name(c.op), c.op == Op::sysctl ? c.sysctl.name : sname,
+                                          c.op == Op::bind || c.op == Op::connect ? " " + net::to_string(c.addr)
+                                          : c.op == Op::sysctl ? " " + c.sysctl.value : ""),
+                         c.op == Op::sysctl ? std::string() : sname);
+    impl_->explain_call = ci;
+    impl_->explain_k = k;
+  }
   net::sock_id sk = c.op == Op::sysctl || fresh_instance ? net::kNone : impl_->lookup(sname);
   if (c.op != Op::sysctl && sk == net::kNone) {
     if (!creates) {  // sname is always formatted here: fresh_instance implies creates
       rep_.runtime_error = fmt::format("{}: {}: socket '{}' does not exist at {} (not created yet, or closed)",
                                        sc_.file, c.path, sname, format_duration(now));
+      impl_->explain_end(now);
       return;
     }
     sk = net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
@@ -234,6 +264,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       if (!out.err) out.err = apply_opt(w_.sk(sk), o);
   } else if (c.op == Op::socket) {
     rep_.runtime_error = fmt::format("{}: {}: socket '{}' exists already", sc_.file, c.path, sname);
+    impl_->explain_end(now);
     return;
   } else if (!c.opts.empty() && c.op != Op::setsockopt) {
     for (const auto& o : c.opts)
@@ -253,13 +284,17 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         out.err = net::inet_listen(w_, sk, c.backlog, &out.bi);
         break;
       case Op::connect: {
-        const net::connect_result cr = impl_->connect(sk, c.addr);
+        const net::connect_result cr = impl_->connect(sk, c.addr, c.nonblock);
         out.err = cr.err;
         out.ci = cr.info;
         out.has_connect = true;
         if (cr.err == EINPROGRESS && !c.nonblock) {  // blocking: the outcome is recorded when it comes
           impl_->pending[sk] = {ci, k, now};
           impl_->pending_info[sk] = cr.info;
+          if (opt_.explain) {  // the result comes as a block of its own when the handshake ends
+            impl_->explain_call = kNoCall;
+            impl_->explain_end(now, {}, EINPROGRESS);
+          }
           return;
         }
         break;
@@ -329,7 +364,10 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     impl_->call_event(t_start, uint16_t(std::max(ns_idx, 0)), op_name(c.op), sock_name(c.sock, k), sk, o.err, detail);
   }
   const bool verbose = impl_->trace->enabled() || opt_.explain;
-  if (!verbose) return;
+  if (!verbose) {
+    if (impl_->explain_call == ci && impl_->explain_k == k) impl_->explain_call = kNoCall;
+    return;
+  }
   const std::string sname = sock_name(c.sock, k);
   std::string extra;
   if (c.op == Op::bind || c.op == Op::connect)
@@ -366,7 +404,11 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     }
     impl_->trace->record(w_.now, "call", body);
   }
-  if (opt_.explain) explain_call(c, sname, o, port);
+  if (opt_.explain) {
+    const bool own_block = impl_->explain_call == ci && impl_->explain_k == k;
+    if (own_block) impl_->explain_call = kNoCall;
+    explain_call(c, sname, o, port, own_block);
+  }
 }
 
 void Runner::check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t port) {
@@ -398,10 +440,16 @@ void Runner::check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t po
                                         format_duration(w_.now), why));
 }
 
-void Runner::explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port) {
-  fmt::print(stderr, "{} {} {} = {}\n", format_duration(w_.now), op_name(c.op),
-             c.op == Op::sysctl ? c.sysctl.name : sname,
-             o.err ? fmt::format("-1 {}", errno_name(o.err)) : port ? fmt::format("0 (local port {})", port) : std::string("0"));
+void Runner::explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port, bool own_block) {
+  const std::string result = fmt::format("{} {} = {}", op_name(c.op), c.op == Op::sysctl ? c.sysctl.name : sname,
+                                         o.err ? fmt::format("-1 {}", errno_name(o.err))
+                                         : port ? fmt::format("0 (local port {})", port) : std::string("0"));
+  if (own_block) {  // the call's block is still open: its result line closes it
+    impl_->explain_end(w_.now, result, o.err);
+  } else {  // a blocking connect completing later: a one-line block
+    impl_->explain_begin(w_.now, result, c.op == Op::sysctl ? std::string() : sname);
+    impl_->explain_end(w_.now, {}, o.err);
+  }
 }
 
 // EOF seen by an application: a generated client closes its socket (server-first close), and
@@ -444,9 +492,10 @@ RunReport Runner::run() {
     }
   }
   if (opt_.sample_every) eng_.schedule({0, engine::Prio::Timer, kSample, 0, 0});
+  for (const Nanos t : opt_.ss_at) eng_.schedule({t, engine::Prio::Observe, kSs, 0, 0});
   for (uint32_t i = 0; i < sc_.timeline.size(); ++i)
     eng_.schedule({sc_.timeline[i].t, engine::Prio::Call, kCall, i, 0});
-  eng_.run(*this);
+  eng_.run(*this, opt_.stop_at);
   rep_.events = eng_.events_run();
   for (const auto& st : impl_->wl) {
     rep_.requests += st.requests;

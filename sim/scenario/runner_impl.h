@@ -18,7 +18,7 @@
 namespace portsim::scenario {
 
 namespace runner_detail {
-enum EventKind : uint8_t { kCall = 0, kTimer = 1, kPacket = 2, kArrival = 3, kWlClose = 4, kPoolOpen = 5, kPoolClose = 6, kSample = 7 };
+enum EventKind : uint8_t { kCall = 0, kTimer = 1, kPacket = 2, kArrival = 3, kWlClose = 4, kPoolOpen = 5, kPoolClose = 6, kSample = 7, kSs = 8 };
 constexpr uint32_t kNoCall = UINT32_MAX;
 constexpr size_t kMaxFailuresShown = 20;
 
@@ -76,9 +76,9 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   std::unordered_set<net::sock_id> auto_children;         // server children the generator accepted
   net::sock_id in_connect = net::kNone;                    // the socket whose connect() is running
 
-  net::connect_result connect(net::sock_id sk, const net::endpoint& to) {
+  net::connect_result connect(net::sock_id sk, const net::endpoint& to, bool nonblock = false) {
     in_connect = sk;
-    auto r = net::inet_stream_connect(r_world(), sk, to);
+    auto r = net::inet_stream_connect(r_world(), sk, to, nonblock);
     in_connect = net::kNone;
     return r;
   }
@@ -115,6 +115,16 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   void call_event(Nanos t_start, uint16_t ns, std::string_view op, const std::string& sock, net::sock_id sk, int err,
                   std::string_view detail) {
     if (r_world().obs && r_world().obs->wants_calls()) r_world().obs->call(r_world(), {t_start, ns, op, sock, sk, err, detail});
+  }
+  std::unique_ptr<trace::Explainer> explainer;  // --explain (null: off)
+  // The call whose --explain block is open (run_call began it, finish_call ends it).
+  uint32_t explain_call = kNoCall;
+  uint64_t explain_k = 0;
+  void explain_begin(Nanos t, const std::string& header, const std::string& sock) {
+    if (explainer) explainer->begin(t, header, sock);
+  }
+  void explain_end(Nanos t, const std::string& result = {}, std::optional<int> err = std::nullopt) {
+    if (explainer) explainer->end(t, result, err);
   }
 
   explicit Impl(Runner& rr) : r(rr) {}
@@ -180,8 +190,15 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   }
 };
 
+// --explain: "connect NAME = 0 (local port P)" or "connect NAME = -1 ERRNO".
+inline std::string connect_result_line(const net::world& w, net::sock_id sk, int err, const std::string& name) {
+  if (err) return fmt::format("connect {} = -1 {}", name, errno_name(err));
+  return fmt::format("connect {} = 0 (local port {})", name, w.sk(sk).alive ? w.sk(sk).num : 0);
+}
+
 // setsockopt(): the options portsim models, with the kernel's own refusals (runner.cc).
 int apply_opt(net::sock& s, const OptSetting& o);
-inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.num}); }
+// getsockname(): inet_rcv_saddr and inet_sport (which keeps the port after inet_put_port).
+inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.sport}); }
 
 }  // namespace portsim::scenario

@@ -44,11 +44,12 @@ void Runner::Impl::xmit(const net::segment& in) {
   if (r.w_.obs)
     r.w_.obs->segment(r.w_, seg, r.w_.now + delay,
                       lost ? net::seg_fate::lost : nowhere ? net::seg_fate::no_route : net::seg_fate::delivered);
-  if (r.opt_.explain)
-    fmt::print(stderr, "  {:<28} {} > {} {}{}\n", seg.from_ns == net::kExternalNs ? "(external host)" : "tcp_transmit_skb",
-               net::to_string(net::endpoint{seg.saddr, seg.sport}), net::to_string(net::endpoint{seg.daddr, seg.dport}),
-               net::tcp_flags_str(seg.flags),
-               lost ? " — lost on the link" : nowhere ? " — no route: dropped" : delay ? fmt::format(", arrives after {}", format_duration(delay)) : "");
+  if (explainer && explainer->wanted())
+    explainer->step(seg.from_ns == net::kExternalNs ? "(external host)" : "tcp_transmit_skb",
+                    fmt::format("{} > {} {}{}", net::to_string(net::endpoint{seg.saddr, seg.sport}),
+                                net::to_string(net::endpoint{seg.daddr, seg.dport}), net::tcp_flags_str(seg.flags),
+                                lost ? " — lost on the link" : nowhere ? " — no route: dropped"
+                                : delay ? fmt::format(", arrives after {}", format_duration(delay)) : ""));
   if (lost || nowhere) return;
   if (delay == 0) {  // zero-delay path: delivered within the sending call, same instant
     deliver(seg);

@@ -30,6 +30,8 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
   const net::sock_id sk = net::sys_socket(w_, uint16_t(ws.netns), {}, fam);
   impl_->wl_of_sock[sk] = wi;
   if (impl_->trace->enabled() || opt_.explain) impl_->set_generated_name(sk, ws.name, k);
+  if (opt_.explain) impl_->explain_begin(w_.now, fmt::format("connect {}#{} {}", ws.name, k, net::to_string(to)),
+                                         fmt::format("{}#{}", ws.name, k));
   int err = 0;
   for (const auto& o : ws.opts)
     if (!err) err = apply_opt(w_.sk(sk), o);
@@ -41,6 +43,10 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
     info = cr.info;
   }
   record_connect(err, info, sk, to, ws.name, k);
+  if (opt_.explain) {
+    if (err == EINPROGRESS) impl_->explain_end(w_.now, {}, EINPROGRESS);  // the result is a block of its own
+    else impl_->explain_end(w_.now, connect_result_line(w_, sk, err, fmt::format("{}#{}", ws.name, k)), err);
+  }
   if (err == EINPROGRESS) {
     impl_->wl_pending[sk] = wi;
     return sk;
@@ -103,6 +109,16 @@ void Runner::workload_close(uint32_t slot) {
   impl_->free_wl_conns.push_back(slot);
   if (!w_.sk(sk).alive) return;
   const WorkloadSpec& ws = sc_.workloads[wi];
+  struct ExplainBlock {  // the close's --explain block, ended on every return
+    Impl& im;
+    Nanos t;
+    ~ExplainBlock() { im.explain_end(t); }
+  } block{*impl_, w_.now};
+  if (opt_.explain) impl_->explain_begin(w_.now, fmt::format("close {} ({})", impl_->name(sk),
+                                                             ws.close == WorkloadSpec::Closer::server ? "the server closes"
+                                                             : ws.close == WorkloadSpec::Closer::rst ? "the client resets: SO_LINGER 0"
+                                                             : "the client closes"),
+                                         impl_->name(sk));
   switch (ws.close) {
     case WorkloadSpec::Closer::client:
       impl_->wl_of_sock.erase(sk);
@@ -134,12 +150,14 @@ void Runner::pool_open(uint32_t wi) {
 }
 
 void Runner::pool_close(uint32_t wi) {
+  impl_->explain_begin(w_.now, fmt::format("close the pool of {}", sc_.workloads[wi].name), {});
   for (net::sock_id p : impl_->wl[wi].pool)
     if (p != net::kNone && w_.sk(p).alive) {
       impl_->wl_of_sock.erase(p);
       net::tcp_close(w_, p);
     }
   impl_->wl[wi].pool.clear();
+  impl_->explain_end(w_.now);
 }
 
 void Runner::take_sample() {

@@ -25,8 +25,8 @@ std::string json_str(std::string_view s) {
   return out + "\"";
 }
 
-JsonlTrace::JsonlTrace(std::string path, NameFn name_of, bool explain)
-    : path_(std::move(path)), name_of_(std::move(name_of)), explain_(explain) {
+JsonlTrace::JsonlTrace(std::string path, NameFn name_of)
+    : path_(std::move(path)), name_of_(std::move(name_of)) {
   if (path_.empty()) return;
   if (out_.open(path_)) f_ = out_.get();
 }
@@ -92,7 +92,8 @@ void JsonlTrace::ehash(const net::world& w, net::table_op op, net::sock_id id) {
 }
 
 void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_state from, net::tcp_state to) {
-  if (explain_) {
+  if (explainer_) explainer_->touch(name_of_(id));
+  if (explaining()) {
     const auto& s = w.sk(id);
     std::string_view to_name = net::tcp_state_name(to);
     if (to == net::tcp_state::TIME_WAIT && s.tw_substate == net::tcp_state::FIN_WAIT2) to_name = "FIN_WAIT2 (TW sock)";
@@ -126,12 +127,20 @@ void JsonlTrace::segment(const net::world& w, const net::segment& seg, Nanos arr
 void JsonlTrace::timer(const net::world& w, net::timer_kind kind, net::sock_id id) {
   if (!tables()) return;
   record(w.now, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
-                                     kind == net::timer_kind::timewait ? "timewait" : "retransmit", id,
+                                     kind == net::timer_kind::timewait    ? "timewait"
+                                     : kind == net::timer_kind::keepalive ? "keepalive"
+                                                                          : "retransmit",
+                                     id,
                                      json_str(name_of_(id))));
 }
 
 void JsonlTrace::explain(std::string_view fn, std::string_view what) {
-  fmt::print(stderr, "  {:<28} {}\n", fn, what);
+  if (explainer_) explainer_->step(fn, what);
+}
+
+std::string JsonlTrace::sock_name(const net::world&, net::sock_id id) const {
+  std::string n = name_of_(id);
+  return n.empty() ? fmt::format("sk{}", id) : n;
 }
 
 }  // namespace portsim::trace

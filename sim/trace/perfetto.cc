@@ -122,7 +122,10 @@ void PerfettoWriter::call(const net::world& w, const net::call_event& c) {
 void PerfettoWriter::timer(const net::world& w, net::timer_kind kind, net::sock_id id) {
   const Track& t = track(w, id);
   event(fmt::format(R"({{"ph":"i","s":"t","cat":"timer","name":"{}","pid":{},"tid":{},"ts":{}}})",
-                    kind == net::timer_kind::timewait ? "tw_timer_handler" : "tcp_retransmit_timer", t.ns + 1, t.tid,
+                    kind == net::timer_kind::timewait    ? "tw_timer_handler"
+                    : kind == net::timer_kind::keepalive ? "tcp_keepalive_timer"
+                                                         : "tcp_retransmit_timer",
+                    t.ns + 1, t.tid,
                     us(w.now)));
 }
 

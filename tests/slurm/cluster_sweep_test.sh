@@ -16,7 +16,7 @@ MODE=${1:?mode}
 PORTSIM=${2:-}
 NODE=$REPO/tools/slurm-single-node.sh
 eval "$("$NODE" env)"
-WORK=${PORTSIM_TEST_WORK:-$(mktemp -d /tmp/portsim-cluster.XXXXXX)}
+WORK=""  # made by prepare()
 
 skip() {
   if [[ ${CI:-} == true ]]; then
@@ -112,16 +112,40 @@ submit() {
 
 prepare() {
   [[ -x $PORTSIM ]] || { echo "no portsim at '$PORTSIM'" >&2; exit 1; }
+  WORK=$(mktemp -d /tmp/portsim-cluster.XXXXXX)
+  trap 'rm -rf "$WORK"' EXIT
   mkdir -p "$WORK/bin"
   ln -sfn "$REPO/plots" "$WORK/plots"
   ln -sf "$PORTSIM" "$WORK/bin/portsim"
   rm -rf "$WORK/shards" "$WORK"/results.* "$WORK"/local.*
 }
 
+# Several test runs on one machine (two build trees, say) share the node: each registers its
+# ctest process in USERS, and `down` stops the node only when no other live run is registered.
+USERS=/run/portsim-slurm-users
+register() { mkdir -p "$USERS" && touch "$USERS/$PPID"; }
+others_alive() {
+  local f
+  for f in "$USERS"/*; do
+    [[ -e $f ]] || continue
+    if [[ ${f##*/} != "$PPID" && -d /proc/${f##*/} ]]; then return 0; fi
+    rm -f "$f"  # ours, or a run that is gone
+  done
+  return 1
+}
+
+exec 9>/run/portsim-slurm.lock 2>/dev/null || exec 9>/tmp/portsim-slurm.lock
+case $MODE in
+  up | down) flock -w 120 9 || { echo "another test run holds /run/portsim-slurm.lock" >&2; exit 1; } ;;
+esac
+
 case $MODE in
   up)
+    register 2>/dev/null || true
     rc=0
-    "$NODE" up || rc=$?
+    "$NODE" up 9>&- || rc=$?
+    # Twice: the second finds the node up and keeps it (idempotent).
+    if ((rc == 0)); then "$NODE" up 9>&- || rc=$?; fi
     if ((rc == 2)); then
       # Not possible here (not root, or the packages are missing): the slurm tests skip,
       # except under CI, where this is a failure.
@@ -131,11 +155,23 @@ case $MODE in
     fi
     exit $rc ;;
   down)
-    "$NODE" down || [[ $? == 2 ]] ;;
+    if others_alive 2>/dev/null; then
+      echo "another test run (pid $(ls "$USERS" | tr '\n' ' ')) still uses the node: left up for it"
+      exit 0
+    fi
+    rc=0
+    "$NODE" down || rc=$?
+    ((rc == 2)) && exit 0  # not root: nothing was started
+    ((rc == 0)) || exit $rc
+    "$NODE" down  # again: nothing to do
+    if "$NODE" status; then echo "the node still answers after down" >&2; exit 1; fi
+    for f in slurmctld slurmd munged; do
+      [[ -e /run/portsim-slurm/$f.pid ]] && { echo "$f.pid left behind" >&2; exit 1; }
+    done
+    exit 0 ;;
   slurm)
     "$NODE" status || skip "no single-node Slurm (tools/slurm-single-node.sh up failed or cannot run here)"
     prepare
-    trap 'rm -rf "$WORK"' EXIT
     local_sweep
     submit
     state=$(wait_job "$MERGE")
@@ -151,7 +187,6 @@ case $MODE in
   slurm-fail)
     "$NODE" status || skip "no single-node Slurm (tools/slurm-single-node.sh up failed or cannot run here)"
     prepare
-    trap 'rm -rf "$WORK"' EXIT
     # A portsim that fails in array task 2, as a crashed or killed shard would.
     rm -f "$WORK/bin/portsim"
     cat >"$WORK/bin/portsim" <<EOF
@@ -171,7 +206,6 @@ EOF
   parallel)
     command -v parallel >/dev/null || skip "GNU parallel is not installed (Debian package parallel; tools/install-deps.sh installs it)"
     prepare
-    trap 'rm -rf "$WORK"' EXIT
     local_sweep
     (cd "$WORK" && PATH=$WORK/bin:$PATH bash -euo pipefail -c "$(recipe parallel)")
     ls "$WORK/shards"

@@ -129,7 +129,7 @@ TEST_CASE("sweep: --runs and --shard syntax", "[sweep][shard]") {
 
 TEST_CASE("sweep: runs are numbered first --vary slowest, seeds fastest; run r has seed base + r mod seeds",
           "[sweep][shard]") {
-  TempFile sc("shard_test_small.json", kSmall);
+  TempFile sc("shard_test_small_runs.json", kSmall);
   SweepSpec spec = small_spec(sc.path);
   std::string err;
   auto plan = plan_sweep(spec, err);
@@ -183,7 +183,7 @@ TEST_CASE("merge: three shards give the bytes of the unsharded sweep (wall_s asi
 }
 
 TEST_CASE("merge: a missing run, a duplicated run, a foreign shard are one-line errors naming it", "[sweep][shard]") {
-  TempFile sc("shard_test_small.json", kSmall);
+  TempFile sc("shard_test_small_errors.json", kSmall);  // own name: ctest -j runs test cases in parallel
   SweepSpec spec = small_spec(sc.path);
   spec.sample_every = 0;
   write_shard_file(spec, 0, 3, "shard_e0.shard");
@@ -241,7 +241,7 @@ TEST_CASE("sweep: the fingerprint covers the scenario, the variations and the se
 }
 
 TEST_CASE("sweep: every errno has a CSV column, 0 when none; the time series counts per interval", "[sweep]") {
-  TempFile sc("shard_test_small.json", kSmall);
+  TempFile sc("shard_test_small_ts.json", kSmall);
   const SweepSpec spec = small_spec(sc.path);
   std::string err;
   auto rows = run_sweep(spec, err);

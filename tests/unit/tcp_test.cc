@@ -165,6 +165,44 @@ TEST_CASE("tcp: SYN-ACK retransmission: exponential from 1 s, dropped after tcp_
   CHECK(net::inet_ehash_lookup(h.t.w, 0, syn.daddr, 80, syn.saddr, 40000) == net::kNone);
 }
 
+TEST_CASE("tcp: a listener's TCP_SYNCNT overrides tcp_synack_retries", "[tcp][tcp_timer][issue11]") {
+  // Source: 6.18 reqsk_timer_handler(): max_syn_ack_retries = icsk_syn_retries of the listener
+  // ?: net.ipv4.tcp_synack_retries (issue 11 item 14c; true in the source, not measured live:
+  // it needs a client that never ACKs). TCP_SYNCNT 2: SYN-ACKs at 0, 1.024, 3.04 s (timer wheel
+  // as in the test above), the request dropped at the next expiry, 7.168 s.
+  Timed h(R"([{"name":"s","uptime":"992ms","addresses":["10.0.0.2/24"]}])");
+  const net::sock_id l = h.t.socket();
+  h.t.w.sk(l).syn_retries = 2;
+  REQUIRE(net::inet_bind(h.t.w, l, *net::parse_endpoint("10.0.0.2:80")) == 0);
+  REQUIRE(net::inet_listen(h.t.w, l, 16) == 0);
+  net::segment syn;
+  syn.saddr = *net::parse_addr("198.51.100.7");
+  syn.daddr = *net::parse_addr("10.0.0.2");
+  syn.sport = 40000;
+  syn.dport = 80;
+  syn.from_ns = net::kExternalNs;
+  syn.flags = net::TCPHDR_SYN;
+  std::vector<double> synacks;
+  struct Rec final : net::wire {
+    Timed* h;
+    std::vector<double>* out;
+    void xmit(const net::segment& seg) override {
+      if ((seg.flags & (net::TCPHDR_SYN | net::TCPHDR_ACK)) == (net::TCPHDR_SYN | net::TCPHDR_ACK))
+        out->push_back(double(h->t.w.now) / 1e9);
+    }
+  } rec;
+  rec.h = &h;
+  rec.out = &synacks;
+  h.t.w.net_wire = &rec;
+  net::tcp_v4_rcv(h.t.w, 0, syn);
+  const net::sock_id req = net::inet_ehash_lookup(h.t.w, 0, syn.daddr, 80, syn.saddr, 40000);
+  REQUIRE(req != net::kNone);
+  h.eng.run(h);
+  CHECK(synacks == std::vector<double>{0, 1.024, 3.04});
+  CHECK(h.t.w.now == 7'168'000'000ULL);
+  CHECK_FALSE(h.t.w.sk(req).alive);
+}
+
 TEST_CASE("tcp: tcp_model_timeout matches the kernel's formula", "[tcp][tcp_timer]") {
   // Source: tcp_model_timeout(): SYN (boundary 6, base 1 s) = 127 s; established
   // (tcp_retries2 15, base TCP_RTO_MIN 200 ms) = 924.6 s (KERNEL-MAP §5).

@@ -381,11 +381,20 @@ class LiveRun:
                 a, p, fam = S.parse_endpoint(c['to'])
                 if fam == 6 and s.family == socket.AF_INET:
                     return raw_connect_v6(s, a, p)  # the kernel, not Python, must answer
-                s.settimeout(CONNECT_TIMEOUT)
-                try:
-                    s.connect((a, p))
-                finally:
-                    s.settimeout(None)
+                if c.get('nonblock'):  # O_NONBLOCK: EINPROGRESS / EALREADY / the outcome
+                    s.setblocking(False)
+                    try:
+                        return s.connect_ex((a, p))
+                    finally:
+                        s.setblocking(True)
+                # A real blocking connect(2), bounded by SO_SNDTIMEO (inet_wait_for_connect
+                # then returns EINPROGRESS). Python's settimeout() would instead connect
+                # non-blocking and read SO_ERROR, leaving sock->state SS_CONNECTING and sk_err
+                # consumed: a second connect() on the socket would then answer differently.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                             struct.pack('ll', int(CONNECT_TIMEOUT), 0))
+                e = s.connect_ex((a, p))
+                return 'TIMEOUT' if e == errno.EINPROGRESS else e
         except socket.timeout:
             return 'TIMEOUT'
         except OSError as ex:

@@ -15,7 +15,8 @@ namespace portsim::engine {
 // that expire (e.g. TIME_WAIT's 60 s) run first, the way a due kernel timer has already fired
 // when a syscall runs at the same jiffy; then segments arriving at that instant (softirq work
 // done before the process runs); then the scenario's calls.
-enum class Prio : uint8_t { Timer = 0, Wire = 1, Call = 2 };
+// Observers (ss snapshots) run last: they see the instant's final state.
+enum class Prio : uint8_t { Timer = 0, Wire = 1, Call = 2, Observe = 3 };
 
 struct Event {
   Nanos t = 0;

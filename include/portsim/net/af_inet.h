@@ -28,9 +28,14 @@ struct connect_result {
 };
 
 // net/ipv4/af_inet.c: __inet_stream_connect() → tcp_v4_connect() → inet_hash_connect(), then
-// tcp_connect() sends the SYN. Over a zero-delay path the handshake completes inside the call;
-// otherwise the result is EINPROGRESS and world::app->connect_done() reports the outcome.
-connect_result inet_stream_connect(world& w, sock_id sk, const endpoint& to);
+// tcp_connect() sends the SYN. sock->state (SS_*) decides what a repeated call returns. A
+// non-blocking call returns EINPROGRESS (then EALREADY, then the outcome); a blocking one whose
+// handshake did not end inside the call returns EINPROGRESS and world::app->connect_done()
+// reports the outcome (inet_stream_connect_result() has already been applied then).
+connect_result inet_stream_connect(world& w, sock_id sk, const endpoint& to, bool nonblock = false);
+// The tail of __inet_stream_connect() once the handshake is over: 0 (SS_CONNECTED), or sk_err /
+// ECONNABORTED when the sock is CLOSE (SS_UNCONNECTED again, sk_err consumed).
+int inet_stream_connect_result(world& w, sock_id sk);
 
 // net/ipv4/af_inet.c: inet_listen() → inet_csk_listen_start(). Autobinds an unbound socket.
 int inet_listen(world& w, sock_id sk, int backlog, bind_info* info = nullptr);

@@ -1,6 +1,7 @@
 // Hooks through which the model reports table changes and explanations (the trace layer
 // implements them). The model never formats anything itself; with no observer it pays nothing.
 #pragma once
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -49,6 +50,8 @@ class observer {
   virtual void timer(const world&, timer_kind, sock_id) {}
   // The run ended at virtual time `end` (outputs that draw intervals close them here).
   virtual void finish(const world&, Nanos /*end*/) {}
+  // --explain: the name a socket answers to in the scenario ("sk<id>" when it has none).
+  virtual std::string sock_name(const world&, sock_id id) const { return "sk" + std::to_string(id); }
 };
 
 // Forwards every hook to several observers (the JSONL trace, pcap, Perfetto, heat map…).
@@ -66,6 +69,9 @@ class observer_tee final : public observer {
     for (auto* o : outs_) o->state_change(w, id, from, to);
   }
   void sock_alloc(const world& w, sock_id id) override { for (auto* o : outs_) o->sock_alloc(w, id); }
+  std::string sock_name(const world& w, sock_id id) const override {  // the first output names it (the trace)
+    return outs_.empty() ? observer::sock_name(w, id) : outs_.front()->sock_name(w, id);
+  }
   bool explaining() const override {
     for (auto* o : outs_)
       if (o->explaining()) return true;
@@ -92,7 +98,7 @@ class observer_tee final : public observer {
 };
 
 // How the model arms timers without knowing the engine (net/ never includes engine/).
-enum class timer_kind : uint8_t { timewait, retransmit };
+enum class timer_kind : uint8_t { timewait, retransmit, keepalive };
 class timer_sink {
  public:
   virtual ~timer_sink() = default;

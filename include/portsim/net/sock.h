@@ -25,6 +25,10 @@ enum : uint8_t {
   SOCK_CONNECT_BIND = 16,  // 6.18: the port was chosen by connect() autobind
 };
 
+// include/uapi/linux/net.h: socket_state, the socket layer's own view (struct socket::state)
+// that __inet_stream_connect() and inet_shutdown() switch on.
+enum class socket_state : uint8_t { SS_FREE, SS_UNCONNECTED, SS_CONNECTING, SS_CONNECTED, SS_DISCONNECTING };
+
 // include/net/sock.h: sk_reuse values.
 enum : uint8_t { SK_NO_REUSE = 0, SK_CAN_REUSE = 1 };
 
@@ -49,17 +53,20 @@ struct sock {
   // snd_nxt holds tp->write_seq: 0 = not chosen yet (secure_tcp_seq), or set by the reuse of
   // a TIME_WAIT (tcp_twsk_unique).
   uint32_t snd_nxt = 0, rcv_nxt = 0;
+  uint32_t rto_max_ms = 0;      // icsk_rto_max: net.ipv4.tcp_rto_max_ms when the socket was made
   uint8_t retransmits = 0;      // icsk_retransmits
   uint8_t total_rto = 0;        // tp->total_rto (6.7+: linear SYN phase)
   uint8_t syn_retries = 0;      // TCP_SYNCNT (0 = net.ipv4.tcp_syn_retries)
   uint8_t sk_err = 0;           // the error a pending connect() ended with
   uint16_t num = 0;             // inet_num: local port, 0 = unbound
+  uint16_t sport = 0;           // inet_sport: what getsockname() shows; inet_put_port keeps it
   uint16_t dport = 0;           // inet_dport
   uint16_t netns = 0;           // sock_net(sk)
   tcp_state state = tcp_state::CLOSE;
   tcp_state tw_substate = tcp_state::CLOSE;  // TIME_WAIT sockets: TIME_WAIT or FIN_WAIT2
   uint8_t userlocks = 0;        // sk_userlocks
   uint8_t reuse = SK_NO_REUSE;  // sk_reuse (SO_REUSEADDR)
+  socket_state ss = socket_state::SS_UNCONNECTED;  // sock->state (struct socket)
   bool reuseport : 1 = false;   // sk_reuseport (SO_REUSEPORT)
   bool bind_address_no_port : 1 = false;  // IP_BIND_ADDRESS_NO_PORT
   bool ipv6only : 1 = false;    // sk_ipv6only
@@ -69,6 +76,7 @@ struct sock {
   bool orphan : 1 = false;      // closed by the application
   bool alive : 1 = false;       // slot in use
   bool ts_recent : 1 = false;   // a peer timestamp was received (tw_ts_recent_stamp != 0)
+  bool connect_nonblock : 1 = false;  // the pending connect() was O_NONBLOCK: nobody waits
   bool v6 : 1 = false;          // sk_family == AF_INET6
   bool linger0 : 1 = false;     // SO_LINGER {1, 0}: close() sends RST, no TIME_WAIT
   bool connect_pending : 1 = false;  // a connect() waits for the handshake's outcome

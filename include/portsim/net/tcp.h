@@ -16,6 +16,7 @@ inline constexpr uint16_t kExternalNs = UINT16_MAX;  // a host outside the model
 
 struct segment {
   inet_addr saddr, daddr;
+  bool ts = false;  // carries a TCP timestamp option (TSval / TSecr)
   uint16_t sport = 0, dport = 0;
   uint16_t from_ns = 0, to_ns = kExternalNs;  // to_ns filled by routing (kExternalNs: outside)
   uint32_t seq = 0, ack = 0;
@@ -47,6 +48,7 @@ class app_events {
 
 // include/net/tcp.h constants.
 inline constexpr uint32_t TCP_TIMEOUT_INIT_MS = 1000;
+inline constexpr uint64_t TCP_TIMEOUT_MIN = 2;  // jiffies: the shortest TCP timer
 inline constexpr Nanos TCP_TIMEWAIT_LEN = 60 * kNsPerSec;
 
 // net/ipv4/tcp_output.c: tcp_connect() — send the SYN, arm the retransmit timer.
@@ -55,9 +57,17 @@ void tcp_connect(world& w, sock_id sk);
 void tcp_v4_rcv(world& w, uint16_t ns, const segment& seg);
 // net/ipv4/tcp_timer.c: tcp_retransmit_timer() for SYN_SENT / the SYN-ACK timer of a request.
 void tcp_retransmit_timer(world& w, sock_id sk);
-// net/ipv4/tcp.c: tcp_close() and tcp_shutdown(SHUT_WR).
+// net/ipv4/tcp.c: tcp_close(); af_inet.c: inet_shutdown(SHUT_WR) → tcp_shutdown();
+// tcp.c: tcp_disconnect() (the abort of SO_LINGER {1, 0} and of shutdown() in SYN_SENT).
 int tcp_close(world& w, sock_id sk);
 int tcp_shutdown(world& w, sock_id sk);
+int tcp_disconnect(world& w, sock_id sk);
+// include/net/tcp.h: tcp_fin_time() in jiffies — max(tcp_fin_timeout, 3.5·icsk_rto).
+uint64_t tcp_fin_time(world& w, sock_id sk);
+// An orphan's FIN was ACKed (FIN_WAIT2): a FIN_WAIT2 TW sock, or first the keepalive timer.
+void tcp_orphan_fin_wait2(world& w, sock_id sk, bool fin);
+// net/ipv4/tcp_timer.c: tcp_keepalive_timer() (its orphaned-FIN_WAIT2 branch).
+void tcp_keepalive_timer(world& w, sock_id sk);
 // net/ipv4/tcp_minisocks.c: tcp_time_wait().
 void tcp_time_wait(world& w, sock_id sk, tcp_state substate, Nanos timeo);
 // net/ipv4/inet_timewait_sock.c: inet_twsk_kill() — the TIME_WAIT sock goes (timer or reuse).

@@ -2,6 +2,7 @@
 // virtual time, checks expectations, feeds the trace. The pipeline of `portsim run`.
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include "portsim/engine/engine.h"
 #include "portsim/net/netns.h"
 #include "portsim/scenario/scenario.h"
+#include "portsim/scenario/ss.h"
 #include "portsim/trace/jsonl.h"
 #include "portsim/trace/pcap.h"
 #include "portsim/trace/perfetto.h"
@@ -19,6 +21,8 @@ namespace portsim::scenario {
 struct RunOptions {
   std::string trace_path;  // empty: no trace
   bool explain = false;    // narrate each call's kernel steps on stderr
+  trace::ExplainFilter explain_filter;  // --explain-filter
+  std::FILE* explain_out = stderr;      // where --explain goes
   std::optional<uint64_t> seed;  // overrides the scenario's
   Nanos sample_every = 0;        // > 0: sample table occupancy every Δt of virtual time
   uint64_t trace_sample = 1;     // trace one generated connect in N (1: all)
@@ -26,6 +30,10 @@ struct RunOptions {
   std::string pcap_path;         // every segment as a pcap (trace/pcap.h); empty: none
   std::string perfetto_path;     // Chrome trace-event JSON (trace/perfetto.h); empty: none
   net::observer* watch = nullptr;  // one more observer (e.g. the heat map's PortMap), not owned
+  std::vector<Nanos> ss_at;      // print the socket table (ss -tan) at these virtual times
+  SsOptions ss;                  // which namespaces / states, or the summary
+  std::FILE* ss_out = stdout;
+  Nanos stop_at = UINT64_MAX;    // run no event after this time (portsim ss)
 };
 
 // Table occupancy at a sample instant, and the connect() outcomes counted so far (sweeps turn
@@ -76,7 +84,7 @@ class Runner final : public engine::EventHandler {
   void run_call(uint32_t ci, uint64_t k);
   void finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_start);
   void check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t port);
-  void explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port);
+  void explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port, bool own_block);
   Nanos next_gap(uint32_t wi);
   const net::endpoint& next_dest(uint32_t wi);
   net::sock_id workload_connect(uint32_t wi, uint64_t k);

@@ -8,6 +8,7 @@
 
 #include "portsim/base/output_file.h"
 #include "portsim/net/observer.h"
+#include "portsim/trace/explain.h"
 
 namespace portsim::trace {
 
@@ -15,7 +16,7 @@ class JsonlTrace final : public net::observer {
  public:
   using NameFn = std::function<std::string(net::sock_id)>;
   // An empty path makes a trace that writes nothing (explain output may still go to stderr).
-  JsonlTrace(std::string path, NameFn name_of, bool explain);
+  JsonlTrace(std::string path, NameFn name_of);
   ~JsonlTrace() override;
   bool ok() const { return path_.empty() || f_ != nullptr; }  // false: could not open
   bool enabled() const { return f_ != nullptr; }
@@ -41,10 +42,13 @@ class JsonlTrace final : public net::observer {
     if (on_alloc_) on_alloc_(id);
   }
   void set_on_alloc(std::function<void(net::sock_id)> f) { on_alloc_ = std::move(f); }
-  bool explaining() const override { return explain_; }
+  // --explain: steps go to this explainer (null: not explaining).
+  void set_explainer(Explainer* e) { explainer_ = e; }
+  bool explaining() const override { return explainer_ && explainer_->wanted(); }
   void explain(std::string_view kernel_function, std::string_view what) override;
   void segment(const net::world&, const net::segment&, Nanos arrive, net::seg_fate) override;  // "pkt"
   void timer(const net::world&, net::timer_kind, net::sock_id) override;                         // "timer"
+  std::string sock_name(const net::world&, net::sock_id id) const override;
 
  private:
   std::string path_;
@@ -52,7 +56,7 @@ class JsonlTrace final : public net::observer {
   std::FILE* f_ = nullptr;  // out_.get() while open
   NameFn name_of_;
   std::function<void(net::sock_id)> on_alloc_;
-  bool explain_;
+  Explainer* explainer_ = nullptr;
   bool calls_only_ = false;
 };
 
