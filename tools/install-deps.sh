@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libboost-program-options-dev nlohmann-json3-dev catch2 libfmt-dev libxxhash-dev
-      libbenchmark-dev python3 python3-matplotlib iproute2
+      libbenchmark-dev python3 python3-matplotlib iproute2 groff-base  # groff: the man page test
       slurm-wlm munge parallel  # the `slurm` ctest label (tools/slurm-single-node.sh)
       tcpdump tshark chromium)  # the pictures tests: pcap read back, the heat map in headless Chromium
 missing=()

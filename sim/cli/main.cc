@@ -94,7 +94,7 @@ int parse(const char* cmd, const char* synopsis, po::options_description& opts,
 
 int cmd_check(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()("help,h", "this help")("scenario", po::value<std::string>()->required(), "scenario file")
+  opts.add_options()("help,h", "this help")("scenario", po::value<std::string>()->required(), "scenario file ('-': standard input)")
       ("no-limits", "lift the size limits (machines, sockets, calls, events, memory; README \"Limits\")");
   po::positional_options_description pos;
   pos.add("scenario", 1);
@@ -198,7 +198,7 @@ int cmd_ss(int argc, char** argv) {
 int cmd_run(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "this help")
-      ("scenario", po::value<std::string>()->required(), "scenario file (JSON, comments allowed)")
+      ("scenario", po::value<std::string>()->required(), "scenario file (JSON, comments allowed; '-': standard input)")
       ("trace,t", po::value<std::string>(), "write the JSON Lines trace to this file")
       ("seed,s", po::value<std::string>(), "override the scenario's seed (an integer in [0, 2^64-1])")
       ("explain,e", "narrate each call's kernel steps (function by function) on stderr")
@@ -269,6 +269,14 @@ int cmd_run(int argc, char** argv) {
       std::cerr << "portsim run: --trace-sample must be at least 1\n";
       return kExitBadInput;
     }
+  }
+  // A trace past 1 GB by the estimate, with neither knob given: say so before it is written.
+  if (!ro.trace_path.empty() && vm["trace-level"].defaulted() && !vm.count("trace-sample")) {
+    const uint64_t est = scenario::estimate_trace_bytes(*lr.scenario, false, 1);
+    if (est > (uint64_t(1) << 30))
+      fmt::print(stderr, "portsim run: warning: the trace may grow to about {:.1f} GB (estimated from the timeline "
+                         "and the workloads); --trace-level calls or --trace-sample N keep it small\n",
+                 double(est) / 1e9);
   }
   const auto t0 = std::chrono::steady_clock::now();
   scenario::Runner runner(*lr.scenario, ro);
@@ -359,7 +367,7 @@ void report_failed_runs(const char* cmd, const std::vector<std::string>& pointer
 int cmd_sweep(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "this help")
-      ("scenario", po::value<std::string>()->required(), "scenario file")
+      ("scenario", po::value<std::string>()->required(), "scenario file ('-': standard input)")
       ("vary", po::value<std::vector<std::string>>()->composing(),
        "POINTER=v1,v2,… — set the JSON value at this RFC 6901 pointer, creating missing object keys "
        "(repeatable: the cartesian product runs)")
@@ -758,7 +766,8 @@ constexpr Command kCommands[] = {
 
 void usage(std::FILE* to) {
   fmt::print(to, "portsim — a kernel-faithful simulator of how Linux picks local ports (model: Linux 6.18)\n\n"
-                 "usage: portsim COMMAND [options]   ('portsim COMMAND --help' for its options)\n\ncommands:\n");
+                 "usage: portsim COMMAND [options]   ('portsim COMMAND --help' for its options; portsim --version)\n"
+                 "SCENARIO '-' reads the scenario from standard input\n\ncommands:\n");
   for (const auto& c : kCommands) fmt::print(to, "  {:<8} {}\n", c.name, c.summary);
 }
 
@@ -787,6 +796,10 @@ int main(int argc, char** argv) {
   }
   install_signal_cleanup();  // an interrupted run leaves no temporary trace behind
   const std::string cmd = argv[1];
+  if (cmd == "--version" || cmd == "-V") {
+    fmt::print("portsim {} (model: Linux 6.18)\n", PORTSIM_VERSION);
+    return kExitOk;
+  }
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     if (cmd == "help" && argc > 2) {
       for (const auto& c : kCommands)

@@ -105,9 +105,9 @@ void sock_destroy(world& w, sock_id id) {
 static void explain_hash_connect(world& w, sock_id id, const connect_info& i, int err) {
   if (!w.obs || !w.obs->explaining()) return;
   if (!i.autobind) {
-    w.obs->explain("__inet_check_established",
-                   fmt::format("socket already bound to port {}: only the 4-tuple is checked: {}", w.sk(id).num,
-                               err ? "in use, EADDRNOTAVAIL" : "unique"));
+    w.obs->explain("__inet_hash_connect",
+                   fmt::format("socket bound already (port {}): no autobind, the 4-tuple check decides: {}", w.sk(id).num,
+                               err ? "EADDRNOTAVAIL" : "OK"));
     return;
   }
   if (!i.pass)

@@ -840,10 +840,12 @@ LoadResult load_scenario_text(const std::string& text, const std::string& file, 
 
 bool read_scenario_file(const std::string& path, std::string& text, std::string& error) {
   auto os_error = [&](int err) {
-    error = printable(fmt::format("{}: cannot open the scenario file: {}", path, std::strerror(err)));
+    error = printable(fmt::format("{}: cannot open the scenario file: {}", path == "-" ? "<stdin>" : path,
+                                  std::strerror(err)));
     return false;
   };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const bool from_stdin = path == "-";  // the scenario on standard input
+  const int fd = from_stdin ? ::dup(STDIN_FILENO) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return os_error(errno);
   struct stat st {};
   if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -875,7 +877,7 @@ bool read_scenario_file(const std::string& path, std::string& text, std::string&
 LoadResult load_scenario_file(const std::string& path, const Limits& limits) {
   std::string text, error;
   if (!read_scenario_file(path, text, error)) return {std::nullopt, Diag{error}};
-  return load_scenario_text(text, path, limits);
+  return load_scenario_text(text, path == "-" ? "<stdin>" : path, limits);
 }
 
 }  // namespace portsim::scenario

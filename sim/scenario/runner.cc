@@ -54,6 +54,16 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
   w.external_realtime0 = kRealtimeBase + ext.u64() % kRealtimeSpan;
 }
 
+uint64_t estimate_trace_bytes(const Scenario& sc, bool calls_only, uint64_t trace_sample) {
+  const double per_call = calls_only ? 300 : 3500;
+  double calls = 0, generated = 0;
+  for (const auto& c : sc.timeline) calls += double(c.count);
+  for (const auto& ws : sc.workloads)
+    generated += ws.pool ? ws.pool : ws.rate * double(ws.stop - ws.start) / double(kNsPerSec);
+  const double bytes = (calls + generated / double(std::max<uint64_t>(trace_sample, 1))) * per_call;
+  return bytes >= 1.8e19 ? UINT64_MAX : uint64_t(bytes);
+}
+
 Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt)) {
   impl_ = std::make_unique<Impl>(*this);
   const uint64_t seed = opt_.seed.value_or(sc_.seed);

@@ -47,9 +47,8 @@ tcp_state shown_state(const net::sock& s) {
 
 std::string addr_str(const net::sock& s, const net::inet_addr& a, bool any_is_star) {
   if (any_is_star && a.is_any()) return s.v6 ? "[::]" : "0.0.0.0";
-  if (!s.v6) return net::to_string(a);
-  if (a.is_v4()) return "[::ffff:" + net::to_string(a) + "]";
-  return "[" + net::to_string(a) + "]";
+  if (!a.is_v4()) return "[" + net::to_string(a) + "]";  // ss brackets IPv6 addresses
+  return s.v6 ? "[::ffff:" + net::to_string(a) + "]" : net::to_string(a);  // v4-mapped on AF_INET6
 }
 
 struct Row {

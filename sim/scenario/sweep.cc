@@ -158,15 +158,9 @@ std::string hex64(uint64_t h) { return fmt::format("{:016x}", h); }
 }  // namespace
 
 std::optional<SweepPlan> plan_sweep(const SweepSpec& spec, std::string& err) {
-  std::ifstream in(spec.file, std::ios::binary);
-  if (!in) {
-    err = fmt::format("{}: cannot open the scenario file", spec.file);
-    return std::nullopt;
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
-  auto base = load_scenario_text(text, spec.file);
+  std::string text;  // read once: "-" (standard input) works too, with the OS error if it fails
+  if (!read_scenario_file(spec.file, text, err)) return std::nullopt;
+  auto base = load_scenario_text(text, spec.file == "-" ? "<stdin>" : spec.file);
   if (base.error) {
     err = base.error->message;
     return std::nullopt;

@@ -63,6 +63,12 @@ struct RunReport {
   std::vector<Sample> samples;
 };
 
+// What a trace of this scenario will roughly weigh, estimated before running: timeline calls
+// plus generated connects (rate × duration, or the pool), times the bytes one costs — measured:
+// ~3.5 KB for a connect's whole life at --trace-level all (call, states, tables, segments,
+// timers, both ends in the model), ~300 bytes as a call record alone.
+uint64_t estimate_trace_bytes(const Scenario& sc, bool calls_only, uint64_t trace_sample);
+
 // Builds the machines and namespaces of `sc` into `w`: seeded net_secret, table_perturb and
 // uptime per machine (overridable in the scenario), sysctls applied in file order.
 void build_world(const Scenario& sc, uint64_t seed, net::world& w);
