@@ -67,19 +67,37 @@ const netns* route_to(const world& w, const netns& from, const inet_addr& daddr)
   return nullptr;
 }
 
-// net/ipv4/inet_hashtables.c: __inet_lookup_listener() — an exact-address listener scores
-// above a wildcard one (compute_score). SO_REUSEPORT group selection is not modelled: the
-// first best-scoring socket answers.
+// net/ipv4/inet_hashtables.c: __inet_lookup_listener() + compute_score(), and its IPv6 twin
+// net/ipv6/inet6_hashtables.c: inet6_lookup_listener() + compute_score(). The segment's family
+// is its destination's: an IPv4 SYN looks at AF_INET listeners and at AF_INET6 ones that are
+// not IPV6_V6ONLY, through their IPv4 address (0.0.0.0 for [::] and [::ffff:0.0.0.0]); an IPv6
+// SYN looks only at AF_INET6 listeners, by their IPv6 address, so an AF_INET 0.0.0.0 listener
+// and a [::ffff:0.0.0.0] one never answer it. The exact address is looked up before the
+// wildcard (lhash2 by daddr, then by ANY); among equals an AF_INET socket scores one more.
+// SO_REUSEPORT group selection is not modelled: the first best-scoring socket answers.
 sock_id inet_lookup_listener(const world& w, const netns& ns, const inet_addr& daddr, uint16_t dport) {
   auto it = ns.listeners.find(dport);
   if (it == ns.listeners.end()) return kNone;
+  const bool v4_segment = daddr.is_v4();
   sock_id best = kNone;
   int best_score = -1;
   for (sock_id l : it->second) {
     const sock& s = w.sk(l);
     int score = -1;
-    if (s.rcv_saddr == daddr) score = 2;
-    else if (s.rcv_saddr.is_any() && (s.rcv_saddr.is_v4() == daddr.is_v4() || !s.ipv6only)) score = 1;
+    if (v4_segment) {
+      if (s.ipv6only) continue;
+      // inet_rcv_saddr of an AF_INET6 socket: the v4 part of a v4-mapped address, 0 for [::].
+      const bool any = s.rcv_saddr.is_any();
+      if (s.rcv_saddr == daddr) score = 4;
+      else if (any) score = 2;
+      else continue;
+      if (!s.v6) ++score;
+    } else {
+      if (!s.v6) continue;
+      if (s.rcv_saddr == daddr) score = 4;
+      else if (s.rcv_saddr == inet_addr{}) score = 2;  // [::] only, not [::ffff:0.0.0.0]
+      else continue;
+    }
     if (score > best_score) { best = l; best_score = score; }
   }
   return best;
@@ -120,18 +138,30 @@ static void explain_hash_connect(world& w, sock_id id, const connect_info& i, in
                                i.perturb_inc));
 }
 
+// The destination connect() really uses when the caller gave the unspecified address.
+// net/ipv6/tcp_ipv6.c: tcp_v6_connect() turns [::] into ::1 (::ffff:127.0.0.1 when the socket
+// is bound to a v4-mapped address); net/ipv4/route.c: ip_route_output_key_hash_rcu() turns a
+// daddr of 0.0.0.0 into the socket's source address, or 127.0.0.1 when it has none
+// (tcp_v4_connect then takes fl4->daddr). Both mean "this host".
+inet_addr connect_daddr(const sock& s, const inet_addr& to) {
+  if (!to.is_any()) return to;
+  if (s.v6 && !to.is_v4()) return s.rcv_saddr.is_v4() ? inet_addr::v4(0x7f000001) : inet_addr{0, 1};
+  return s.rcv_saddr.is_v4() && !s.rcv_saddr.is_any() ? s.rcv_saddr : inet_addr::v4(0x7f000001);
+}
+
 // net/ipv4/tcp_ipv4.c: tcp_v4_connect() (tcp_v6_connect for AF_INET6 sockets): route, fix
 // saddr, SYN_SENT, inet_hash_connect(), then tcp_connect() sends the SYN. 0 or an errno.
 static int tcp_v4_connect(world& w, sock_id id, const endpoint& to, connect_info& info) {
   // tcp_v4_connect() refuses another family's address; tcp_v6_connect() hands a v4-mapped
   // one to tcp_v4_connect (refused on an IPV6_V6ONLY socket).
   if (!w.sk(id).v6 && !to.addr.is_v4()) return EAFNOSUPPORT;
-  if (w.sk(id).v6 && to.addr.is_v4() && w.sk(id).ipv6only) return ENETUNREACH;
+  const inet_addr daddr = connect_daddr(w.sk(id), to.addr);
+  if (w.sk(id).v6 && daddr.is_v4() && w.sk(id).ipv6only) return ENETUNREACH;
   netns& ns = w.ns_of(id);
-  const inet_addr saddr = w.sk(id).rcv_saddr.is_any() ? inet_select_saddr(ns, to.addr) : w.sk(id).rcv_saddr;
+  const inet_addr saddr = w.sk(id).rcv_saddr.is_any() ? inet_select_saddr(ns, daddr) : w.sk(id).rcv_saddr;
   if (saddr.is_any()) return ENETUNREACH;
   if (w.sk(id).rcv_saddr.is_any()) inet_bhash2_update_saddr(w, id, saddr);  // [::] or 0.0.0.0
-  w.sk(id).daddr = to.addr;
+  w.sk(id).daddr = daddr;
   w.sk(id).dport = to.port;
   w.set_state(id, tcp_state::SYN_SENT);
   const int err = inet_hash_connect(w, id, info);

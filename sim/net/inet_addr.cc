@@ -64,6 +64,11 @@ std::string to_string(const endpoint& e) {
                         : fmt::format("[{}]:{}", to_string(e.addr), e.port);
 }
 
+std::string to_string(const endpoint& e, bool af_inet6) {
+  if (af_inet6 && e.addr.is_v4()) return fmt::format("[::ffff:{}]:{}", to_string(e.addr), e.port);
+  return to_string(e);
+}
+
 bool ifaddr::contains(const inet_addr& a) const {
   if (addr.is_v4() != a.is_v4()) return false;
   const unsigned bits = addr.is_v4() ? 96u + prefix : prefix;  // compare the 128-bit forms

@@ -204,17 +204,19 @@ int inet_csk_get_port(world& w, sock_id sk, uint16_t port, bind_info* info) {
                                                     : fmt::format("port {}: no owner conflicts: shared", port));
   }
   sock& s = w.sk(sk);
-  if (s.tb2 != kNone) return 0;  // listen() re-check of a bound socket: nothing to add
+  // A listen() re-check of a bound socket finds its own buckets and runs the same success
+  // path: inet_csk_update_fastreuse() (now in LISTEN: fastreuse 0), no second inet_bind_hash.
   uint32_t tb = ns.bhash[port];
   if (tb == kNone) tb = inet_bind_bucket_create(w, ns, port);
-  uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
+  uint32_t t2 = s.tb2 != kNone ? s.tb2 : inet_bind2_bucket_find(w, tb, s.rcv_saddr);
   if (t2 == kNone) t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);
-  inet_csk_update_fastreuse(w.tbs[tb], s);
-  w.tb2s[t2].fastreuse = w.tbs[tb].fastreuse;  // 6.18: the tb2 keeps its own copy
-  w.tb2s[t2].fastreuseport = w.tbs[tb].fastreuseport;
-  if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
+  inet_bind_bucket& b = w.tbs[tb];
+  const int8_t fr = b.fastreuse, frp = b.fastreuseport;
+  inet_csk_update_fastreuse(b, s);
+  if ((b.fastreuse != fr || b.fastreuseport != frp) && w.obs) w.obs->bind_bucket(w, table_op::update, tb);
+  inet_bind2_bucket_set_state(w, t2, b.fastreuse, b.fastreuseport);  // 6.18: the tb2 keeps its own copy
   connect_skip_update(w, ns, port);
-  inet_bind_hash(w, sk, tb, t2, port);
+  if (s.tb2 == kNone) inet_bind_hash(w, sk, tb, t2, port);
   return 0;
 }
 
@@ -234,21 +236,43 @@ static bool inet_addr_bindable_v4(const netns& ns, const inet_addr& a) {
   return false;
 }
 
-int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
-  netns& ns = w.ns_of(sk);
-  sock& s = w.sk(sk);
-  // net/ipv4/af_inet.c: __inet_bind() takes AF_INET only; net/ipv6/af_inet6.c: __inet6_bind()
-  // refuses a v4-mapped address on an IPV6_V6ONLY socket.
-  if (!s.v6 && !addr.addr.is_v4()) return EAFNOSUPPORT;
-  if (s.v6 && addr.addr.is_v4() && s.ipv6only) return EINVAL;
-  // Address must be local unless net.ipv4.ip_nonlocal_bind (IP_FREEBIND is not modelled).
+// net/ipv4/af_inet.c: __inet_bind() checks the address (EADDRNOTAVAIL), then the port's
+// privilege (EACCES), then that the socket is unbound (EINVAL).
+static int inet_bind_checks(const netns& ns, const sock& s, const endpoint& addr) {
+  if (!addr.addr.is_v4()) return EAFNOSUPPORT;  // __inet_bind takes AF_INET only
+  // Address must be local (or multicast / broadcast) unless net.ipv4.ip_nonlocal_bind
+  // (IP_FREEBIND is not modelled).
+  if (!addr.addr.is_any() && !ns.owns(addr.addr) && !ns.sys.ip_nonlocal_bind && !inet_addr_bindable_v4(ns, addr.addr))
+    return EADDRNOTAVAIL;
+  // inet_port_requires_bind_service(): below ip_unprivileged_port_start needs the capability.
+  if (addr.port && addr.port < ns.sys.ip_unprivileged_port_start && !s.cap_net_bind_service) return EACCES;
+  if (s.state != tcp_state::CLOSE || s.num != 0) return EINVAL;
+  return 0;
+}
+
+// net/ipv6/af_inet6.c: __inet6_bind() checks in another order: the port's privilege first
+// (EACCES, before the socket lock), then that the socket is unbound (EINVAL), then the address:
+// a v4-mapped one is refused on an IPV6_V6ONLY socket (EINVAL) and must be a local IPv4
+// address, any other must be a local IPv6 address (EADDRNOTAVAIL).
+static int inet6_bind_checks(const netns& ns, const sock& s, const endpoint& addr) {
+  if (addr.port && addr.port < ns.sys.ip_unprivileged_port_start && !s.cap_net_bind_service) return EACCES;
+  if (s.state != tcp_state::CLOSE || s.num != 0) return EINVAL;
+  if (addr.addr.is_v4() && s.ipv6only) return EINVAL;
   if (!addr.addr.is_any() && !ns.owns(addr.addr) && !ns.sys.ip_nonlocal_bind &&
       !(addr.addr.is_v4() && inet_addr_bindable_v4(ns, addr.addr)))
     return EADDRNOTAVAIL;
-  // inet_port_requires_bind_service(): below ip_unprivileged_port_start needs the capability.
-  if (addr.port && addr.port < ns.sys.ip_unprivileged_port_start && !s.cap_net_bind_service)
-    return EACCES;
-  if (s.state != tcp_state::CLOSE || s.num != 0) return EINVAL;
+  return 0;
+}
+
+int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
+  netns& ns = w.ns_of(sk);
+  sock& s = w.sk(sk);
+  if (const int err = s.v6 ? inet6_bind_checks(ns, s, addr) : inet_bind_checks(ns, s, addr)) return err;
+  // __inet6_bind(): a specific address that is neither [::] nor v4-mapped makes the socket
+  // IPV6_V6ONLY (its IPv4 address becomes LOOPBACK4_IPV6, which nothing matches); restored
+  // when get_port fails.
+  const bool saved_ipv6only = s.ipv6only;
+  if (s.v6 && !addr.addr.is_any() && !addr.addr.is_v4()) s.ipv6only = true;
   s.rcv_saddr = addr.addr;
   if (addr.port || !s.bind_address_no_port) {
     bind_info local;
@@ -262,6 +286,7 @@ int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
                                  err ? ": none free, EADDRINUSE" : ""));
     if (err) {
       w.sk(sk).rcv_saddr = w.sk(sk).v6 ? inet_addr{} : kAnyV4;
+      w.sk(sk).ipv6only = saved_ipv6only;
       return err;
     }
   }

@@ -248,7 +248,10 @@ uint32_t inet_bind2_bucket_find(const world& w, uint32_t tb, const inet_addr& ad
   return kNone;
 }
 
-// net/ipv4/inet_hashtables.c: inet_bind2_bucket_create() — fastreuse* start at -1 (6.18).
+// net/ipv4/inet_hashtables.c: inet_bind2_bucket_create() — inet_bind2_bucket_init() starts
+// fastreuse / fastreuseport at 0 (6.18, d57f4b874946); each caller then sets the state it
+// wants (inet_csk_update_fastreuse copies tb's, __inet_hash_connect sets -1/-1), recorded
+// by inet_bind2_bucket_set_state().
 uint32_t inet_bind2_bucket_create(world& w, uint32_t tb, const inet_addr& addr) {
   const uint32_t t2 = pool_alloc(w.tb2s, w.free_tb2s);
   w.tb2s[t2].rcv_saddr = addr;
@@ -257,6 +260,16 @@ uint32_t inet_bind2_bucket_create(world& w, uint32_t tb, const inet_addr& addr) 
   w.tbs[tb].bhash2 = t2;
   if (w.obs) w.obs->bind2_bucket(w, table_op::create, t2);
   return t2;
+}
+
+// A caller of inet_bind2_bucket_create() (or of inet_csk_update_fastreuse) sets the tb2's
+// state; the trace gets an "update" record whenever a value changes.
+void inet_bind2_bucket_set_state(world& w, uint32_t t2, int8_t fastreuse, int8_t fastreuseport) {
+  inet_bind2_bucket& b2 = w.tb2s[t2];
+  if (b2.fastreuse == fastreuse && b2.fastreuseport == fastreuseport) return;
+  b2.fastreuse = fastreuse;
+  b2.fastreuseport = fastreuseport;
+  if (w.obs) w.obs->bind2_bucket(w, table_op::update, t2);
 }
 
 // net/ipv4/inet_hashtables.c: inet_bind2_bucket_destroy() — frees an empty tb2; 6.18: when
@@ -275,8 +288,7 @@ static void inet_bind2_bucket_destroy(world& w, uint32_t t2) {
   if (b2.fastreuse == -1 && b2.fastreuseport == -1) return;
   for (sock_id o = b2.owners; o != kNone; o = w.sk(o).bind_next)
     if (!(w.sk(o).userlocks & SOCK_CONNECT_BIND)) return;
-  b2.fastreuse = b2.fastreuseport = -1;
-  if (w.obs) w.obs->bind2_bucket(w, table_op::update, t2);
+  inet_bind2_bucket_set_state(w, t2, -1, -1);
 }
 
 static void bind_node_add(world& w, sock_id sk, uint32_t t2) {
@@ -322,15 +334,12 @@ void inet_put_port(world& w, sock_id sk) {
 }
 
 // net/ipv4/inet_hashtables.c: __inet_inherit_port() — the child joins the tb2 of its own
-// (specific) local address under the listener's tb, creating it when needed.
+// (specific) local address under the listener's tb, creating it when needed (its state stays
+// inet_bind2_bucket_init's 0 / 0: update_fastreuse is only set for a tproxy'd other port).
 void inet_inherit_port(world& w, sock_id listener, sock_id child) {
   const uint32_t tb = w.tb2s[w.sk(listener).tb2].tb;
   uint32_t t2 = inet_bind2_bucket_find(w, tb, w.sk(child).rcv_saddr);
-  if (t2 == kNone) {
-    t2 = inet_bind2_bucket_create(w, tb, w.sk(child).rcv_saddr);
-    w.tb2s[t2].fastreuse = w.tbs[tb].fastreuse;  // inet_bind2_bucket_init copies tb's state
-    w.tb2s[t2].fastreuseport = w.tbs[tb].fastreuseport;
-  }
+  if (t2 == kNone) t2 = inet_bind2_bucket_create(w, tb, w.sk(child).rcv_saddr);
   inet_bind_hash(w, child, tb, t2, w.sk(listener).num);
 }
 
@@ -347,10 +356,9 @@ void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr) {
   inet_bind2_bucket_destroy(w, old);
   s.rcv_saddr = saddr;
   uint32_t t2 = inet_bind2_bucket_find(w, tb, saddr);
-  if (t2 == kNone) {
+  if (t2 == kNone) {  // 6.18: a new tb2 of a connect()-bound socket starts at -1 / -1
     t2 = inet_bind2_bucket_create(w, tb, saddr);
-    w.tb2s[t2].fastreuse = w.tbs[tb].fastreuse;
-    w.tb2s[t2].fastreuseport = w.tbs[tb].fastreuseport;
+    if (s.userlocks & SOCK_CONNECT_BIND) inet_bind2_bucket_set_state(w, t2, -1, -1);
   }
   bind_node_add(w, sk, t2);
 }
@@ -593,7 +601,10 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
         if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
       }
       uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
-      if (t2 == kNone) t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);
+      if (t2 == kNone) {
+        t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);
+        inet_bind2_bucket_set_state(w, t2, -1, -1);
+      }
       const uint32_t i = r.k * step;
       const uint32_t inc = std::max(i, m.random.u32_below(8) * step) + step;
       m.table_perturb[index] += inc;

@@ -24,7 +24,10 @@ void tcp_child_established(world& w, sock_id child) {
   w.set_state(child, tcp_state::ESTABLISHED);
   ++w.sk(child).timer_gen;  // the SYN-ACK timer stops
   const sock_id l = w.sk(child).listener;
-  if (l != kNone && w.listening.count(l)) w.listening[l].accept_queue.push_back(child);
+  if (l != kNone && w.listening.count(l)) {
+    w.listening[l].accept_queue.push_back(child);
+    if (w.app) w.app->accept_ready(l, child);
+  }
 }
 
 namespace {
@@ -45,6 +48,8 @@ void tcp_conn_request(world& w, uint16_t ns, sock_id l, const segment& in, uint3
   c.uid = ls.uid;
   c.reuse = ls.reuse;
   c.reuseport = ls.reuseport;
+  c.v6 = ls.v6;  // tcp_v6_syn_recv_sock(): an AF_INET6 listener's children are AF_INET6
+  c.ipv6only = ls.ipv6only;
   c.listener = l;
   c.rcv_saddr = in.daddr;
   c.daddr = in.saddr;

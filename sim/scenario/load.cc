@@ -453,8 +453,11 @@ Call parse_call(const json& j, const std::string& path, Names& names,
     case Op::socket: case Op::close: case Op::sysctl: case Op::shutdown: break;
   }
   // The family of a socket the call creates: explicit, else that of its address (bind/connect),
-  // the way a program picks AF_INET6 for an IPv6 literal.
-  if ((c.op == Op::bind || c.op == Op::connect) && !c.addr.addr.is_v4()) c.family = net::family::inet6;
+  // the way a program picks AF_INET6 for an IPv6 literal — "[::ffff:127.0.0.1]:80" included.
+  if (c.op == Op::bind || c.op == Op::connect) {
+    const char* key = c.op == Op::bind ? "addr" : "to";
+    if (!c.addr.addr.is_v4() || (o.has(key) && o.str(key).starts_with("["))) c.family = net::family::inet6;
+  }
   if (o.has("family")) {
     if (!c.creates) fail(o.sub("family"), "\"family\" applies where a call creates its socket");
     const std::string f = o.str("family");

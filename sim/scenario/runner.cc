@@ -152,9 +152,11 @@ void Runner::Impl::connect_done(net::sock_id sk, int err) {
   // A blocking connect that finished inside its own call: the caller records it.
   if (sk == in_connect && !r.w_.sk(sk).connect_nonblock) return;
   if (auto wit = wl_pending.find(sk); wit != wl_pending.end()) {
-    const uint32_t wi = wit->second;
+    const WlPending p = wit->second;
+    const uint32_t wi = p.w;
     wl_pending.erase(wit);
-    r.record_connect(err, {}, sk, {r.w_.sk(sk).daddr, r.w_.sk(sk).dport}, r.sc_.workloads[wi].name, 0);
+    r.record_connect(err, p.info, sk, {r.w_.sk(sk).daddr, r.w_.sk(sk).dport}, r.sc_.workloads[wi].name, p.k,
+                     p.t_start);
     if (explainer) {  // the handshake's end: a one-line block
       explain_begin(r.w_.now, connect_result_line(r.w_, sk, err, name(sk)), name(sk));
       explain_end(r.w_.now, {}, err);
@@ -171,7 +173,7 @@ void Runner::Impl::connect_done(net::sock_id sk, int err) {
   if (it == pending.end()) {  // a non-blocking connect: its outcome is a record of its own
     call_event(r.w_.now, r.w_.sk(sk).netns, "connect_done", name(sk), sk, err, "");
     if (trace->enabled())
-      trace->record(r.w_.now, "connect_done", fmt::format("\"sk\":{},\"sock\":{},\"ret\":{}{}", sk, trace::json_str(name(sk)),
+      trace->record(r.w_.now, "connect_done", fmt::format("\"sk\":{},\"sock\":{},\"ret\":{}{}", trace->sk_id(sk), trace::json_str(name(sk)),
                                                           err ? -1 : 0, err ? fmt::format(",\"errno\":\"{}\"", errno_name(err)) : ""));
     return;
   }
@@ -222,7 +224,7 @@ void Runner::on_timer(const engine::Event& ev) {
   if (id >= w_.socks.size() || !w_.sk(id).alive || w_.sk(id).timer_gen != gen) return;  // cancelled
   last_effective_ = ev.t;
   if (w_.obs) w_.obs->timer(w_, kind, id);
-  const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", id) : impl_->name(id);
+  const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", impl_->trace->sk_id(id)) : impl_->name(id);
   impl_->explain_begin(ev.t,
                        fmt::format("{:<29} {}",
                                    kind == net::timer_kind::timewait    ? "tw_timer_handler"
@@ -384,7 +386,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     extra = fmt::format(",\"{}\":\"{}\"", c.op == Op::bind ? "addr" : "to", net::to_string(c.addr));
   if (c.op == Op::accept && o.accepted != net::kNone)
     extra = fmt::format(",\"as\":{},\"remote\":\"{}\"", trace::json_str(sock_name(c.as, k)),
-                        net::to_string(net::endpoint{w_.sk(o.accepted).daddr, w_.sk(o.accepted).dport}));
+                        net::to_string(net::endpoint{w_.sk(o.accepted).daddr, w_.sk(o.accepted).dport}, w_.sk(o.accepted).v6));
   if (c.op == Op::sysctl)
     extra = fmt::format(",\"name\":{},\"value\":{}", trace::json_str(c.sysctl.name), trace::json_str(c.sysctl.value));
   if (impl_->trace->enabled()) {
@@ -393,7 +395,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     if (t_start != w_.now) body += fmt::format("\"t_start\":{},", t_start);
     const int ns_idx = c.op == Op::sysctl ? c.netns : (alive ? int(w_.sk(sk).netns) : c.netns);
     body += fmt::format("\"host\":{},\"op\":\"{}\"", trace::json_str(w_.nets[size_t(std::max(ns_idx, 0))].name), op_name(c.op));
-    if (c.op != Op::sysctl) body += fmt::format(",\"sock\":{},\"sk\":{}", trace::json_str(sname), sk);
+    if (c.op != Op::sysctl) body += fmt::format(",\"sock\":{},\"sk\":{}", trace::json_str(sname), impl_->trace->sk_id(sk));
     body += extra;
     body += o.err ? fmt::format(",\"ret\":-1,\"errno\":\"{}\"", errno_name(o.err)) : std::string(",\"ret\":0");
     if (alive && c.op != Op::close) body += fmt::format(",\"local\":\"{}\"", endpoint_str(w_.sk(sk)));
@@ -460,6 +462,28 @@ void Runner::explain_call(const Call& c, const std::string& sname, const Outcome
     impl_->explain_begin(w_.now, result, c.op == Op::sysctl ? std::string() : sname);
     impl_->explain_end(w_.now, {}, o.err);
   }
+}
+
+// A server child is established: when its client is a generated connection (found through
+// the 4-tuple in the client's namespace), the generator's server accept()s it at once, so the
+// accept queue never fills with them. Over a link with delay this is one ACK after the
+// client's connect() returned.
+void Runner::Impl::accept_ready(net::sock_id listener, net::sock_id child) {
+  net::world& w = r.w_;
+  const net::sock& c = w.sk(child);
+  bool generated = false;
+  if (auto it = accept_when_ready.find(child); it != accept_when_ready.end()) {
+    generated = it->second == net::endpoint{c.daddr, c.dport};  // not a later sock in that slot
+    accept_when_ready.erase(it);
+  }
+  if (!generated) {  // the handshake ended inside the generated connect() (no delay)
+    const net::netns* client_ns = net::route_to(w, w.nets[c.netns], c.daddr);
+    if (!client_ns) return;
+    const net::sock_id client = net::inet_ehash_lookup(w, client_ns->id, c.daddr, c.dport, c.rcv_saddr, c.num);
+    if (client == net::kNone || !wl_of_sock.count(client)) return;
+  }
+  std::erase(w.listening[listener].accept_queue, child);
+  auto_children.insert(child);
 }
 
 // EOF seen by an application: a generated client closes its socket (server-first close), and

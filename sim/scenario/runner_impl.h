@@ -71,9 +71,17 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   struct WlConn { net::sock_id sk; uint32_t w; };
   std::vector<WlConn> wl_conns;
   std::vector<uint32_t> free_wl_conns;
-  std::unordered_map<net::sock_id, uint32_t> wl_pending;  // generated connects awaiting the handshake
+  struct WlPending {
+    uint32_t w;
+    uint64_t k;              // the arrival (repetition) number
+    net::connect_info info;  // its autobind, for the trace record at completion
+    Nanos t_start;
+  };
+  std::unordered_map<net::sock_id, WlPending> wl_pending;  // generated connects awaiting the handshake
   std::unordered_map<net::sock_id, uint32_t> wl_of_sock;   // generated sock -> workload
   std::unordered_set<net::sock_id> auto_children;         // server children the generator accepted
+  // server children of generated connections still in SYN_RECV -> their client's endpoint
+  std::unordered_map<net::sock_id, net::endpoint> accept_when_ready;
   net::sock_id in_connect = net::kNone;                    // the socket whose connect() is running
 
   net::connect_result connect(net::sock_id sk, const net::endpoint& to, bool nonblock = false) {
@@ -85,6 +93,7 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   net::world& r_world();
 
   void peer_closed(net::sock_id sk) override;
+  void accept_ready(net::sock_id listener, net::sock_id child) override;
 
   // The name no longer refers to a socket (closed).
   void forget(const std::string& n, net::sock_id sk) {
@@ -198,7 +207,8 @@ inline std::string connect_result_line(const net::world& w, net::sock_id sk, int
 
 // setsockopt(): the options portsim models, with the kernel's own refusals (runner.cc).
 int apply_opt(net::sock& s, const OptSetting& o);
-// getsockname(): inet_rcv_saddr and inet_sport (which keeps the port after inet_put_port).
-inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.sport}); }
+// getsockname(): inet_rcv_saddr and inet_sport (which keeps the port after inet_put_port); an
+// AF_INET6 socket shows an IPv4 address in its v4-mapped form.
+inline std::string endpoint_str(const net::sock& s) { return net::to_string(net::endpoint{s.rcv_saddr, s.sport}, s.v6); }
 
 }  // namespace portsim::scenario

@@ -42,15 +42,16 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
     err = cr.err;
     info = cr.info;
   }
-  record_connect(err, info, sk, to, ws.name, k);
+  if (info.autobind) rep_.examined.push_back(uint32_t(std::min<uint64_t>(info.examined, UINT32_MAX)));
   if (opt_.explain) {
     if (err == EINPROGRESS) impl_->explain_end(w_.now, {}, EINPROGRESS);  // the result is a block of its own
     else impl_->explain_end(w_.now, connect_result_line(w_, sk, err, fmt::format("{}#{}", ws.name, k)), err);
   }
-  if (err == EINPROGRESS) {
-    impl_->wl_pending[sk] = wi;
+  if (err == EINPROGRESS) {  // recorded when the handshake ends (Impl::connect_done)
+    impl_->wl_pending[sk] = {wi, k, info, w_.now};
     return sk;
   }
+  record_connect(err, info, sk, to, ws.name, k, w_.now);
   if (err) {
     impl_->wl_of_sock.erase(sk);
     net::tcp_close(w_, sk);
@@ -60,18 +61,18 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
   return sk;
 }
 
-// The generated connection is up: the server side accepts it (in-model servers), and unless
-// it belongs to a pool, its close is scheduled after the hold time.
+// The generated connection is up on the client side: unless it belongs to a pool, its close is
+// scheduled after the hold time. Its server side is accepted when the server's child is
+// established and joins the accept queue (Impl::accept_ready). Over a link with delay that is
+// one ACK after this point, when the client may have closed already: the child, still in
+// SYN_RECV, is noted here so that it is recognised then.
 void Runner::workload_established(uint32_t wi, net::sock_id sk) {
   const WorkloadSpec& ws = sc_.workloads[wi];
   const net::sock& s = w_.sk(sk);
   if (const net::netns* dst = net::route_to(w_, w_.nets[s.netns], s.daddr)) {
     const net::sock_id child = net::inet_ehash_lookup(w_, dst->id, s.daddr, s.dport, s.rcv_saddr, s.num);
-    if (child != net::kNone) {  // accept() it at once
-      if (const net::sock_id l = w_.sk(child).listener; l != net::kNone && w_.listening.count(l))
-        std::erase(w_.listening[l].accept_queue, child);
-      impl_->auto_children.insert(child);
-    }
+    if (child != net::kNone && w_.sk(child).state == net::tcp_state::SYN_RECV)
+      impl_->accept_when_ready[child] = net::endpoint{s.rcv_saddr, s.num};
   }
   if (ws.pool) return;
   Nanos hold = ws.hold;
@@ -176,18 +177,19 @@ void Runner::count_connect(int err) {
   if (err == EADDRNOTAVAIL && !rep_.first_eaddrnotavail) rep_.first_eaddrnotavail = w_.now;
 }
 
-// Bookkeeping shared by generated connects: counts, the first EADDRNOTAVAIL, candidates.
+// Bookkeeping shared by generated connects at their outcome (at once, or when a handshake over
+// a link with delay ends): counts, the first EADDRNOTAVAIL, the trace record of arrival k.
 void Runner::record_connect(int err, const net::connect_info& info, net::sock_id sk, const net::endpoint& to,
-                            const std::string& wname, uint64_t k) {
-  if (info.autobind) rep_.examined.push_back(uint32_t(std::min<uint64_t>(info.examined, UINT32_MAX)));
-  if (err == EINPROGRESS) return;
+                            const std::string& wname, uint64_t k, Nanos t_start) {
   count_connect(err);
   if (w_.obs && w_.obs->wants_calls()) impl_->call_event(w_.now, w_.sk(sk).netns, "connect", fmt::format("{}#{}", wname, k), sk, err,
                                 "to " + net::to_string(to));
   if (!impl_->trace->enabled() || (opt_.trace_sample > 1 && k % opt_.trace_sample)) return;
-  std::string body = fmt::format("\"workload\":{},\"rep\":{},\"host\":{},\"op\":\"connect\",\"sock\":{},\"sk\":{},\"to\":\"{}\"",
-                                 trace::json_str(wname), k, trace::json_str(w_.ns_of(sk).name),
-                                 trace::json_str(fmt::format("{}#{}", wname, k)), sk, net::to_string(to));
+  std::string body = fmt::format("\"workload\":{},\"rep\":{},", trace::json_str(wname), k);
+  if (t_start != w_.now) body += fmt::format("\"t_start\":{},", t_start);
+  body += fmt::format("\"host\":{},\"op\":\"connect\",\"sock\":{},\"sk\":{},\"to\":\"{}\"",
+                                 trace::json_str(w_.ns_of(sk).name),
+                                 trace::json_str(fmt::format("{}#{}", wname, k)), impl_->trace->sk_id(sk), net::to_string(to));
   body += err ? fmt::format(",\"ret\":-1,\"errno\":\"{}\"", errno_name(err)) : std::string(",\"ret\":0");
   if (w_.sk(sk).alive) body += fmt::format(",\"local\":\"{}\"", endpoint_str(w_.sk(sk)));
   if (info.autobind)

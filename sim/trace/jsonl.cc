@@ -86,9 +86,9 @@ void JsonlTrace::ehash(const net::world& w, net::table_op op, net::sock_id id) {
   const auto& s = w.sk(id);
   record(w.now, "ehash",
          fmt::format("\"op\":\"{}\",\"host\":{},\"sk\":{},\"sock\":{},\"local\":\"{}\",\"remote\":\"{}\",\"state\":\"{}\"",
-                     op_word(op, "insert", "remove"), json_str(w.nets[s.netns].name), id,
-                     json_str(name_of_(id)), net::to_string(net::endpoint{s.rcv_saddr, s.num}),
-                     net::to_string(net::endpoint{s.daddr, s.dport}), net::tcp_state_name(s.state)));
+                     op_word(op, "insert", "remove"), json_str(w.nets[s.netns].name), sk_id(id),
+                     json_str(name_of_(id)), net::to_string(net::endpoint{s.rcv_saddr, s.num}, s.v6),
+                     net::to_string(net::endpoint{s.daddr, s.dport}, s.v6), net::tcp_state_name(s.state)));
 }
 
 void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_state from, net::tcp_state to) {
@@ -98,7 +98,7 @@ void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_sta
     std::string_view to_name = net::tcp_state_name(to);
     if (to == net::tcp_state::TIME_WAIT && s.tw_substate == net::tcp_state::FIN_WAIT2) to_name = "FIN_WAIT2 (TW sock)";
     explain(to == net::tcp_state::TIME_WAIT ? "tcp_time_wait" : "tcp_set_state",
-            fmt::format("{} {} {} -> {}", w.nets[s.netns].name, name_of_(id).empty() ? fmt::format("sk{}", id) : name_of_(id),
+            fmt::format("{} {} {} -> {}", w.nets[s.netns].name, name_of_(id).empty() ? fmt::format("sk{}", sk_id(id)) : name_of_(id),
                         net::tcp_state_name(from), to_name));
   }
   if (!tables()) return;
@@ -107,7 +107,7 @@ void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_sta
   if (to == net::tcp_state::TIME_WAIT && s.tw_substate == net::tcp_state::FIN_WAIT2) to_name = "FIN_WAIT2";
   record(w.now, "state",
          fmt::format("\"host\":{},\"sk\":{},\"sock\":{},\"from\":\"{}\",\"to\":\"{}\"",
-                     json_str(w.nets[s.netns].name), id, json_str(name_of_(id)),
+                     json_str(w.nets[s.netns].name), sk_id(id), json_str(name_of_(id)),
                      net::tcp_state_name(from), to_name));
 }
 
@@ -130,8 +130,7 @@ void JsonlTrace::timer(const net::world& w, net::timer_kind kind, net::sock_id i
                                      kind == net::timer_kind::timewait    ? "timewait"
                                      : kind == net::timer_kind::keepalive ? "keepalive"
                                                                           : "retransmit",
-                                     id,
-                                     json_str(name_of_(id))));
+                                     sk_id(id), json_str(name_of_(id))));
 }
 
 void JsonlTrace::explain(std::string_view fn, std::string_view what) {
@@ -140,7 +139,7 @@ void JsonlTrace::explain(std::string_view fn, std::string_view what) {
 
 std::string JsonlTrace::sock_name(const net::world&, net::sock_id id) const {
   std::string n = name_of_(id);
-  return n.empty() ? fmt::format("sk{}", id) : n;
+  return n.empty() ? fmt::format("sk{}", sk_id(id)) : n;
 }
 
 }  // namespace portsim::trace

@@ -81,7 +81,7 @@ job_state() {
 # before it started). Prints the final state.
 wait_job() {
   local id=$1 s
-  for _ in $(seq 600); do
+  for _ in $(seq 750); do  # 150 s: several test runs may share the node's 2 CPUs
     s=$(job_state "$id")
     case $s in
       COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED)
@@ -90,7 +90,7 @@ wait_job() {
     esac
     sleep 0.2
   done
-  echo "job $id still '$s' after 120 s" >&2
+  echo "job $id still '$s' after 150 s" >&2
   scontrol show job "$id" >&2 || true
   return 1
 }

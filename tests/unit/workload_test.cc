@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
@@ -114,4 +116,69 @@ TEST_CASE("workload: N addresses x M ports; one client holds 4 x 28232 connectio
   CHECK(rep.connects_ok == 112928);
   CHECK(rep.connect_errors.at("EADDRNOTAVAIL") == 4);
   CHECK(rep.st.established_peak == 112928);
+}
+
+namespace {
+// 200 generated connections over a 50 ms link through a listener with backlog 16
+// (scenarios/workload-delayed-link.json without its timeline checks).
+std::string delayed(const char* extra_timeline = "") {
+  return std::string(R"({"seed":1,"machines":[{"name":"client","addresses":["10.0.0.1/24"]},
+    {"name":"server","addresses":["10.0.0.2/24"],"sysctls":{"net.core.somaxconn":"16"}}],
+    "links":[{"between":["client","server"],"delay":"50ms"}],
+    "workloads":[{"name":"req","host":"client","stop":"2s","rate":100,"to":["10.0.0.2:443"],"hold":"10ms"}],
+    "timeline":[{"t":"0s","host":"server","op":"bind","sock":"l","addr":"10.0.0.2:443"},
+                {"t":"0s","op":"listen","sock":"l","backlog":16})") + extra_timeline + "]}";
+}
+std::vector<std::string> trace_lines(const std::string& text, uint64_t sample) {
+  auto lr = load_scenario_text(text, "t.json");
+  if (lr.error) FAIL(lr.error->message);
+  const std::string path = "workload_test_trace.jsonl";
+  RunOptions o;
+  o.trace_path = path;
+  o.trace_sample = sample;
+  o.trace_calls_only = true;
+  Runner r(*lr.scenario, o);
+  REQUIRE(r.run().runtime_error.empty());
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);)
+    if (line.find("\"workload\"") != std::string::npos) out.push_back(line);
+  std::remove(path.c_str());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("workload over a delayed link: server children are accepted once established, the queue never fills",
+          "[workload][accept]") {
+  // Source: the child joins the accept queue only when the client's ACK arrives
+  // (tcp_check_req → inet_csk_complete_hashdance → inet_csk_reqsk_queue_add), one ACK after the
+  // client's connect() returned; tcp_conn_request drops SYNs while sk_acceptq_is_full()
+  // (ack_backlog > backlog 16). Every generated connection must get through: 200 of 200, and
+  // a non-generated connect afterwards still finds room (accept at 3.2 s gets it).
+  auto lr = load_scenario_text(delayed(R"(,{"t":"3s","host":"client","op":"connect","sock":"late","to":"10.0.0.2:443",
+      "expect":{"ret":0,"at":"3.1s"}},{"t":"3.2s","op":"accept","sock":"l","as":"a","expect":{"ret":0}})"), "t.json");
+  if (lr.error) FAIL(lr.error->message);
+  Runner r(*lr.scenario, {});
+  const RunReport rep = r.run();
+  CHECK(rep.connects == 201);
+  CHECK(rep.connects_ok == 201);
+  CHECK(rep.expectation_failures == 0);
+}
+
+TEST_CASE("workload over a delayed link: each connect is traced as its own arrival, with its autobind", "[workload][trace]") {
+  // Arrival k is "req#k" with "rep":k whenever its handshake ends; its record carries the
+  // __inet_hash_connect fields of the connect() that started it, and --trace-sample N keeps
+  // arrivals k ≡ 0 (mod N).
+  const auto all = trace_lines(delayed(), 1);
+  REQUIRE(all.size() == 200);
+  for (size_t k = 0; k < all.size(); ++k) {
+    INFO(all[k]);
+    CHECK(all[k].find("\"rep\":" + std::to_string(k) + ",") != std::string::npos);
+    CHECK(all[k].find("\"sock\":\"req#" + std::to_string(k) + "\"") != std::string::npos);
+    CHECK(all[k].find("\"port_offset\":") != std::string::npos);
+    CHECK(all[k].find("\"t_start\":" + std::to_string(k * 10000000)) != std::string::npos);
+  }
+  const auto sampled = trace_lines(delayed(), 4);
+  REQUIRE(sampled.size() == 50);
+  CHECK(sampled[1].find("\"rep\":4,") != std::string::npos);
 }

@@ -46,7 +46,9 @@ struct World {
     wire.w = &w;
     w.net_wire = &wire;
   }
-  net::sock_id socket(uint16_t ns = 0, net::cred c = {}) { return net::sys_socket(w, ns, c); }
+  net::sock_id socket(uint16_t ns = 0, net::cred c = {}, net::family f = net::family::inet) {
+    return net::sys_socket(w, ns, c, f);
+  }
   net::connect_result connect(net::sock_id s, const char* to) {
     return net::inet_stream_connect(w, s, *net::parse_endpoint(to));
   }

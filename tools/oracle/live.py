@@ -11,7 +11,7 @@ Runs in a child started by the oracle as `unshare -n python3 tools/kernel-oracle
 Topology: one scenario host and no externals -> the base namespace is the host.  Otherwise every
 host gets its own namespace (a holder process that unshare()d, PR_SET_PDEATHSIG so it never
 outlives us), the base namespace holds a bridge br0, and each host with addresses gets a veth
-"eth0" on it carrying the scenario addresses.  External endpoints live in an extra namespace
+"eth0" on it carrying the scenario addresses (a one-host scenario: a veth "eth0" whose peer stays in the namespace).  External endpoints live in an extra namespace
 "ext" on the same bridge (addresses as /32 or /128, on-link routes both ways) with real
 listeners; a host without addresses gets the external address on its lo instead (noted).
 An external peer closes its side right after the client closes (portsim: "an external peer is
@@ -244,9 +244,17 @@ class LiveRun:
                 ip('link', 'add', 'v%d' % k, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', str(hd.pid))
                 ip('link', 'set', 'v%d' % k, 'master', 'br0')
                 ip('link', 'set', 'v%d' % k, 'up')
-        # per host: addresses, sysctls (file order, as portsim applies them)
+        # per host: addresses, sysctls (file order, as portsim applies them). A host with
+        # addresses but no veth to the bridge (a one-host scenario) gets a stand-in "eth0": one
+        # end of a veth pair whose other end ("eth0p", up, no address) stays in the same
+        # namespace (this kernel has no dummy driver). Its addresses are local; its subnet leads
+        # nowhere.
+        veth_hosts = {h[0] for h, _hd in linked}
         for name, _machine, addrs, sysctls in self.hosts:
             self.enter(self.ns_fd[name])
+            if addrs and name not in veth_hosts:
+                ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p')
+                ip('link', 'set', 'eth0p', 'up')
             for a in addrs:
                 ip('addr', 'add', a, 'dev', 'eth0', *(['nodad'] if ':' in a else []))
             if addrs:

@@ -53,6 +53,9 @@ sock_id inet_lookup_listener(const world& w, const netns& ns, const inet_addr& d
 // The netns that receives a packet for daddr sent from `from`; null when it leaves the model.
 const netns* route_to(const world& w, const netns& from, const inet_addr& daddr);
 
+// tcp_v6_connect() / ip_route_connect(): connect() to [::] or 0.0.0.0 means this host.
+inet_addr connect_daddr(const sock& s, const inet_addr& to);
+
 // Route lookup (ip_route_connect): the source address for `daddr` from netns `ns`.
 inet_addr inet_select_saddr(const netns& ns, const inet_addr& daddr);
 

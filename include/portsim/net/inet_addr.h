@@ -34,6 +34,8 @@ std::optional<inet_addr> parse_addr(std::string_view text);        // "10.0.0.1"
 std::optional<endpoint> parse_endpoint(std::string_view text);     // "10.0.0.1:80", "[::1]:80"
 std::string to_string(const inet_addr& a);
 std::string to_string(const endpoint& e);
+// As an AF_INET6 socket's getsockname() shows it: an IPv4 address in its v4-mapped form.
+std::string to_string(const endpoint& e, bool af_inet6);
 
 // An address assigned to an interface: "10.0.0.1/24" (prefix defaults to /32, /128).
 struct ifaddr {

@@ -38,8 +38,8 @@ struct inet_bind2_bucket {
   uint32_t next = kNone;     // next tb2 of the same tb
   sock_id owners = kNone;    // head of the owners list (sock::bind_next)
   uint32_t nowners = 0;
-  int8_t fastreuse = -1;
-  int8_t fastreuseport = -1;
+  int8_t fastreuse = 0;      // inet_bind2_bucket_init(): 0 / 0; the caller then sets its state
+  int8_t fastreuseport = 0;
 };
 
 // A set of local ports: a vector while small, an 8 KiB PortBitmap past kDestBitmapAt ports.
@@ -90,6 +90,7 @@ void inet_bind_bucket_destroy(world& w, uint32_t tb);
 // net/ipv4/inet_hashtables.c: inet_bind2_bucket_find() / _create() / _destroy().
 uint32_t inet_bind2_bucket_find(const world& w, uint32_t tb, const inet_addr& addr);
 uint32_t inet_bind2_bucket_create(world& w, uint32_t tb, const inet_addr& addr);
+void inet_bind2_bucket_set_state(world& w, uint32_t t2, int8_t fastreuse, int8_t fastreuseport);
 // net/ipv4/inet_hashtables.c: inet_bind_hash() — make sk an owner of (tb, tb2) at `port`.
 void inet_bind_hash(world& w, sock_id sk, uint32_t tb, uint32_t tb2, uint16_t port);
 // net/ipv4/inet_hashtables.c: __inet_put_port() — release sk's port (6.18 bucket state update).

@@ -44,6 +44,9 @@ class app_events {
   virtual void connect_done(sock_id sk, int err) = 0;
   // The peer's FIN arrived: sk is in CLOSE_WAIT (a reader would now see EOF).
   virtual void peer_closed(sock_id sk) = 0;
+  // A child joined listener's accept queue (inet_csk_reqsk_queue_add() wakes accept() through
+  // the listener's sk_data_ready).
+  virtual void accept_ready(sock_id listener, sock_id child) { (void)listener, (void)child; }
 };
 
 // include/net/tcp.h constants.

@@ -102,7 +102,7 @@ class Runner final : public engine::EventHandler {
   void take_sample();
   void count_connect(int err);
   void record_connect(int err, const net::connect_info& info, net::sock_id sk, const net::endpoint& to,
-                      const std::string& wname, uint64_t k);
+                      const std::string& wname, uint64_t k, Nanos t_start);
   const Scenario& sc_;
   RunOptions opt_;
   net::world w_;

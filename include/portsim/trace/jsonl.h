@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "portsim/base/output_file.h"
 #include "portsim/net/observer.h"
@@ -38,9 +39,14 @@ class JsonlTrace final : public net::observer {
   void bind2_bucket(const net::world&, net::table_op, uint32_t tb2) override;
   void ehash(const net::world&, net::table_op, net::sock_id) override;
   void state_change(const net::world&, net::sock_id, net::tcp_state from, net::tcp_state to) override;
+  // Every socket gets the next serial when it is allocated: the trace's "sk" is that serial,
+  // unique for the whole run, although the model reuses freed slots.
   void sock_alloc(const net::world&, net::sock_id id) override {
+    if (serial_.size() <= id) serial_.resize(size_t(id) + 1, 0);
+    serial_[id] = next_serial_++;
     if (on_alloc_) on_alloc_(id);
   }
+  uint64_t sk_id(net::sock_id id) const { return id < serial_.size() ? serial_[id] : id; }
   void set_on_alloc(std::function<void(net::sock_id)> f) { on_alloc_ = std::move(f); }
   // --explain: steps go to this explainer (null: not explaining).
   void set_explainer(Explainer* e) { explainer_ = e; }
@@ -56,6 +62,8 @@ class JsonlTrace final : public net::observer {
   std::FILE* f_ = nullptr;  // out_.get() while open
   NameFn name_of_;
   std::function<void(net::sock_id)> on_alloc_;
+  std::vector<uint64_t> serial_;  // slot -> serial of the socket in it
+  uint64_t next_serial_ = 0;
   Explainer* explainer_ = nullptr;
   bool calls_only_ = false;
 };
