@@ -125,6 +125,23 @@ void inet_csk_update_fastreuse(inet_bind_bucket& tb, const sock& sk) {
   }
 }
 
+// net/ipv4/inet_connection_sock.c: the range arithmetic at the head of inet_csk_find_open_port()
+// (4.6+, B3 onwards): [low, high[ exclusive, cut to the lower or upper half for attempt_half
+// (cleared when fewer than 4 ports), `remaining` rounded down to even when > 1.
+static uint32_t find_open_port_range(world& w, const sock& s, int& attempt_half, int& low, int& high) {
+  inet_sk_get_local_port_range(w, s, low, high);
+  high++;  // [32768, 60999] -> [32768, 61000[
+  if (high - low < 4) attempt_half = 0;
+  if (attempt_half) {
+    const int half = low + (((high - low) >> 2) << 1);
+    if (attempt_half == 1) high = half;
+    else low = half;
+  }
+  uint32_t remaining = uint32_t(high - low);
+  if (remaining > 1) remaining &= ~1u;
+  return remaining;
+}
+
 // net/ipv4/inet_connection_sock.c: inet_csk_find_open_port(). Returns the port or 0.
 uint16_t inet_csk_find_open_port(world& w, sock_id sk, bind_info& info) {
   netns& ns = w.ns_of(sk);
@@ -136,16 +153,7 @@ uint16_t inet_csk_find_open_port(world& w, sock_id sk, bind_info& info) {
     int attempt_half = s.reuse == SK_CAN_REUSE ? 1 : 0;
     for (;;) {  // kernel label: other_half_scan
       int low, high;
-      inet_sk_get_local_port_range(w, s, low, high);
-      high++;
-      if (high - low < 4) attempt_half = 0;
-      if (attempt_half) {
-        const int half = low + (((high - low) >> 2) << 1);
-        if (attempt_half == 1) high = half;
-        else low = half;
-      }
-      uint32_t remaining = uint32_t(high - low);
-      if (remaining > 1) remaining &= ~1u;
+      const uint32_t remaining = find_open_port_range(w, s, attempt_half, low, high);
       uint32_t offset = m.random.u32_below(remaining) | 1u;  // odd: the parity connect() tries last
       if (info.examined == 0) info.offset = offset;
       for (uint8_t pass = 1;; ++pass) {  // kernel label: other_parity_scan
@@ -307,16 +315,7 @@ uint16_t inet_csk_get_port_b3(world& w, sock_id sk, bind_info& info) {
   int attempt_half = s.reuse == SK_CAN_REUSE ? 1 : 0;
   for (;;) {  // kernel label: other_half_scan
     int low, high;
-    inet_sk_get_local_port_range(w, s, low, high);
-    high++;
-    if (high - low < 4) attempt_half = 0;
-    if (attempt_half) {
-      const int half = low + (((high - low) >> 2) << 1);
-      if (attempt_half == 1) high = half;
-      else low = half;
-    }
-    uint32_t remaining = uint32_t(high - low);
-    if (remaining > 1) remaining &= ~1u;
+    const uint32_t remaining = find_open_port_range(w, s, attempt_half, low, high);
     uint32_t offset = m.random.u32_below(remaining) | 1u;
     if (info.examined == 0) info.offset = offset;
     int smallest_size = -1, smallest_port = low;

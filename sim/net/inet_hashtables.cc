@@ -450,6 +450,16 @@ bool inet_sk_get_local_port_range(const world& w, const sock& sk, int& low, int&
 
 namespace {
 
+// The connect_info fields every era's walk reports: where it starts and over which range.
+void set_walk(connect_info& info, uint32_t offset, int low, int high, uint32_t remaining, int step) {
+  info.offset = offset;
+  info.low = uint32_t(low);
+  info.high = uint32_t(high);
+  info.remaining = remaining;
+  info.step = uint8_t(step);
+}
+
+
 // One parity pass of the scan (kernel label: other_parity_scan). Visits candidates
 // k = 0, 1, …: port = low + offset + k*step, minus `remaining` once it reaches `high`.
 // Returns the port found (0 if none) and sets `k_found` / `visited`.
@@ -578,11 +588,7 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
   info.port_offset = port_offset;
   info.index = index;
   info.perturb = m.table_perturb[index];
-  info.offset = offset;
-  info.low = uint32_t(low);
-  info.high = uint32_t(high);
-  info.remaining = remaining;
-  info.step = uint8_t(step);
+  set_walk(info, offset, low, high, remaining, step);
 
   if (w.obs && w.obs->explaining()) {
     w.obs->explain("secure_ipv4_port_ephemeral", fmt::format("port_offset = siphash(saddr, daddr, dport, timeseed {}) = {:#018x}",
@@ -667,11 +673,7 @@ int sequential_walk(world& w, sock_id sk, uint32_t start, uint32_t remaining, in
                     check_established_fn check_established, connect_info& info, pass_result& r) {
   netns& ns = w.ns_of(sk);
   const connect_dest* d = dest_find(w, w.sk(sk).netns, w.sk(sk).rcv_saddr, w.sk(sk).daddr, w.sk(sk).dport);
-  info.offset = start;
-  info.low = uint32_t(low);
-  info.high = uint32_t(high);
-  info.remaining = remaining;
-  info.step = 1;
+  set_walk(info, start, low, high, remaining, 1);
   r = scan_pass(w, sk, ns, d, low, high, remaining, start, 1, check_established);
   info.examined += r.visited;
   return r.port ? 0 : EADDRNOTAVAIL;
@@ -740,11 +742,7 @@ uint8_t parity_passes(world& w, sock_id sk, int low, int high, uint32_t remainin
                       check_established_fn check_established, connect_info& info, pass_result& r) {
   netns& ns = w.ns_of(sk);
   const connect_dest* d = dest_find(w, w.sk(sk).netns, w.sk(sk).rcv_saddr, w.sk(sk).daddr, w.sk(sk).dport);
-  info.offset = offset;
-  info.low = uint32_t(low);
-  info.high = uint32_t(high);
-  info.remaining = remaining;
-  info.step = 2;
+  set_walk(info, offset, low, high, remaining, 2);
   for (uint8_t pass = 1;; ++pass) {
     r = scan_pass(w, sk, ns, d, low, high, remaining, offset, 2, check_established);
     info.examined += r.visited;
