@@ -10,7 +10,25 @@ import matplotlib.pyplot as plt  # noqa: E402  (after use("Agg"))
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
-DPI = 100
+DPI = 300  # PNG resolution; the figures are sized in real inches (below)
+
+# Sizes for a paper: one column is about 3.5 in wide, the full text width about 7.16 in (IEEE,
+# ACM). Figures are drawn at those sizes with 8 pt text (7 pt legends and notes), so they stay
+# readable when placed at 100 %.
+COLUMN_IN = 3.5
+TEXT_WIDTH_IN = 7.16
+FORMATS = ("png", "svg", "pdf")
+
+
+def paper_style():
+    plt.rcParams.update({
+        "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+        "legend.fontsize": 7, "figure.titlesize": 8.5, "lines.linewidth": 1.1, "lines.markersize": 3,
+        "svg.fonttype": "none", "pdf.fonttype": 42,  # text stays text (searchable, editable)
+    })
+
+
+paper_style()
 
 DEFAULT_RANGE = 60999 - 32768 + 1  # 28232 ports
 WIDE_RANGE = 65535 - 1024 + 1      # 64512 ports
@@ -52,10 +70,15 @@ def fnum(v, default=0.0):
 
 
 def save(fig, name):
-    path = out_path(name)
-    fig.savefig(path, dpi=DPI)
+    """Writes NAME.png, NAME.svg and NAME.pdf (name given with or without .png)."""
+    stem = os.path.splitext(name)[0]
+    for ext in FORMATS:
+        path = out_path(f"{stem}.{ext}")
+        # Fixed metadata: a rerun rewrites the SVG/PDF byte for byte.
+        meta = {"Date": None} if ext == "svg" else {"CreationDate": None} if ext == "pdf" else {}
+        fig.savefig(path, dpi=DPI, metadata=meta)
+        print(f"wrote {os.path.relpath(path)}")
     plt.close(fig)
-    print(f"wrote {os.path.relpath(path)}")
 
 
 def mean_between(ts_rows, key, lo, hi, col):

@@ -33,7 +33,7 @@ busy only most of the time, so the median grows gradually from ~50 to ~11 000.
 """
 import math
 
-from _common import DEFAULT_RANGE, EVEN_HALF, fnum, mean_between, plt, read_csv, save
+from _common import DEFAULT_RANGE, EVEN_HALF, fnum, mean_between, plt, read_csv, save, COLUMN_IN, TEXT_WIDTH_IN
 
 RATE = "/workloads/0/rate"
 N = DEFAULT_RANGE
@@ -67,29 +67,27 @@ def panel_sequential(ax):
                 first_odd = ok
             ok += 1
     ax.scatter(xs, ys, s=1, color="C0", alpha=0.25, linewidths=0, rasterized=True,
-               label="each connect() (trace)")
+               label="each connect()")
     w = 200
     csum = [0]
     for y in ys:
         csum.append(csum[-1] + y)
     mx = [xs[k + w // 2] for k in range(len(ys) - w)]
     my = [(csum[k + w] - csum[k]) / w for k in range(len(ys) - w)]
-    ax.plot(mx, my, color="C1", lw=1.5, label=f"mean of {w} consecutive connects")
+    ax.plot(mx, my, color="C1", lw=1.5, label=f"mean of {w}")
     ax.axvline(0.5, color="k", ls=":", lw=1)
     ax.axhline(EVEN_HALF + 1, color="gray", ls="--", lw=0.8,
-               label="14 117 = all even ports + 1 odd")
+               label="14 117: all even + 1")
     if first_odd is not None:
         ax.annotate(f"first odd port:\nconnect #{first_odd}\n(fill {first_odd / N:.1%})",
-                    xy=(first_odd / N, EVEN_HALF + 1), xytext=(0.57, 40), fontsize=8,
+                    xy=(first_odd / N, EVEN_HALF + 1), xytext=(0.56, 4e2), fontsize=6.5,
                     arrowprops={"arrowstyle": "->", "lw": 0.8})
     ax.set_yscale("log")
-    ax.text(0.02, 4e2, "steps of the mean: further laps around the even\n"
-            "ports fill the gaps left by the 2..16-port strides", fontsize=7)
     ax.set_xlim(0, 1.0)
-    ax.set_xlabel("fraction of the range in use before the connect() (held connections / 28 232)")
-    ax.set_ylabel("ports examined by this connect()")
-    ax.set_title("(a) sequential fill, 1 destination,\nconnections never closed", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_xlabel("fill before the connect() (held / 28 232)")
+    ax.set_ylabel("ports examined")
+    ax.set_title("(a) sequential fill, never closed", fontsize=8)
+    ax.legend(fontsize=6, loc="lower right")
 
 
 def panel_churn(ax):
@@ -100,17 +98,16 @@ def panel_churn(ax):
     ax.plot(x, [p[3] for p in pts], "^:", color="C3", ms=3, label="99th percentile")
     fx = [k / 200 for k in range(0, 97)]
     ax.plot(fx, [1 / (1 - 2 * f) for f in fx], color="gray", lw=1, ls="-.",
-            label="random start, random use of the even half:\n1 / (1 - 2f)")
+            label="1/(1-2f)")
     ax.axvline(0.5, color="k", ls=":", lw=1)
     ax.axhline(EVEN_HALF + 1, color="gray", ls="--", lw=0.8)
     ax.set_yscale("log")
     ax.set_xlim(0, 1.0)
     ax.set_ylim(0.8, 4e4)
-    ax.set_xlabel("mean fraction of the range in use f (ESTABLISHED / 28 232)")
+    ax.set_xlabel("mean fill f (ESTABLISHED / 28 232)")
     ax.set_ylabel("ports examined per connect()")
-    ax.set_title("(b) churn with random release, 1 destination\n(exponential hold, mean 1 s; RST close)",
-                 fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("(b) random release, 1 destination", fontsize=8)
+    ax.legend(fontsize=6, loc="upper left")
 
 
 def panel_dests(ax):
@@ -124,26 +121,20 @@ def panel_dests(ax):
         if d > 1 and below:  # distinct local ports bound just below the wall
             notes.append(f"{d} destinations, {below[-1][0]:.2f} connections/port:\n"
                          f"    {below[-1][4]:.0%} of the ports bound")
-    ax.text(2.25, 12, "Just below the wall:\n" + "\n".join(notes) +
-            "\n(every destination takes the\nsame even ports first)", fontsize=7,
-            bbox={"facecolor": "white", "edgecolor": "0.7"})
     ax.set_yscale("log")
     ax.set_ylim(0.8, 4e4)
-    ax.set_xlabel("connections in use / 28 232 (connections per port of the range)")
+    ax.set_xlabel("connections per port of the range")
     ax.set_ylabel("ports examined per connect()")
-    ax.set_title("(c) the same churn over D destinations\n(round-robin; dotted: D/2 connections per port)",
-                 fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("(c) D destinations (dotted: D/2)", fontsize=8)
+    ax.legend(fontsize=6, loc="lower right")
 
 
 def main():
-    fig, axs = plt.subplots(1, 3, figsize=(16, 5.2))
+    fig, axs = plt.subplots(1, 3, figsize=(TEXT_WIDTH_IN, 2.7))
     panel_sequential(axs[0])
     panel_churn(axs[1])
     panel_dests(axs[2])
-    fig.suptitle("Ports examined per connect() vs fill, default range 32768-60999 (28 232 ports), "
-                 "Linux 6.18 model: even ports first, odd ports once the even half is full",
-                 fontsize=11)
+    fig.suptitle("Ports examined per connect() vs fill (default range, 28 232 ports)", fontsize=8)
     fig.tight_layout()
     save(fig, "examined_vs_fill.png")
 

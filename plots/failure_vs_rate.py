@@ -17,7 +17,7 @@ ip_local_port_range x tcp_tw_reuse 0/1, 180 s of arrivals) and data/failure_vs_r
 (tcp_tw_reuse=2, the default, which allows reuse for loopback only: toward 10.0.0.2 it must
 equal 0; it is drawn as crosses on top of the 0 curve to show that it does).
 """
-from _common import DEFAULT_RANGE, TIME_WAIT_S, WIDE_RANGE, fnum, plt, read_csv, save
+from _common import DEFAULT_RANGE, TIME_WAIT_S, WIDE_RANGE, fnum, plt, read_csv, save, COLUMN_IN, TEXT_WIDTH_IN
 
 RATE = "/workloads/0/rate"
 RANGE = "/machines/0/sysctls/net.ipv4.ip_local_port_range"
@@ -38,7 +38,7 @@ def series(rows, rng, reuse):
 def main():
     rows = read_csv("failure_vs_rate.csv")
     tw2 = read_csv("failure_vs_rate_tw2.csv")
-    fig, (ax, bx) = plt.subplots(2, 1, figsize=(9, 8.2), sharex=True,
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(TEXT_WIDTH_IN, 5.6), sharex=True,
                                  gridspec_kw={"height_ratios": [3, 2]})
     curves = [
         ("32768 60999", "0", "C0", "-", "o", "32768-60999 (28 232 ports), tcp_tw_reuse=0"),
@@ -80,27 +80,27 @@ def main():
     if notes:
         ax.text(0.015, 0.36, "measured at the nominal knees:\n" + ", ".join(notes) +
                 "\n(TIME_WAIT lasts 60-62 s: it ends on\na 2.048-s timer-wheel tick at HZ=250)",
-                transform=ax.transAxes, ha="left", va="bottom", fontsize=8, color="0.3",
+                transform=ax.transAxes, ha="left", va="bottom", fontsize=7, color="0.3",
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85})
     for n, color in ((DEFAULT_RANGE, "C0"), (WIDE_RANGE, "C3")):
         half = n / 2 / TIME_WAIT_S
         bx.axvline(half, color=color, lw=1, ls="-.", alpha=0.7,
                    label=f"even ports all in TIME_WAIT: {n // 2} / 60 s = {half:.1f}/s")
-    bx.legend(fontsize=8, loc="center right")
+    bx.legend(fontsize=7, loc="center right")
 
     ax.set_title("connect() failures vs connection rate, one external destination,\n"
                  "client closes first (TIME_WAIT 60 s), 180 s of constant arrivals, Linux 6.18 model")
     ax.set_ylabel("connect() failing with EADDRNOTAVAIL (% of attempts)")
     ax.set_ylim(-2, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left")
     bx.set_yscale("log")
     bx.set_ylabel("ports examined per connect()\n(mean over all attempts)")
     bx.set_xlabel("new connections per second to 10.0.0.2:80 (connects/s)")
     bx.grid(alpha=0.3, which="both")
     bx.set_ylim(0.7, 2e5)
     bx.set_title("cost of connect(): candidates scanned by __inet_hash_connect "
-                 "(a failed attempt scans the whole range)", fontsize=10)
+                 "(a failed attempt scans the whole range)", fontsize=8)
     fig.tight_layout()
     save(fig, "failure_vs_rate.png")
 

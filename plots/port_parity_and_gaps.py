@@ -26,7 +26,7 @@ from collections import Counter
 
 from matplotlib.lines import Line2D
 
-from _common import DEFAULT_RANGE, plt, read_csv, save
+from _common import DEFAULT_RANGE, plt, read_csv, save, COLUMN_IN, TEXT_WIDTH_IN
 
 LOW, HIGH = 32768, 60999
 
@@ -58,7 +58,7 @@ def main():
                     gaps[port - prev] += 1
                 prev = port
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 5.4), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 3.3), gridspec_kw={"width_ratios": [1.6, 1]})
     ax.scatter(even_n, even_p, s=0.6, color="C0", linewidths=0, rasterized=True,
                label=f"even port ({len(even_p)} connects)")
     ax.scatter(odd_n, odd_p, s=0.6, color="C1", linewidths=0, rasterized=True,
@@ -68,40 +68,39 @@ def main():
                    label=f"EADDRNOTAVAIL ({len(fail_n)} connects)")
     if odd_n:
         ax.axvline(odd_n[0], color="k", ls=":", lw=1)
-        ax.text(odd_n[0] - 250, HIGH + 900, f"connect #{odd_n[0]} (= 28 232 / 2):\nfirst odd port",
-                fontsize=8, va="bottom", ha="right")
+        ax.text(odd_n[0] - 250, HIGH + 900, f"#{odd_n[0]} = 28 232 / 2:\nfirst odd port",
+                fontsize=6.5, va="bottom", ha="right")
     ax.set_ylim(LOW - 1500, HIGH + 6500)
     ax.set_xlim(0, len(rows) + 250)
-    ax.set_xlabel("connect() number (one every 100 us; connections never closed)")
+    ax.set_xlabel("connect() number (one every 100 µs, never closed)")
     ax.set_ylabel("local port chosen")
-    ax.set_title("Port chosen by each connect() to 10.0.0.2:80, default range 32768-60999",
-                 fontsize=10)
+    ax.set_title("Port chosen by each connect() (default range)", fontsize=8)
     handles = [Line2D([], [], ls="", marker="o", ms=5, color="C0"),
                Line2D([], [], ls="", marker="o", ms=5, color="C1")]
     if fail_n:
         handles.append(Line2D([], [], ls="", marker="x", ms=6, color="C3"))
-    ax.legend(handles, [h.get_label() for h in ax.collections][:len(handles)], fontsize=8,
-              loc="upper right")
+    ax.legend(handles, [h.get_label() for h in ax.collections][:len(handles)], fontsize=6,
+              loc="upper right", bbox_to_anchor=(1.0, 1.0), framealpha=0.9)
 
     xs = list(range(2, 17, 2))
     total = sum(gaps[x] for x in xs)
     other = sum(v for k, v in gaps.items() if k not in xs)
     bx.bar(xs, [gaps[x] for x in xs], width=1.4, color="C0",
-           label=f"measured ({total} gaps)")
-    bx.axhline(total / 8, color="C3", ls="--", lw=1.2, label="uniform over 2..16 (kernel: 2*U[0,8) + 2)")
+           label=f"model ({total} gaps)")
+    bx.axhline(total / 8, color="C3", ls="--", lw=1.2, label="uniform 2..16: 2·U[0,8) + 2")
     bx.set_xticks(xs)
     bx.set_xlabel("gap to the previous pick (ports)")
     bx.set_ylabel("number of consecutive picks")
-    title = f"Gap between consecutive picks, first lap (connects 0..{lap_end - 1})"
+    title = f"Gaps, first lap (connects 0..{lap_end - 1})"
     chi2 = sum((gaps[x] - total / 8) ** 2 / (total / 8) for x in xs)
-    title += f"\nchi-square vs uniform {chi2:.1f} (7 d.o.f., 5 % critical value 14.07)"
+    title += f"\nχ² vs uniform {chi2:.1f} (7 d.o.f.; 5 %: 14.07)"
     if other:
         title += f"; {other} pairs with other gaps"
-    bx.set_title(title, fontsize=10)
+    bx.set_title(title, fontsize=8)
     bx.set_ylim(0, total / 8 * 1.5)
-    bx.legend(fontsize=8, loc="upper right")
-    fig.suptitle("Linux 6.18 __inet_hash_connect: laps over the even ports with random strides, "
-                 "odd ports only once the even half is full", fontsize=11)
+    bx.legend(fontsize=6, loc="upper right")
+    fig.suptitle("__inet_hash_connect (6.18): laps over the even ports, odd ports once they are full",
+                 fontsize=8)
     fig.tight_layout()
     save(fig, "port_parity_and_gaps.png")
 

@@ -20,7 +20,7 @@ so TIME_WAIT lasts 60-62 s and ports come back in batches: that is the sawtooth 
 with no success at all while all 28 232 ports are in TIME_WAIT (flat tops), and the long step in
 the drain is the trace of such a gap (no port was taken then, so none expires 61 s later).
 """
-from _common import DEFAULT_RANGE, fnum, plt, read_csv, save
+from _common import DEFAULT_RANGE, fnum, plt, read_csv, save, COLUMN_IN, TEXT_WIDTH_IN
 
 RATE = "/workloads/0/rate"
 
@@ -38,7 +38,7 @@ def main():
     pool = read_csv("churn_pool_ts.csv")
     pool_sum = read_csv("churn_pool.csv")[0]
 
-    fig, ax = plt.subplots(figsize=(10, 5.6))
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN, 3.8))
     ax.axhline(DEFAULT_RANGE, color="k", ls="--", lw=1,
                label="size of the range 32768-60999: 28 232 ports")
     for rate, color in (("600", "C3"), ("300", "C0")):
@@ -56,10 +56,10 @@ def main():
     ax.plot([p[0] for p in pts], [p[1] for p in pts], color="C2", lw=2.2,
             label=f"pool of 8 kept-alive connections, 600 requests/s "
                   f"({int(req)} requests, {int(reqf)} failed)")
-    ax.annotate("pool: 8 ports in use", xy=(110, 8), xytext=(100, 3000), fontsize=9, color="C2",
+    ax.annotate("pool: 8 ports in use", xy=(110, 8), xytext=(100, 3000), fontsize=7, color="C2",
                 arrowprops={"arrowstyle": "->", "color": "C2"})
     ax.axvline(150, color="gray", ls="-.", lw=1)
-    ax.text(152, 4000, "arrivals stop (150 s):\nTIME_WAIT drains\nover 60-62 s", fontsize=8,
+    ax.text(152, 4000, "arrivals stop (150 s):\nTIME_WAIT drains\nover 60-62 s", fontsize=7,
             color="gray")
     ax.set_xlim(0, 215)
     ax.set_ylim(0, 40000)
@@ -68,7 +68,7 @@ def main():
     ax.set_title("Ports in use over time: one connection per request (client closes, TIME_WAIT 60 s)\n"
                  "vs a connection pool, one external destination, Linux 6.18 model")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     save(fig, "ports_in_use_over_time.png")
 

@@ -26,8 +26,19 @@
 #include "portsim/scenario/shard.h"
 #include "portsim/scenario/sweep.h"
 
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iterator>
+#include <sstream>
 #include <thread>
 #include <unistd.h>
+
+#include "portsim/trace/portmap.h"
+
+extern char** environ;
 
 namespace po = boost::program_options;
 using namespace portsim;
@@ -204,6 +215,8 @@ int cmd_run(int argc, char** argv) {
       ("trace-sample", po::value<std::string>(), "trace only one generated (workload) connect in N")
       ("trace-level", po::value<std::string>()->default_value("all"),
        "all: calls, packets, states, tables, timers; calls: call records only")
+      ("pcap", po::value<std::string>(), "write every segment as a pcap file (LINKTYPE_RAW; tcpdump -r, tshark -r)")
+      ("perfetto", po::value<std::string>(), "write a Chrome trace-event JSON file (ui.perfetto.dev, chrome://tracing)")
       ("ss-at", po::value<std::vector<std::string>>()->composing(),
        "print the socket table (ss -tan format) at this virtual time, inline on stdout (repeatable)")
       ("host", po::value<std::string>(), "with --ss-at: only this host")
@@ -228,6 +241,8 @@ int cmd_run(int argc, char** argv) {
     return kExitBadInput;
   }
   if (vm.count("trace")) ro.trace_path = vm["trace"].as<std::string>();
+  if (vm.count("pcap")) ro.pcap_path = vm["pcap"].as<std::string>();
+  if (vm.count("perfetto")) ro.perfetto_path = vm["perfetto"].as<std::string>();
   ro.explain = vm.count("explain") > 0;
   if (vm.count("explain-filter")) {
     std::string ferr;
@@ -776,6 +791,174 @@ int cmd_compare(int argc, char** argv) {
   return kExitOk;
 }
 
+// Renders the heat map grid (JSON at `json`) to `out` with Debian's matplotlib; the format
+// follows out's extension (png, svg, pdf). Empty string on success, else why not.
+std::string render_heatmap_image(const std::string& json, const std::string& out) {
+  static const char* kScript = R"PY(
+import json, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
+import numpy as np
+d = json.load(open(sys.argv[1]))
+g = np.frombuffer(d["grid"].encode(), dtype=np.uint8).astype(int) - 48
+g = g.reshape(d["rows"], d["cols"])
+plt.rcParams.update({"font.size": 9})
+fig, ax = plt.subplots(figsize=(7.0, 3.6), constrained_layout=True)
+end = d["end_ns"] / 1e9
+top = d["lo"] + d["rows"] * d["per_row"]
+ax.imshow(g, cmap=ListedColormap(d["colors"]), vmin=0, vmax=len(d["colors"]) - 1, aspect="auto",
+          interpolation="nearest", extent=[0, end, top, d["lo"]])
+ax.set_xlabel("virtual time (s)")
+ax.set_ylabel("local port")
+ax.set_title(d["title"], fontsize=9)
+ax.legend(handles=[Patch(facecolor=c, edgecolor="#999", label=n) for n, c in zip(d["cats"], d["colors"])],
+          loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
+fig.savefig(sys.argv[2], dpi=150, format=sys.argv[3])
+)PY";
+  const std::string ext = out.substr(out.rfind('.') + 1);
+  if (ext != "png" && ext != "svg" && ext != "pdf") return "expected a .png, .svg or .pdf file name";
+  char tmpl[] = "/tmp/portsim-heatmap-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  if (fd < 0) return std::string("cannot create a temporary file: ") + std::strerror(errno);
+  close(fd);
+  const std::string img = tmpl;
+  const char* argv[] = {"/usr/bin/python3", "-c", kScript, json.c_str(), img.c_str(), ext.c_str(), nullptr};
+  pid_t pid;
+  std::string err;
+  if (posix_spawn(&pid, argv[0], nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
+    err = "cannot run /usr/bin/python3 (install python3-matplotlib)";
+  } else {
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) err = "/usr/bin/python3 with matplotlib failed (install python3-matplotlib)";
+  }
+  if (err.empty()) {
+    std::ifstream in(img, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!write_file(out, [&](std::FILE* f) { std::fwrite(bytes.data(), 1, bytes.size(), f); }))
+      err = fmt::format("cannot write {}: {}", out, std::strerror(errno));
+  }
+  std::remove(img.c_str());
+  return err;
+}
+
+int cmd_heatmap(int argc, char** argv) {
+  po::options_description opts("options");
+  opts.add_options()("help,h", "this help")
+      ("scenario", po::value<std::string>()->required(), "scenario file")
+      ("out,o", po::value<std::string>()->required(), "the HTML page to write (self-contained; opens offline)")
+      ("png", po::value<std::string>(), "also an image: .png, .svg or .pdf (Debian's /usr/bin/python3 + matplotlib)")
+      ("host", po::value<std::string>(), "the host whose ports are drawn (default: the first)")
+      ("dest", po::value<std::string>(), "ADDR:PORT — only connections to this peer count (ports used toward others show as free)")
+      ("ports", po::value<std::string>(), "LO-HI — the ports drawn (default: the host's ip_local_port_range)")
+      ("rows", po::value<uint32_t>()->default_value(250), "at most this many rows (ports are binned beyond)")
+      ("columns", po::value<uint32_t>()->default_value(400), "time bins")
+      ("seed,s", po::value<std::string>(), "override the scenario's seed")
+      ("no-limits", "lift the size limits (README \"Limits\")");
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (int rc = parse("heatmap", "SCENARIO -o ports.html [--png ports.png] [--host H] [--dest ADDR:PORT]", opts, pos, argc,
+                     argv, vm); rc >= 0)
+    return rc;
+  scenario::RunOptions ro;
+  if (vm.count("seed")) {
+    ro.seed = u64_option(vm, "seed", "heatmap");
+    if (!ro.seed) return kExitBadInput;
+  }
+  auto lr = scenario::load_scenario_file(vm["scenario"].as<std::string>(), limits_of(vm));
+  if (lr.error) {
+    std::cerr << lr.error->message << "\n";
+    return kExitBadInput;
+  }
+  const auto& sc = *lr.scenario;
+  trace::PortMapOptions pm;
+  const uint32_t rows = vm["rows"].as<uint32_t>(), cols = vm["columns"].as<uint32_t>();
+  if (rows == 0 || rows > 4096 || cols == 0 || cols > 4096) {
+    std::cerr << "portsim heatmap: --rows and --columns must be in [1, 4096]\n";
+    return kExitBadInput;
+  }
+  pm.max_rows = rows;
+  pm.columns = cols;
+  std::string host;
+  if (vm.count("host")) {
+    host = vm["host"].as<std::string>();
+    net::world w;
+    scenario::build_world(sc, sc.seed, w);
+    std::vector<std::string_view> names;
+    int found = -1;
+    for (const auto& n : w.nets) {
+      names.push_back(n.name);
+      if (n.name == host) found = n.id;
+    }
+    if (found < 0) {
+      std::cerr << fmt::format("portsim heatmap: --host: no host '{}' in {}{}\n", host, sc.file, did_you_mean(host, names));
+      return kExitBadInput;
+    }
+    pm.ns = uint16_t(found);
+  }
+  if (vm.count("dest")) {
+    pm.dest = net::parse_endpoint(vm["dest"].as<std::string>());
+    if (!pm.dest) {
+      std::cerr << "portsim heatmap: --dest: expected ADDR:PORT like 10.0.0.2:80 or [::1]:80\n";
+      return kExitBadInput;
+    }
+  }
+  if (vm.count("ports")) {
+    unsigned lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream in(vm["ports"].as<std::string>());
+    if (!(in >> lo >> dash >> hi) || dash != '-' || lo == 0 || lo > hi || hi > 65535 || !in.eof()) {
+      std::cerr << "portsim heatmap: --ports: expected LO-HI with 1 <= LO <= HI <= 65535\n";
+      return kExitBadInput;
+    }
+    pm.ports = {uint16_t(lo), uint16_t(hi)};
+  }
+  trace::PortMap map(pm);
+  ro.watch = &map;
+  scenario::Runner runner(sc, ro);
+  const scenario::RunReport rep = runner.run();
+  if (!rep.runtime_error.empty()) {
+    std::cerr << rep.runtime_error << "\n";
+    return kExitBadInput;
+  }
+  const trace::PortGrid g = map.grid();
+  const std::string title = fmt::format("{}: ports {}–{} of {}{} (seed {})", sc.name.empty() ? sc.file : sc.name, g.lo, g.hi,
+                                        runner.world().nets[pm.ns].name,
+                                        pm.dest ? " toward " + net::to_string(*pm.dest) : "", ro.seed.value_or(sc.seed));
+  const std::string out = vm["out"].as<std::string>();
+  if (!write_file(out, [&](std::FILE* f) { trace::write_heatmap_html(f, g, title); })) {
+    std::cerr << fmt::format("portsim heatmap: cannot write {}: {}\n", out, std::strerror(errno));
+    return kExitBadInput;
+  }
+  if (vm.count("png")) {
+    char tmpl[] = "/tmp/portsim-grid-XXXXXX";
+    const int fd = mkstemp(tmpl);
+    std::FILE* f = fd < 0 ? nullptr : fdopen(fd, "w");
+    if (!f) {
+      std::cerr << "portsim heatmap: cannot create a temporary file\n";
+      return kExitBadInput;
+    }
+    trace::write_heatmap_json(f, g, title);
+    std::fclose(f);
+    const std::string err = render_heatmap_image(tmpl, vm["png"].as<std::string>());
+    std::remove(tmpl);
+    if (!err.empty()) {
+      std::cerr << "portsim heatmap: --png " << vm["png"].as<std::string>() << ": " << err << "\n";
+      return kExitBadInput;
+    }
+  }
+  std::string counts;
+  for (int c = 0; c < trace::kPortCats; ++c)
+    if (g.cells_of[size_t(c)]) counts += fmt::format(", {} {}", trace::port_cat_name(trace::port_cat(c)), g.cells_of[size_t(c)]);
+  fmt::print("{}: {} rows x {} columns ({} port{} per row, {} per column){}\n", out, g.rows, g.cols, g.per_row,
+             g.per_row > 1 ? "s" : "", format_duration(g.end / g.cols), counts);
+  return kExitOk;
+}
+
 struct Command {
   const char* name;
   const char* summary;
@@ -787,6 +970,7 @@ constexpr Command kCommands[] = {
     {"check", "parse and validate a scenario; run nothing", cmd_check},
     {"sweep", "run a scenario over varied values and seeds in parallel; CSV/JSON rows (or a shard)", cmd_sweep},
     {"merge", "put the shards of a sweep together: the CSV/JSON of one unsharded sweep", cmd_merge},
+    {"heatmap", "draw a host's port range over time (HTML page, optional PNG/SVG/PDF)", cmd_heatmap},
     {"ss", "the socket table at a virtual time, as `ss -tan` (or `ss -s`) prints it", cmd_ss},
     {"kernels", "list the kernel profiles (3.10 … 6.18); 'kernels X': what X does differently", cmd_kernels},
     {"compare", "run a scenario under two or more kernels and show where the outcomes differ", cmd_compare},

@@ -10,6 +10,7 @@
 #include "portsim/base/assert.h"
 #include "portsim/net/inet_connection_sock.h"
 #include "portsim/net/observer.h"
+#include "tcp_internal.h"
 
 namespace portsim::net {
 
@@ -177,6 +178,9 @@ static int tcp_v4_connect(world& w, sock_id id, const endpoint& to, connect_info
     w.sk(id).dport = 0;
     return err;
   }
+  // write_seq from secure_tcp_seq unless a reused TIME_WAIT set it (tcp_twsk_unique).
+  if (w.sk(id).snd_nxt == 0)
+    w.sk(id).snd_nxt = tcp_init_seq(w, w.sk(id).netns, w.sk(id).rcv_saddr, w.sk(id).num, to.addr, to.port);
   tcp_connect(w, id);  // a zero-delay path may finish the handshake before this returns
   return 0;
 }

@@ -219,20 +219,69 @@ uint16_t take_smallest(const world& w, sock_id sk, uint16_t port, bind_info& inf
   return port;
 }
 
-// 3.10 net/ipv4/inet_connection_sock.c: inet_csk_get_port(), snum == 0 (B1): rover =
-// net_random() % remaining + low over the inclusive range, ++rover with wrap; a port whose bucket
+// hashinfo->bsockets: sockets bound in this netns's local port range (the B1/B2 early-take test).
+uint64_t bind_bsockets(const world& w, const netns& ns) {
+  uint64_t bsockets = 0;
+  for (uint32_t p = uint32_t(ns.sys.ip_local_port_range_lo); p <= ns.sys.ip_local_port_range_hi; ++p)
+    if (ns.bhash[p] != kNone) bsockets += tb_num_owners(w, ns.bhash[p]);
+  return bsockets;
+}
+
+// One pass of the ≤ 4.5 rover scan over [low, high] (the body under the kernel label `again`,
+// shared by B1 and B2): rover = random % remaining + low, ++rover with wrap; a port whose bucket
 // passes bind_conflict(sk, tb, false) is taken; the compatible bucket with the fewest owners is
-// remembered and taken at once when bsockets > range size, else after a full scan. With
-// `attempt_half` (B2, the 4.2-era copy): a SO_REUSEADDR socket scans [low, low + (high-low)/2]
-// first, then [half, high].
-uint16_t inet_csk_get_port_b1(world& w, sock_id sk, bind_info& info) {
+// remembered and taken at once when bsockets > range size, else after a full scan. Returns the
+// port, or 0 with `*exhausted` set when neither a free nor a shareable port was found.
+uint16_t inet_csk_rover_scan(world& w, sock_id sk, int low, int high, int half, uint64_t bsockets, bind_info& info,
+                             bool* exhausted) {
   netns& ns = w.ns_of(sk);
   machine& m = w.machine_of(ns);
   const sock& s = w.sk(sk);
-  int attempt_half = m.kp.bind == bind_era::b2_lower_half && s.reuse == SK_CAN_REUSE ? 1 : 0;
-  uint64_t bsockets = 0;  // hashinfo->bsockets: sockets bound in this netns
-  for (uint32_t p = uint32_t(ns.sys.ip_local_port_range_lo); p <= ns.sys.ip_local_port_range_hi; ++p)
-    if (ns.bhash[p] != kNone) bsockets += tb_num_owners(w, ns.bhash[p]);
+  *exhausted = false;
+  int remaining = high - low + 1;
+  int rover = int(m.random.u32_below(uint32_t(remaining))) + low;
+  if (info.examined == 0) info.offset = uint32_t(rover - low);
+  int smallest_size = -1, smallest_rover = rover;
+  do {
+    ++info.examined;
+    if (!ns.sys.ip_local_reserved_ports.test(uint32_t(rover))) {
+      const uint32_t tb = ns.bhash[uint16_t(rover)];
+      if (tb == kNone) break;  // a free port
+      if (smallest_candidate(w, tb, s) && (int(tb_num_owners(w, tb)) < smallest_size || smallest_size == -1)) {
+        smallest_size = int(tb_num_owners(w, tb));
+        smallest_rover = rover;
+        if (bsockets > uint64_t(high - low + 1) && !inet_csk_bind_conflict(w, sk, tb, false, true)) {
+          info.shared = true;
+          return uint16_t(smallest_rover);
+        }
+      }
+      if (!inet_csk_bind_conflict(w, sk, tb, /*relax=*/false, /*reuseport_ok=*/true)) break;
+    }
+    if (++rover > high) rover = low;
+  } while (--remaining > 0);
+  info.low = uint32_t(low);
+  info.high = uint32_t(high + 1);
+  info.half = uint8_t(half);
+  info.pass = 1;
+  if (remaining > 0) return uint16_t(rover);
+  if (smallest_size != -1) return take_smallest(w, sk, uint16_t(smallest_rover), info);
+  *exhausted = true;
+  return 0;
+}
+
+// 3.10 net/ipv4/inet_connection_sock.c: inet_csk_get_port(), snum == 0 (B1): one rover scan of the whole inclusive range.
+uint16_t inet_csk_get_port_b1(world& w, sock_id sk, bind_info& info) {
+  netns& ns = w.ns_of(sk);
+  bool exhausted = false;
+  return inet_csk_rover_scan(w, sk, ns.sys.ip_local_port_range_lo, ns.sys.ip_local_port_range_hi, 0,
+                             bind_bsockets(w, ns), info, &exhausted);
+}
+
+// 4.2 net/ipv4/inet_connection_sock.c: inet_csk_get_port(), snum == 0 (B2, attempt_half; commit U, KERNEL-PROFILES B2): SO_REUSEADDR scans [low, half] then [half, high].
+uint16_t inet_csk_get_port_b2(world& w, sock_id sk, bind_info& info) {
+  netns& ns = w.ns_of(sk);
+  int attempt_half = w.sk(sk).reuse == SK_CAN_REUSE ? 1 : 0;
+  const uint64_t bsockets = bind_bsockets(w, ns);
   for (;;) {  // kernel label: again
     int low = ns.sys.ip_local_port_range_lo, high = ns.sys.ip_local_port_range_hi;
     if (attempt_half) {
@@ -240,34 +289,9 @@ uint16_t inet_csk_get_port_b1(world& w, sock_id sk, bind_info& info) {
       if (attempt_half == 1) high = half;
       else low = half;
     }
-    int remaining = high - low + 1;
-    int rover = int(m.random.u32_below(uint32_t(remaining))) + low;
-    if (info.examined == 0) info.offset = uint32_t(rover - low);
-    int smallest_size = -1, smallest_rover = rover;
-    do {
-      ++info.examined;
-      if (!ns.sys.ip_local_reserved_ports.test(uint32_t(rover))) {
-        const uint32_t tb = ns.bhash[uint16_t(rover)];
-        if (tb == kNone) break;  // a free port
-        if (smallest_candidate(w, tb, s) && (int(tb_num_owners(w, tb)) < smallest_size || smallest_size == -1)) {
-          smallest_size = int(tb_num_owners(w, tb));
-          smallest_rover = rover;
-          if (bsockets > uint64_t(high - low + 1) && !inet_csk_bind_conflict(w, sk, tb, false, true)) {
-            info.shared = true;
-            return uint16_t(smallest_rover);
-          }
-        }
-        if (!inet_csk_bind_conflict(w, sk, tb, /*relax=*/false, /*reuseport_ok=*/true)) break;
-      }
-      if (++rover > high) rover = low;
-    } while (--remaining > 0);
-    info.low = uint32_t(low);
-    info.high = uint32_t(high + 1);
-    info.half = uint8_t(attempt_half);
-    info.pass = 1;
-    if (remaining > 0) return uint16_t(rover);
-    if (smallest_size != -1) return take_smallest(w, sk, uint16_t(smallest_rover), info);
-    if (attempt_half != 1) return 0;
+    bool exhausted = false;
+    const uint16_t port = inet_csk_rover_scan(w, sk, low, high, attempt_half, bsockets, info, &exhausted);
+    if (!exhausted || attempt_half != 1) return port;
     attempt_half = 2;  // "OK we now try the upper half of the range"
   }
 }
@@ -331,8 +355,8 @@ int inet_csk_get_port(world& w, sock_id sk, uint16_t port, bind_info* info) {
   if (!info) info = &local;
   if (!port) {
     switch (w.machine_of(ns).kp.bind) {
-      case bind_era::b1_random_rover:
-      case bind_era::b2_lower_half: port = inet_csk_get_port_b1(w, sk, *info); break;
+      case bind_era::b1_random_rover: port = inet_csk_get_port_b1(w, sk, *info); break;
+      case bind_era::b2_lower_half: port = inet_csk_get_port_b2(w, sk, *info); break;
       case bind_era::b3_odd_first: port = inet_csk_get_port_b3(w, sk, *info); break;
       case bind_era::b4_no_sharing:
       case bind_era::b5_autobind_reuse: port = inet_csk_find_open_port(w, sk, *info); break;
@@ -406,6 +430,35 @@ static int inet6_bind_checks(const netns& ns, const sock& s, const endpoint& add
   return 0;
 }
 
+// --explain for bind(0): the walk of the machine's bind era, told in that era's own terms.
+static void explain_bind0(world& w, sock_id sk, const bind_info& info, int err) {
+  const bind_era era = w.machine_of(w.ns_of(sk)).kp.bind;
+  const char* half = info.half ? (info.half == 1 ? ", lower half (SO_REUSEADDR)" : ", upper half") : "";
+  const std::string tail = fmt::format("{} candidates examined{}{}", info.examined, err ? ": none free, EADDRINUSE" : "",
+                                       info.shared ? "; no free port: shares the least-used port" : "");
+  if (era <= bind_era::b2_lower_half) {  // 3.10 / 4.2 inet_csk_get_port(), snum == 0
+    w.obs->explain("inet_csk_get_port",
+                   fmt::format("{}: rover = random % remaining + low{} over [{}, {}]{} (remaining {}), rover++ "
+                               "wrapping to low; {}{}",
+                               era == bind_era::b1_random_rover ? "B1 (3.10)" : "B2 (4.2)",
+                               info.half == 2 ? "" : fmt::format(" = {}", info.low + info.offset),  // offset: 1st draw
+                               info.low, info.high - 1, half, info.high - info.low, tail,
+                               info.shared ? " (smallest_size fallback: fewest owners)" : ""));
+  } else if (era == bind_era::b3_odd_first) {  // 4.6 inet_csk_get_port(), port == 0
+    w.obs->explain("inet_csk_get_port",
+                   fmt::format("B3 (4.6): odd-first offset {} over [{}, {}){}, step 2, then the other parity "
+                               "(pass {}); {}{}",
+                               info.offset, info.low, info.high, half, info.pass, tail,
+                               info.shared ? " (smallest_port fallback: fewest owners)" : ""));
+  } else {
+    w.obs->explain("inet_csk_find_open_port",
+                   fmt::format("random odd offset {} first{}; {} candidates examined{}{}{}", info.offset, half,
+                               info.examined, info.relax ? ", found in the ip_autobind_reuse relaxed pass" : "",
+                               err ? ": none free, EADDRINUSE" : "",
+                               info.shared ? "; no free port: shares the least-used port (smallest_rover, <= 4.10)" : ""));
+  }
+}
+
 int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
   netns& ns = w.ns_of(sk);
   sock& s = w.sk(sk);
@@ -420,15 +473,7 @@ int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
     bind_info local;
     if (!info) info = &local;
     const int err = inet_csk_get_port(w, sk, addr.port, info);
-    if (!addr.port && w.obs && w.obs->explaining())
-      w.obs->explain("inet_csk_find_open_port",
-                     fmt::format("{} offset {} first{}; {} candidates examined{}{}{}",
-                                 w.machine_of(ns).kp.bind <= bind_era::b2_lower_half ? "random rover" : "random odd",
-                                 info->offset,
-                                 info->half ? (info->half == 1 ? ", lower half (SO_REUSEADDR)" : ", upper half") : "",
-                                 info->examined, info->relax ? ", found in the ip_autobind_reuse relaxed pass" : "",
-                                 err ? ": none free, EADDRINUSE" : "",
-                                 info->shared ? "; no free port: shares the least-used port (smallest_rover, <= 4.10)" : ""));
+    if (!addr.port && w.obs && w.obs->explaining()) explain_bind0(w, sk, *info, err);
     if (err) {
       w.sk(sk).rcv_saddr = w.sk(sk).v6 ? inet_addr{} : kAnyV4;
       w.sk(sk).ipv6only = saved_ipv6only;

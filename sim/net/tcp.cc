@@ -164,6 +164,7 @@ bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp) {
   // tw_ts_recent_stamp == 0: no timestamps, no reuse
   const bool unique = t.ts_recent && (!have_twp || (reuse && after));
   if (w.obs && w.obs->explaining()) explain_twsk_unique(w, sk, tw, have_twp, unique);
+  if (unique) w.sk(sk).snd_nxt = tcp_tw_isn(t.snd_nxt);  // write_seq continues the TIME_WAIT's sequence space
   return unique;
 }
 
@@ -345,8 +346,10 @@ void external_rcv(world& w, const segment& in) {
     if (w.net_wire) w.net_wire->xmit(out);
     return;
   }
-  if (in.flags & TCPHDR_SYN) {
+  if (in.flags & TCPHDR_SYN) {  // a Linux server: its ISN from secure_tcp_seq
     out.flags = TCPHDR_SYN | TCPHDR_ACK;
+    out.seq = tcp_init_seq(w.external_secret, w.external_realtime0 + uint64_t(w.now), out.saddr, out.sport,
+                           out.daddr, out.dport);
     out.ack = in.seq + 1;
   } else if (in.flags & TCPHDR_FIN) {  // it closes at once: its FIN acknowledges ours
     out.flags = TCPHDR_FIN | TCPHDR_ACK;

@@ -39,7 +39,8 @@ bool acceptq_is_full(world& w, sock_id l) {  // sk_acceptq_is_full(): ack_backlo
 
 // net/ipv4/tcp_input.c: tcp_conn_request() — a SYN for a listener: a request (modelled as a
 // child in SYN_RECV, kept in ehash) and a SYN-ACK; dropped when the accept queue is full.
-void tcp_conn_request(world& w, uint16_t ns, sock_id l, const segment& in) {
+// `tw_isn`: the ISN a reopened TIME_WAIT hands over (TCP_SKB_CB(skb)->tcp_tw_isn), 0 if none.
+void tcp_conn_request(world& w, uint16_t ns, sock_id l, const segment& in, uint32_t tw_isn) {
   if (acceptq_is_full(w, l)) return;  // the SYN is dropped silently; the client retransmits
   const sock_id child = w.sock_alloc(ns);
   sock& c = w.sk(child);
@@ -53,8 +54,8 @@ void tcp_conn_request(world& w, uint16_t ns, sock_id l, const segment& in) {
   c.rcv_saddr = in.daddr;
   c.daddr = in.saddr;
   c.dport = in.sport;
-  c.rcv_nxt = uint8_t(in.seq + 1);
-  c.snd_nxt = 1;
+  c.rcv_nxt = in.seq + 1;
+  c.snd_nxt = (tw_isn ? tw_isn : tcp_init_seq(w, ns, in.daddr, in.dport, in.saddr, in.sport)) + 1;
   // tcp_parse_options() on a SYN honours its TSval only when this netns has tcp_timestamps on;
   // the SYN-ACK echoes timestamps only then (ireq->tstamp_ok).
   c.ts_recent = in.ts && w.nets[ns].sys.tcp_timestamps != 0;
@@ -80,7 +81,7 @@ void tcp_close_state_reached(world& w, sock_id id) {
 enum class tcp_tw_status { SUCCESS, RST, ACK, SYN };
 
 // net/ipv4/tcp_minisocks.c: tcp_timewait_state_process(). Segments are taken as in window and a
-// new SYN as after rcv_nxt (portsim has no ISNs; real ones grow with time, secure_tcp_seq).
+// new SYN as after rcv_nxt (ISNs grow with time: secure_tcp_seq).
 // The TSval of a segment is parsed only if the TW sock has timestamps (tw_ts_recent_stamp).
 tcp_tw_status tcp_timewait_state_process(world& w, sock_id id, const segment& in) {
   sock& s = w.sk(id);
@@ -94,7 +95,7 @@ tcp_tw_status tcp_timewait_state_process(world& w, sock_id id, const segment& in
     if (!(in.flags & TCPHDR_ACK) || !(in.flags & TCPHDR_FIN)) return tcp_tw_status::SUCCESS;  // dup ACK
     // FIN: a true TIME_WAIT now. 6.14+: the entry stamp (tcp_tw_reuse_delay counts from it)
     // is renewed, with tw_ts_recent_stamp, only when the FIN carried a timestamp.
-    s.rcv_nxt = uint8_t(in.seq + 1);
+    s.rcv_nxt = in.seq + 1;
     if (saw_tstamp) s.tw_entry_stamp = now_ms(w);
     tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);  // substate, inet_twsk_reschedule
     return tcp_tw_status::ACK;
@@ -145,7 +146,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
           return;
         }
         if (!(in.flags & TCPHDR_SYN)) return;
-        s.rcv_nxt = uint8_t(in.seq + 1);
+        s.rcv_nxt = in.seq + 1;
         s.ts_recent = in.ts;  // tstamp_ok: the SYN-ACK echoed the timestamps our SYN offered
         tcp_synack_rtt_meas(w, id);
         w.set_state(id, tcp_state::ESTABLISHED);
@@ -155,7 +156,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
         return;
       }
       if (in.flags & TCPHDR_SYN) {  // a bare SYN: simultaneous open (or a connect to itself)
-        s.rcv_nxt = uint8_t(in.seq + 1);
+        s.rcv_nxt = in.seq + 1;
         s.ts_recent = in.ts && w.ns_of(id).sys.tcp_timestamps != 0;
         w.set_state(id, tcp_state::SYN_RECV);
         tcp_send(w, id, TCPHDR_SYN | TCPHDR_ACK);  // tcp_send_synack(); the SYN timer keeps running
@@ -188,7 +189,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
       if (in.flags & TCPHDR_SYN) {
         tcp_send(w, id, TCPHDR_ACK);  // a retransmitted SYN-ACK: our ACK was lost
       } else if (in.flags & TCPHDR_FIN) {
-        s.rcv_nxt = uint8_t(in.seq + 1);
+        s.rcv_nxt = in.seq + 1;
         w.set_state(id, tcp_state::CLOSE_WAIT);
         tcp_send(w, id, TCPHDR_ACK);
         if (w.app) w.app->peer_closed(id);
@@ -196,7 +197,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
       return;
     case tcp_state::FIN_WAIT1:
       if (in.flags & TCPHDR_FIN) {
-        s.rcv_nxt = uint8_t(in.seq + 1);
+        s.rcv_nxt = in.seq + 1;
         if (ack_of_fin) {
           tcp_send(w, id, TCPHDR_ACK);
           tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);
@@ -211,7 +212,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
       return;
     case tcp_state::FIN_WAIT2:  // not orphaned (shutdown): waits for the FIN forever
       if (in.flags & TCPHDR_FIN) {
-        s.rcv_nxt = uint8_t(in.seq + 1);
+        s.rcv_nxt = in.seq + 1;
         tcp_send(w, id, TCPHDR_ACK);
         tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);
       }
@@ -243,8 +244,9 @@ void tcp_v4_rcv(world& w, uint16_t ns, const segment& in) {
     switch (tcp_timewait_state_process(w, sk, in)) {
       case tcp_tw_status::SYN:
         if (const sock_id l = inet_lookup_listener(w, w.nets[ns], in.daddr, in.dport); l != kNone) {
+          const uint32_t isn = tcp_tw_isn(w.sk(sk).snd_nxt);  // TCP_SKB_CB(skb)->tcp_tw_isn
           inet_twsk_kill(w, sk);  // inet_twsk_deschedule_put()
-          tcp_conn_request(w, ns, l, in);
+          tcp_conn_request(w, ns, l, in, isn);
           return;
         }
         [[fallthrough]];
@@ -262,7 +264,7 @@ void tcp_v4_rcv(world& w, uint16_t ns, const segment& in) {
   if ((in.flags & (TCPHDR_SYN | TCPHDR_ACK | TCPHDR_RST)) == TCPHDR_SYN) {
     const sock_id l = inet_lookup_listener(w, w.nets[ns], in.daddr, in.dport);
     if (l != kNone) {
-      tcp_conn_request(w, ns, l, in);
+      tcp_conn_request(w, ns, l, in, 0);
       return;
     }
   }

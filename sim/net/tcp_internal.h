@@ -10,6 +10,17 @@ void tcp_send_fin(world& w, sock_id id);
 void tcp_v4_send_reset(world& w, uint16_t ns, const segment& in);
 void arm_timer(world& w, sock_id id, timer_kind kind, Nanos after);
 uint32_t now_ms(const world& w);
+// net/ipv4/tcp_ipv4.c: tcp_v4_init_seq() — the ISN from secure_tcp_seq (secure_tcpv6_seq).
+uint32_t tcp_init_seq(const world& w, uint16_t ns, const inet_addr& saddr, uint16_t sport, const inet_addr& daddr,
+                      uint16_t dport);
+uint32_t tcp_init_seq(const siphash_key& net_secret, uint64_t realtime_ns, const inet_addr& saddr, uint16_t sport,
+                      const inet_addr& daddr, uint16_t dport);
+// net/ipv4/tcp_minisocks.c: the ISN that continues a TIME_WAIT's sequence space
+// (tw_snd_nxt + 65535 + 2, never 0), used when a TIME_WAIT is reused or reopened.
+inline uint32_t tcp_tw_isn(uint32_t tw_snd_nxt) {
+  const uint32_t isn = tw_snd_nxt + 65535 + 2;
+  return isn ? isn : 1;
+}
 // `j` jiffies of sk's machine as Nanos (rounded up: nanos_to_jiffies gives j back).
 Nanos jiffies_to_nanos(world& w, sock_id id, uint64_t j);
 // tcp_ack_update_rtt() → tcp_rtt_estimator() → tcp_set_rto() on the handshake's RTT sample.

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "portsim/net/observer.h"
+#include "portsim/net/secure_seq.h"
 #include "portsim/net/tcp.h"
 #include "portsim/net/timer_wheel.h"
 #include "tcp_internal.h"
@@ -49,8 +50,8 @@ segment segment_of(const sock& s) {
 void tcp_send(world& w, sock_id id, uint8_t flags) {
   const sock& s = w.sk(id);
   segment seg = segment_of(s);
-  // ISNs are 0: sequence numbers only order SYN and FIN. A FIN occupies snd_nxt - 1.
-  seg.seq = (flags & TCPHDR_SYN) ? 0 : (flags & TCPHDR_FIN) ? uint32_t(s.snd_nxt - 1) : s.snd_nxt;
+  // No data: a SYN (the ISN) and a FIN each occupy snd_nxt - 1.
+  seg.seq = (flags & (TCPHDR_SYN | TCPHDR_FIN)) ? s.snd_nxt - 1 : s.snd_nxt;
   seg.ack = (flags & TCPHDR_ACK) ? s.rcv_nxt : 0;
   seg.flags = flags;
   // Timestamps: a SYN offers them when net.ipv4.tcp_timestamps is on; afterwards both ends use
@@ -79,6 +80,21 @@ void tcp_v4_send_reset(world& w, uint16_t ns, const segment& in) {
     seg.flags = TCPHDR_RST | TCPHDR_ACK;
   }
   if (w.net_wire) w.net_wire->xmit(seg);
+}
+
+// net/ipv4/tcp_ipv4.c: tcp_v4_init_seq() / tcp_v6_init_seq() — the ISN of a connection from
+// (saddr, sport) to (daddr, dport) on machine `m`: secure_tcp_seq / secure_tcpv6_seq.
+uint32_t tcp_init_seq(const siphash_key& net_secret, uint64_t realtime_ns, const inet_addr& saddr, uint16_t sport,
+                      const inet_addr& daddr, uint16_t dport) {
+  if (saddr.is_v4() && daddr.is_v4())
+    return secure_tcp_seq(saddr.v4_host(), daddr.v4_host(), sport, dport, realtime_ns, net_secret);
+  return secure_tcpv6_seq(saddr, daddr, sport, dport, realtime_ns, net_secret);
+}
+
+uint32_t tcp_init_seq(const world& w, uint16_t ns, const inet_addr& saddr, uint16_t sport, const inet_addr& daddr,
+                      uint16_t dport) {
+  const machine& m = w.machines[w.nets[ns].machine];
+  return tcp_init_seq(m.net_secret, m.realtime_ns(w.now), saddr, sport, daddr, dport);
 }
 
 // sk_reset_timer() / mod_timer(): the timer is due `after` from now, in jiffies, and runs at
@@ -129,7 +145,7 @@ void tcp_connect(world& w, sock_id id) {
   s.retransmits = 0;
   s.total_rto = 0;
   s.retrans_stamp = now_ms(w);
-  s.snd_nxt = 1;
+  s.snd_nxt += 1;  // tcp_connect_init(): snd_nxt = write_seq; the SYN takes one
   s.rcv_nxt = 0;
   // The kernel arms the timer, then sends. A zero-delay path answers inside tcp_send(), so we
   // arm afterwards, only if still waiting and nothing re-armed it meanwhile (an unacceptable

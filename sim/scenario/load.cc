@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -690,6 +691,50 @@ void check_limits(const Scenario& sc, const Limits& lim) {
                           "--no-limits lifts it)", need >> 20, budget >> 20));
 }
 
+// The socket names that exist at each call, in the engine's execution order (runner.cc: calls
+// in (time, seq) order; a call's repetition k + 1 is scheduled when repetition k runs), so that
+// check rejects every use the run would: a call on a name not created yet or already closed, a
+// "socket" on a live name, a creating call without "host" on a closed name. accept is assumed to
+// succeed (its outcome is known only by running; the runner keeps its own message for that).
+void check_name_lifetimes(const Scenario& sc) {
+  struct Pending { Nanos t; uint64_t seq; uint32_t ci; uint64_t k; };
+  const auto later = [](const Pending& a, const Pending& b) { return a.t != b.t ? a.t > b.t : a.seq > b.seq; };
+  std::vector<Pending> heap;
+  uint64_t seq = 0;
+  for (uint32_t i = 0; i < sc.timeline.size(); ++i) heap.push_back({sc.timeline[i].t, seq++, i, 0});
+  std::make_heap(heap.begin(), heap.end(), later);
+  std::unordered_map<std::string, uint64_t> alive;  // name -> sockets that carry it
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const Pending e = heap.back();
+    heap.pop_back();
+    const Call& c = sc.timeline[e.ci];
+    if (e.k + 1 < c.count) {
+      heap.push_back({c.t + (e.k + 1) * c.every, seq++, e.ci, e.k + 1});
+      std::push_heap(heap.begin(), heap.end(), later);
+    }
+    if (c.op == Op::sysctl) continue;
+    const std::string n = sock_name(c.sock, e.k);
+    const bool creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen ||
+                         c.op == Op::send;
+    const bool fresh = c.creates && c.count > 1;  // the runner makes a new socket without a lookup
+    auto it = alive.find(n);
+    const bool live = !fresh && it != alive.end();
+    if (!live) {
+      if (!creates)
+        fail(c.path, fmt::format("socket '{}' does not exist at {} (not created yet, or closed)", n, format_duration(e.t)));
+      if (c.netns < 0)
+        fail(c.path, fmt::format("\"host\" is needed to create socket '{}' again at {} (it was closed)", n,
+                                 format_duration(e.t)));
+      ++alive[n];
+    } else if (c.op == Op::socket) {
+      fail(c.path + ".sock", fmt::format("socket '{}' exists already at {}", n, format_duration(e.t)));
+    }
+    if (c.op == Op::accept) ++alive[sock_name(c.as, e.k)];
+    if (c.op == Op::close && live && --it->second == 0) alive.erase(it);
+  }
+}
+
 Scenario parse_scenario(const json& root, const std::string& file, const Limits& lim,
                         const std::string& kernel_override) {
   Obj o(root, "$", {"name", "description", "kernel", "seed", "machines", "external", "links", "workloads", "timeline", "comment", "oracle"});
@@ -792,6 +837,7 @@ Scenario parse_scenario(const json& root, const std::string& file, const Limits&
     sc.timeline.push_back(std::move(c));
   }
   check_limits(sc, lim);
+  check_name_lifetimes(sc);
   return sc;
 }
 

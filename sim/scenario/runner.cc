@@ -9,6 +9,11 @@
 
 namespace portsim::scenario {
 
+namespace {
+constexpr uint64_t kRealtimeBase = 1'700'000'000ull * kNsPerSec;
+constexpr uint64_t kRealtimeSpan = 365ull * 86400 * kNsPerSec;
+}  // namespace
+
 void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
   uint16_t ns_id = 0;
   for (const auto& ms : sc.machines) {
@@ -22,6 +27,10 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
     } else {
       m.net_secret = {boot.u64(), boot.u64()};  // net_get_random_once()
     }
+    // CLOCK_REALTIME at t=0 (seq_scale's clock): a seeded instant in the year after
+    // 2023-11-14 (1.7e9 s), from a stream of its own so that no other draw moves.
+    Random clock(seed, "realtime:" + ms.name);
+    m.realtime0 = kRealtimeBase + clock.u64() % kRealtimeSpan;
     m.table_perturb.assign(net::INET_TABLE_PERTURB_SIZE, 0);
     if (!ms.perturb_zero) {  // get_random_sleepable_once(table_perturb, …)
       Random tp(seed, "table_perturb:" + ms.name);
@@ -53,6 +62,9 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
   std::vector<uint32_t> udp_entries;
   for (const auto& ms : sc.machines) udp_entries.push_back(ms.udp_hash_entries);
   net::udp_init(w, seed, udp_entries);
+  Random ext(seed, "external-kernel");  // the kernel of the hosts outside the model
+  w.external_secret = {ext.u64(), ext.u64()};
+  w.external_realtime0 = kRealtimeBase + ext.u64() % kRealtimeSpan;
 }
 
 uint64_t estimate_trace_bytes(const Scenario& sc, bool calls_only, uint64_t trace_sample) {
@@ -124,7 +136,17 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
     if (id < impl_->name_of_sock.size()) impl_->name_of_sock[id] = {};
     impl_->generated_names.erase(id);
   });
-  if (impl_->trace->enabled() || opt_.explain) w_.obs = impl_->trace.get();
+  if (impl_->trace->enabled() || opt_.explain) impl_->tee.add(impl_->trace.get());
+  if (!opt_.pcap_path.empty()) {
+    impl_->pcap = std::make_unique<trace::PcapWriter>(opt_.pcap_path);
+    impl_->tee.add(impl_->pcap.get());
+  }
+  if (!opt_.perfetto_path.empty()) {
+    impl_->perfetto = std::make_unique<trace::PerfettoWriter>(opt_.perfetto_path, [this](net::sock_id id) { return impl_->name(id); });
+    impl_->tee.add(impl_->perfetto.get());
+  }
+  impl_->tee.add(opt_.watch);
+  if (!impl_->tee.empty()) w_.obs = impl_->tee.only() ? impl_->tee.only() : &impl_->tee;
   w_.timers = impl_.get();
   w_.net_wire = impl_.get();
   w_.app = impl_.get();
@@ -188,6 +210,7 @@ void Runner::Impl::connect_done(net::sock_id sk, int err) {
   }
   auto it = pending.find(sk);
   if (it == pending.end()) {  // a non-blocking connect: its outcome is a record of its own
+    call_event(r.w_.now, r.w_.sk(sk).netns, "connect_done", name(sk), sk, err, "");
     if (trace->enabled())
       trace->record(r.w_.now, "connect_done", fmt::format("\"sk\":{},\"sock\":{},\"ret\":{}{}", trace->sk_id(sk), trace::json_str(name(sk)),
                                                           err ? -1 : 0, err ? fmt::format(",\"errno\":\"{}\"", errno_name(err)) : ""));
@@ -243,13 +266,7 @@ void Runner::on_timer(const engine::Event& ev) {
   const auto kind = net::timer_kind(ev.b >> 32);
   if (id >= w_.socks.size() || !w_.sk(id).alive || w_.sk(id).timer_gen != gen) return;  // cancelled
   last_effective_ = ev.t;
-  if (impl_->trace->tables())
-    impl_->trace->record(ev.t, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
-                                                    kind == net::timer_kind::timewait    ? "timewait"
-                                                    : kind == net::timer_kind::keepalive ? "keepalive"
-                                                                                         : "retransmit",
-                                                    impl_->trace->sk_id(id),
-                                                    trace::json_str(impl_->name(id))));
+  if (w_.obs) w_.obs->timer(w_, kind, id);
   const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", impl_->trace->sk_id(id)) : impl_->name(id);
   impl_->explain_begin(ev.t,
                        fmt::format("{:<29} {}",
@@ -409,6 +426,14 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
     seen[port] = true;
   }
   if (c.expect) check_expect(ci, k, o, port);
+  if (w_.obs && w_.obs->wants_calls()) {
+    const int ns_idx = c.op == Op::sysctl ? c.netns : (alive ? int(w_.sk(sk).netns) : c.netns);
+    const std::string detail = c.op == Op::bind ? "addr " + net::to_string(c.addr)
+                               : c.op == Op::connect ? "to " + net::to_string(c.addr)
+                               : c.op == Op::sysctl ? c.sysctl.name + " = " + c.sysctl.value
+                                                    : std::string();
+    impl_->call_event(t_start, uint16_t(std::max(ns_idx, 0)), op_name(c.op), sock_name(c.sock, k), sk, o.err, detail);
+  }
   const bool verbose = impl_->trace->enabled() || opt_.explain;
   if (!verbose) {
     if (impl_->explain_call == ci && impl_->explain_k == k) impl_->explain_call = kNoCall;
@@ -544,6 +569,16 @@ RunReport Runner::run() {
                                      std::strerror(impl_->trace->error()));
     return rep_;
   }
+  if (impl_->pcap && !impl_->pcap->ok()) {
+    rep_.runtime_error = fmt::format("{}: cannot open the pcap file for writing: {}", opt_.pcap_path,
+                                     std::strerror(impl_->pcap->error()));
+    return rep_;
+  }
+  if (impl_->perfetto && !impl_->perfetto->ok()) {
+    rep_.runtime_error = fmt::format("{}: cannot open the Perfetto file for writing: {}", opt_.perfetto_path,
+                                     std::strerror(impl_->perfetto->error()));
+    return rep_;
+  }
   for (uint32_t wi = 0; wi < sc_.workloads.size(); ++wi) {
     const WorkloadSpec& ws = sc_.workloads[wi];
     if (ws.pool) {
@@ -594,9 +629,20 @@ RunReport Runner::run() {
       if (rep_.failures.size() < kMaxFailuresShown) rep_.failures.push_back(msg);
     }
   }
-  if (!rep_.runtime_error.empty()) impl_->trace->abandon();
-  else if (!impl_->trace->commit())
+  if (w_.obs) w_.obs->finish(w_, rep_.virtual_end);
+  if (!rep_.runtime_error.empty()) {
+    impl_->trace->abandon();
+    if (impl_->pcap) impl_->pcap->abandon();
+    if (impl_->perfetto) impl_->perfetto->abandon();
+    return rep_;
+  }
+  if (!impl_->trace->commit())
     rep_.runtime_error = fmt::format("{}: cannot write the trace: {}", opt_.trace_path, std::strerror(impl_->trace->error()));
+  else if (impl_->pcap && !impl_->pcap->commit())
+    rep_.runtime_error = fmt::format("{}: cannot write the pcap file: {}", opt_.pcap_path, std::strerror(impl_->pcap->error()));
+  else if (impl_->perfetto && !impl_->perfetto->commit())
+    rep_.runtime_error =
+        fmt::format("{}: cannot write the Perfetto file: {}", opt_.perfetto_path, std::strerror(impl_->perfetto->error()));
   return rep_;
 }
 

@@ -120,6 +120,14 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   std::vector<std::map<int, uint64_t>> err_count;
   std::vector<std::vector<bool>> ports_seen;
   std::unique_ptr<trace::JsonlTrace> trace;
+  std::unique_ptr<trace::PcapWriter> pcap;          // --pcap
+  std::unique_ptr<trace::PerfettoWriter> perfetto;  // --perfetto
+  net::observer_tee tee;                            // w.obs when more than one output listens
+  // A call returned: the observers hear of it (Perfetto's instants, the heat map's clock).
+  void call_event(Nanos t_start, uint16_t ns, std::string_view op, const std::string& sock, net::sock_id sk, int err,
+                  std::string_view detail) {
+    if (r_world().obs && r_world().obs->wants_calls()) r_world().obs->call(r_world(), {t_start, ns, op, sock, sk, err, detail});
+  }
   std::unique_ptr<trace::Explainer> explainer;  // --explain (null: off)
   // The call whose --explain block is open (run_call began it, finish_call ends it).
   uint32_t explain_call = kNoCall;

@@ -60,14 +60,9 @@ void Runner::Impl::xmit(const net::segment& in) {
     lost = path->loss > 0 && rnd->unit() < path->loss;
   }
   const bool nowhere = seg.to_ns == net::kExternalNs && ext < 0 && seg.from_ns != net::kExternalNs;
-  if (trace->tables()) {
-    auto host = [&](uint16_t ns) { return ns == net::kExternalNs ? std::string("\"(external)\"") : trace::json_str(r.w_.nets[ns].name); };
-    trace->record(r.w_.now, "pkt", fmt::format("\"from\":{},\"to\":{},\"src\":\"{}\",\"dst\":\"{}\",\"flags\":\"{}\"{},\"arrive\":{}{}",
-        host(seg.from_ns), host(seg.to_ns), net::to_string(net::endpoint{seg.saddr, seg.sport}),
-        net::to_string(net::endpoint{seg.daddr, seg.dport}), pkt_flags(seg),
-        seg.proto ? std::string() : fmt::format(",\"seq\":{},\"ack\":{}", seg.seq, seg.ack),
-        r.w_.now + delay, lost ? ",\"lost\":true" : nowhere ? ",\"lost\":\"no route\"" : ""));
-  }
+  if (r.w_.obs)
+    r.w_.obs->segment(r.w_, seg, r.w_.now + delay,
+                      lost ? net::seg_fate::lost : nowhere ? net::seg_fate::no_route : net::seg_fate::delivered);
   if (explainer && explainer->wanted())
     explainer->step(seg.from_ns == net::kExternalNs ? "(external host)"
                     : seg.proto == net::kProtoUdp ? "udp_send_skb"

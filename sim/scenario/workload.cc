@@ -190,6 +190,8 @@ void Runner::count_connect(int err) {
 void Runner::record_connect(int err, const net::connect_info& info, net::sock_id sk, const net::endpoint& to,
                             const std::string& wname, uint64_t k, Nanos t_start) {
   count_connect(err);
+  if (w_.obs && w_.obs->wants_calls()) impl_->call_event(w_.now, w_.sk(sk).netns, "connect", fmt::format("{}#{}", wname, k), sk, err,
+                                "to " + net::to_string(to));
   if (!impl_->trace->enabled() || (opt_.trace_sample > 1 && k % opt_.trace_sample)) return;
   std::string body = fmt::format("\"workload\":{},\"rep\":{},", trace::json_str(wname), k);
   if (t_start != w_.now) body += fmt::format("\"t_start\":{},", t_start);

@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "portsim/net/netns.h"
+#include "portsim/net/tcp.h"
 
 namespace portsim::trace {
 
@@ -109,6 +110,32 @@ void JsonlTrace::state_change(const net::world& w, net::sock_id id, net::tcp_sta
          fmt::format("\"host\":{},\"sk\":{},\"sock\":{},\"from\":\"{}\",\"to\":\"{}\"",
                      json_str(w.nets[s.netns].name), sk_id(id), json_str(name_of_(id)),
                      net::tcp_state_name(from), to_name));
+}
+
+void JsonlTrace::segment(const net::world& w, const net::segment& seg, Nanos arrive, net::seg_fate fate) {
+  if (!tables()) return;
+  auto host = [&](uint16_t ns) { return ns == net::kExternalNs ? std::string("\"(external)\"") : json_str(w.nets[ns].name); };
+  // "flags": TCP flags, "UDP", or the ICMP error; seq/ack only for TCP.
+  const std::string flags = seg.proto == net::kProtoUdp    ? std::string("UDP")
+                            : seg.proto == net::kProtoIcmp ? std::string("ICMP_PORT_UNREACH")
+                                                           : std::string(net::tcp_flags_str(seg.flags));
+  record(w.now, "pkt",
+         fmt::format("\"from\":{},\"to\":{},\"src\":\"{}\",\"dst\":\"{}\",\"flags\":\"{}\"{},\"arrive\":{}{}",
+                     host(seg.from_ns), host(seg.to_ns), net::to_string(net::endpoint{seg.saddr, seg.sport}),
+                     net::to_string(net::endpoint{seg.daddr, seg.dport}), flags,
+                     seg.proto ? std::string() : fmt::format(",\"seq\":{},\"ack\":{}", seg.seq, seg.ack), arrive,
+                     fate == net::seg_fate::lost       ? ",\"lost\":true"
+                     : fate == net::seg_fate::no_route ? ",\"lost\":\"no route\""
+                                                       : ""));
+}
+
+void JsonlTrace::timer(const net::world& w, net::timer_kind kind, net::sock_id id) {
+  if (!tables()) return;
+  record(w.now, "timer", fmt::format("\"kind\":\"{}\",\"sk\":{},\"sock\":{}",
+                                     kind == net::timer_kind::timewait    ? "timewait"
+                                     : kind == net::timer_kind::keepalive ? "keepalive"
+                                                                          : "retransmit",
+                                     sk_id(id), json_str(name_of_(id))));
 }
 
 void JsonlTrace::explain(std::string_view fn, std::string_view what) {

@@ -3,11 +3,14 @@
 // scenarios in this folder; see README "Performance".
 #include <benchmark/benchmark.h>
 
+#include <cerrno>
+
 #include "portsim/base/siphash.h"
 #include "portsim/engine/engine.h"
 #include "portsim/net/af_inet.h"
 #include "portsim/net/port_bitmap.h"
 #include "portsim/net/secure_seq.h"
+#include "portsim/net/tcp.h"
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
 
@@ -27,13 +30,22 @@ struct Bench {
     scenario::build_world(sc, 1, w);
     for (const auto& x : sc.externals) w.add_external(x.ep);
   }
+  // The bench world has no wire (no engine runs), so a connect that got its port stays SYN_SENT
+  // with EINPROGRESS: hashed in ehash and holding its port, which is what the fill needs. Only a
+  // failed connect (EADDRNOTAVAIL …) is closed, through tcp_close() as an application would;
+  // world::sock_free() on a hashed/bound sock is refused by the model.
   int connect(uint16_t dport) {
     const net::sock_id s = net::sys_socket(w, 0, {});
-    const int err = net::inet_stream_connect(w, s, {net::inet_addr::v4(0x0a000101), dport}).err;
-    if (err) {
-      w.sock_free(s);
-    }
+    int err = net::inet_stream_connect(w, s, {net::inet_addr::v4(0x0a000101), dport}).err;
+    if (err == EINPROGRESS) err = 0;
+    if (err) close(s);
     return err;
+  }
+  // close(2) on the fd: tcp_close() (SYN_SENT / CLOSE → tcp_done + destroy); a sock left in
+  // TIME_WAIT is killed so its port is free again at once (keeps the fill level steady).
+  void close(net::sock_id s) {
+    net::tcp_close(w, s);
+    if (w.sk(s).alive && w.sk(s).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(w, s);
   }
 };
 
@@ -49,9 +61,7 @@ void BM_connect_scan(benchmark::State& st) {
     cand += r.info.examined;
     ++n;
     st.PauseTiming();
-    if (!r.err) net::tcp_close(b.w, s);  // TIME_WAIT keeps the port; kill it to keep the fill level
-    if (!r.err && b.w.sk(s).alive && b.w.sk(s).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(b.w, s);
-    else if (r.err) b.w.sock_free(s);
+    b.close(s);  // SYN_SENT (EINPROGRESS) or failed: tcp_close() releases sock and port
     st.ResumeTiming();
   }
   st.counters["candidates/connect"] = double(cand) / double(n ? n : 1);

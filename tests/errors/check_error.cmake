@@ -1,5 +1,11 @@
 # Runs portsim on a bad scenario: exit code must be 2 and stderr exactly the .err file's line.
-execute_process(COMMAND ${PORTSIM} run ${SCENARIO} --trace ${SCENARIO}.trace.jsonl
+# MODE=check runs `portsim check` instead of `portsim run` (both must reject the same way).
+if(MODE STREQUAL "check")
+  set(cmd ${PORTSIM} check ${SCENARIO})
+else()
+  set(cmd ${PORTSIM} run ${SCENARIO} --trace ${SCENARIO}.trace.jsonl)
+endif()
+execute_process(COMMAND ${cmd}
                 WORKING_DIRECTORY ${WORKDIR}
                 RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_VARIABLE out)
 file(READ ${EXPECTED} want)

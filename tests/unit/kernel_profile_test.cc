@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <cstdlib>
 #include <fmt/format.h>
 #include <fstream>
 #include <map>
@@ -261,6 +262,53 @@ TEST_CASE("C5 (6.18): +2..+16 and a new start every 10 s (time seed)", "[kernel_
   CHECK(*gaps.begin() == 2);
   CHECK(*gaps.rbegin() == 16);
   CHECK(gaps.size() == 8);
+}
+
+TEST_CASE("C5 (5.18+): port_offset is fixed inside a 10-s window and changes at its boundary", "[kernel_profile][connect]") {
+  // net/core/secure_seq.c secure_ipv4_port_ephemeral() (5.18+, 4dfa9b438ee3): the 4th SipHash
+  // word is jiffies / EPHEMERAL_PORT_SHUFFLE_PERIOD (10 * HZ, include/net/secure_seq.h), so
+  // port_offset, hence the table_perturb index and the start, stays within a 10-s window and
+  // changes when jiffies crosses a multiple of 10 * HZ. HZ 250, uptime 5 s: jiffies at t=0 is
+  // INITIAL_JIFFIES (2^32 - 300 HZ) + 1250 = 4294893546; the next multiple of 2500 is 4294895000,
+  // 1454 jiffies = 5.816 s later.
+  World t(R"([{"name":"h","kernel":"6.18","uptime":"5s","sysctls":{"net.ipv4.ip_local_port_range":"32768 60999"}}])", 3);
+  listen_on(t, "127.0.0.1:5000");
+  const auto& m = t.w.machine_of(t.w.nets[0]);
+  REQUIRE(m.hz == 250);
+  REQUIRE(m.jiffies0 == 4294893546ull);
+  const Nanos boundary = Nanos(5816) * 1000000;  // 1454 jiffies at 4 ms
+  REQUIRE(net::ephemeral_timeseed(m.jiffies(boundary - 1), m.hz) + 1 == net::ephemeral_timeseed(m.jiffies(boundary), m.hz));
+  auto at = [&](Nanos when) {
+    t.w.now = when;
+    const net::sock_id s = t.socket();
+    const auto r = t.connect(s, "127.0.0.1:5000");
+    REQUIRE(r.err == 0);
+    return std::pair{r.info, t.port(s)};
+  };
+  const auto [a, pa] = at(5000 * Nanos(1000000));    // 5.0 s, window 1717957
+  const auto [b, pb] = at(5700 * Nanos(1000000));    // 5.7 s, same window
+  const auto [c, pc] = at(boundary);                 // 5.816 s, window 1717958
+  const auto [d, pd] = at(boundary + 4 * kNsPerSec); // 9.816 s, still that window
+  CHECK(a.timeseed == 1717957);
+  CHECK(b.timeseed == a.timeseed);
+  CHECK(c.timeseed == a.timeseed + 1);
+  CHECK(d.timeseed == c.timeseed);
+  // The model's port_offset is the kernel's SipHash of (saddr, daddr, dport, timeseed).
+  const uint32_t lo = 0x7f000001;
+  CHECK(a.port_offset == net::secure_ipv4_port_ephemeral(lo, lo, 5000, a.timeseed, m.net_secret));
+  CHECK(c.port_offset == net::secure_ipv4_port_ephemeral(lo, lo, 5000, c.timeseed, m.net_secret));
+  CHECK(b.port_offset == a.port_offset);
+  CHECK(d.port_offset == c.port_offset);
+  CHECK(c.port_offset != a.port_offset);
+  CHECK(c.index != a.index);  // another table_perturb cell (hash of the new port_offset)
+  // Same window: the next port is the cell's advance, +2..+16 (even); across: unrelated start.
+  CHECK(pb > pa);
+  CHECK((pb - pa) % 2 == 0);
+  CHECK(pb - pa >= 2);
+  CHECK(pb - pa <= 16);
+  CHECK(pd > pc);
+  CHECK(pd - pc <= 16);
+  CHECK(std::abs(int(pc) - int(pb)) > 16);  // this seed: the jump lands far from the old walk
 }
 
 TEST_CASE("B1 (3.10) bind(0): every port of an odd-sized range", "[kernel_profile][bind]") {

@@ -85,6 +85,45 @@ TEST_CASE("load: names of repeated calls are found by prefix and suffix", "[load
       {"t":"1s","op":"close","sock":"x2y"}]})") == "x.json: $.timeline[1].sock: no socket named 'x2y' was created before this call");
 }
 
+// Whatever `run` rejects, `check` rejects (issue 17): a socket name's life is followed in the
+// engine's execution order (runner.cc run_call: calls by time, then insertion; repetition k + 1
+// is scheduled when repetition k runs). Each rejected text below made `portsim check` say ok and
+// `portsim run` exit 2 (or, for the missing "host", crash with SIGSEGV) before this check.
+TEST_CASE("load: a socket name is used only while it exists, in execution order", "[load][names]") {
+  const auto tl = [](const std::string& calls) { return "{" + kMachines + ",\"timeline\":[" + calls + "]}"; };
+  // A second close (tests/errors/closed-socket.json).
+  CHECK(error_of(tl(R"({"t":"0s","host":"h","op":"socket","sock":"a"},{"t":"1s","op":"close","sock":"a"},
+                       {"t":"2s","op":"close","sock":"a"})")) ==
+        "x.json: $.timeline[2]: socket 'a' does not exist at 2s (not created yet, or closed)");
+  // More repetitions than the creating call made: c3 never exists.
+  CHECK(error_of(tl(R"({"t":"0s","host":"h","op":"socket","sock":"c{i}","repeat":{"count":3,"every":"1s"}},
+                       {"t":"0s","op":"close","sock":"c{i}","repeat":{"count":4,"every":"1s"}})")) ==
+        "x.json: $.timeline[1]: socket 'c3' does not exist at 3s (not created yet, or closed)");
+  // A name used before the repetition that creates it: c3 comes at 3s.
+  CHECK(error_of(tl(R"({"t":"0s","host":"h","op":"socket","sock":"c{i}","repeat":{"count":5,"every":"1s"}},
+                       {"t":"500ms","op":"close","sock":"c3"})")) ==
+        "x.json: $.timeline[1]: socket 'c3' does not exist at 500ms (not created yet, or closed)");
+  // Same instant: repetition 1 is scheduled when repetition 0 runs, after the close already queued.
+  CHECK(error_of(tl(R"({"t":"0s","host":"h","op":"socket","sock":"c{i}","repeat":{"count":2}},
+                       {"t":"0s","op":"close","sock":"c1"})")) ==
+        "x.json: $.timeline[1]: socket 'c1' does not exist at 0s (not created yet, or closed)");
+  // A creating call on a closed name makes a new socket: it needs "host".
+  CHECK(error_of(tl(R"({"t":"0s","host":"h","op":"socket","sock":"a"},{"t":"1s","op":"close","sock":"a"},
+                       {"t":"2s","op":"bind","sock":"a","addr":"127.0.0.1:0"})")) ==
+        "x.json: $.timeline[2]: \"host\" is needed to create socket 'a' again at 2s (it was closed)");
+  // What run accepts stays accepted: a new socket under a closed name, paired repetitions, a
+  // close one repetition behind its socket, an accepted child closed later.
+  CHECK(error_of(tl(R"({"t":"0s","host":"h","op":"socket","sock":"a"},{"t":"1s","op":"close","sock":"a"},
+                       {"t":"2s","host":"h","op":"bind","sock":"a","addr":"127.0.0.1:0"},{"t":"3s","op":"close","sock":"a"})")) == "");
+  CHECK(error_of(tl(R"({"t":"0s","host":"h","op":"socket","sock":"c{i}","repeat":{"count":3,"every":"1s"}},
+                       {"t":"0s","op":"close","sock":"c{i}","repeat":{"count":3,"every":"1s"}})")) == "");
+  CHECK(error_of(tl(R"({"t":"0s","host":"h","op":"socket","sock":"c{i}","repeat":{"count":3,"every":"1s"}},
+                       {"t":"1s","op":"close","sock":"c{i}","repeat":{"count":3,"every":"1s"}})")) == "");
+  CHECK(error_of(tl(R"({"t":"0s","host":"h","op":"bind","sock":"l","addr":"127.0.0.1:80"},{"t":"0s","op":"listen","sock":"l"},
+                       {"t":"0s","host":"h","op":"connect","sock":"c","to":"127.0.0.1:80"},
+                       {"t":"1s","op":"accept","sock":"l","as":"s"},{"t":"2s","op":"close","sock":"s"})")) == "");
+}
+
 TEST_CASE("load: messages escape bytes that are not UTF-8", "[load]") {
   CHECK(printable("ok \xc3\xa9 \xff\x01") == "ok \xc3\xa9 \\xFF\\x01");
   CHECK(printable(std::string(10, 'a'), 4) == "aaaa...");

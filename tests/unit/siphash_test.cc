@@ -32,6 +32,30 @@ TEST_CASE("siphash: SipHash-2-4 matches lib/tests/siphash_kunit.c vectors", "[si
 TEST_CASE("siphash: word helpers equal the byte form (siphash_kunit.c asserts)", "[siphash]") {
   CHECK(siphash_2u64(0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL, kKunitKey) == 0x3f2acc7f57c29bdbULL);
   CHECK(siphash_4u32(0x03020100, 0x07060504, 0x0b0a0908, 0x0f0e0d0c, kKunitKey) == 0x3f2acc7f57c29bdbULL);
+  CHECK(siphash_3u32(0x03020100, 0x07060504, 0x0b0a0908, kKunitKey) == 0x751e8fbc860ee5fbULL);  // vector 12
+}
+
+TEST_CASE("secure_tcp_seq: SipHash of the 4-tuple as stored, plus the 64 ns realtime clock", "[siphash][secure_seq]") {
+  // Source: net/core/secure_seq.c secure_tcp_seq(): siphash_3u32(saddr, daddr, sport << 16 |
+  // dport) with the __be32 / __be16 values as stored, i.e. the bytes saddr ‖ daddr ‖ dport ‖
+  // sport (big-endian each, the u32 read little-endian), low 32 bits; seq_scale() adds
+  // ktime_get_real_ns() >> 6.
+  const uint8_t bytes[12] = {10, 0, 0, 1, 10, 0, 0, 2, 0, 80, 0x9c, 0x40};  // 10.0.0.1:40000 -> 10.0.0.2:80
+  const uint32_t hash = uint32_t(siphash(bytes, sizeof bytes, kKunitKey));
+  CHECK(net::secure_tcp_seq(0x0a000001, 0x0a000002, 40000, 80, 0, kKunitKey) == hash);
+  CHECK(net::secure_tcp_seq(0x0a000001, 0x0a000002, 40000, 80, 64 * 1000, kKunitKey) == hash + 1000);
+  CHECK(net::secure_tcp_seq(0x0a000001, 0x0a000002, 40000, 80, 63, kKunitKey) == hash);  // 64 ns resolution
+  // The u32 wraps: 2^32 * 64 ns = 274.9 s later the same 4-tuple gets the same ISN.
+  CHECK(net::secure_tcp_seq(0x0a000001, 0x0a000002, 40000, 80, (uint64_t(1) << 38), kKunitKey) == hash);
+  CHECK(net::secure_tcp_seq(0x0a000001, 0x0a000002, 40001, 80, 0, kKunitKey) != hash);
+  // secure_tcpv6_seq(): siphash() over saddr(16) ‖ daddr(16) ‖ sport(2) ‖ dport(2).
+  uint8_t b6[36] = {};
+  b6[15] = 1;              // ::1
+  b6[31] = 1;              // ::1
+  b6[32] = 0x9c; b6[33] = 0x40;  // sport 40000
+  b6[35] = 80;                   // dport 80
+  CHECK(net::secure_tcpv6_seq(net::inet_addr{0, 1}, net::inet_addr{0, 1}, 40000, 80, 640, kKunitKey) ==
+        uint32_t(siphash(b6, sizeof b6, kKunitKey)) + 10);
 }
 
 TEST_CASE("secure_ipv4_port_ephemeral: worked offsets of KERNEL-MAP §10", "[siphash][secure_seq]") {

@@ -8,6 +8,7 @@
 
 #include "portsim/engine/engine.h"
 #include "portsim/net/observer.h"
+#include "portsim/net/secure_seq.h"
 #include "portsim/net/timer_wheel.h"
 #include "world_fixture.h"
 
@@ -270,4 +271,78 @@ TEST_CASE("tcp: tcp_tw_reuse=2 reuses only loopback TIME_WAIT, after the delay",
   CHECK(t.connect(t.socket(), "10.0.0.9:80").err == EADDRNOTAVAIL);  // 10.0.0.9 is not loopback
   t.w.nets[0].sys.tcp_tw_reuse = 1;
   CHECK(t.connect(t.socket(), "10.0.0.9:80").err == 0);
+}
+
+namespace {
+// Delivers at once like ZeroDelayWire and keeps a copy of every segment.
+struct RecordingWire final : net::wire {
+  portsim::test::ZeroDelayWire inner;
+  std::vector<net::segment> segs;
+  void xmit(const net::segment& seg) override {
+    segs.push_back(seg);
+    inner.xmit(seg);
+  }
+};
+}  // namespace
+
+TEST_CASE("tcp: ISNs come from secure_tcp_seq on both ends; a reused TIME_WAIT continues its sequence space",
+          "[tcp][secure_seq]") {
+  // Source: net/ipv4/tcp_ipv4.c tcp_v4_connect() sets write_seq = secure_tcp_seq(saddr, daddr,
+  // sport, dport) unless already set; tcp_conn_request() takes isn = tcp_v4_init_seq(skb)
+  // (the same function from the server's side); tcp_twsk_unique() sets write_seq =
+  // tw_snd_nxt + 65535 + 2 when it reuses a TIME_WAIT (KERNEL-MAP §2 step 6).
+  World t(R"([{"name":"h","sysctls":{"net.ipv4.ip_local_port_range":"40000 40000","net.ipv4.tcp_tw_reuse":1}}])");
+  RecordingWire rw;
+  rw.inner.w = &t.w;
+  t.w.net_wire = &rw;
+  t.w.now = 3 * kNsPerSec;
+  const auto [c, a] = established_pair(t);
+  REQUIRE(rw.segs.size() == 3);
+  const net::machine& m = t.w.machines[0];
+  const uint32_t cisn = net::secure_tcp_seq(0x7f000001, 0x7f000001, 40000, 5000, m.realtime_ns(t.w.now), m.net_secret);
+  const uint32_t sisn = net::secure_tcp_seq(0x7f000001, 0x7f000001, 5000, 40000, m.realtime_ns(t.w.now), m.net_secret);
+  CHECK(rw.segs[0].seq == cisn);                                   // SYN
+  CHECK((rw.segs[1].seq == sisn && rw.segs[1].ack == cisn + 1));   // SYN-ACK
+  CHECK((rw.segs[2].seq == cisn + 1 && rw.segs[2].ack == sisn + 1));  // ACK
+  REQUIRE(net::tcp_close(t.w, c) == 0);  // FIN takes cisn + 1
+  CHECK(rw.segs[3].seq == cisn + 1);
+  REQUIRE(net::tcp_close(t.w, a) == 0);
+  REQUIRE(t.w.sk(c).state == net::tcp_state::TIME_WAIT);
+  CHECK(t.w.sk(c).snd_nxt == cisn + 2);
+  t.w.now += 2 * kNsPerSec;  // past tcp_tw_reuse_delay
+  rw.segs.clear();
+  const net::sock_id c2 = t.socket();
+  REQUIRE(t.connect(c2, "127.0.0.1:5000").err == 0);
+  CHECK(t.w.st.tw_recycled == 1);
+  CHECK(rw.segs[0].seq == cisn + 2 + 65535 + 2);
+}
+
+TEST_CASE("tcp: the ISN of one 4-tuple advances by one every 64 ns of CLOCK_REALTIME", "[tcp][secure_seq]") {
+  // Source: net/core/secure_seq.c seq_scale() adds ktime_get_real_ns() >> 6. Live (6.18.44,
+  // tools/probes/isn_probe.py): SYNs on one 4-tuple 250.5 ms apart differ by 3914399 =
+  // 0.99999 x Δt/64 ns. Here: two connects from 127.0.0.1:45000 250 ms apart (SO_LINGER 0
+  // closes, so no TIME_WAIT) differ by exactly 250e6 / 64 = 3906250.
+  World t(R"([{"name":"h"}])");
+  RecordingWire rw;
+  rw.inner.w = &t.w;
+  t.w.net_wire = &rw;
+  const net::sock_id l = t.socket();
+  REQUIRE(net::inet_bind(t.w, l, *net::parse_endpoint("127.0.0.1:5000")) == 0);
+  REQUIRE(net::inet_listen(t.w, l, 16) == 0);
+  std::vector<uint32_t> isn;
+  for (int i = 0; i < 2; ++i) {
+    t.w.now = Nanos(i) * 250 * kNsPerMs;
+    const net::sock_id c = t.socket();
+    t.w.sk(c).reuse = net::SK_CAN_REUSE;
+    t.w.sk(c).linger0 = true;
+    REQUIRE(net::inet_bind(t.w, c, *net::parse_endpoint("127.0.0.1:45000")) == 0);
+    rw.segs.clear();
+    REQUIRE(t.connect(c, "127.0.0.1:5000").err == 0);
+    isn.push_back(rw.segs.at(0).seq);
+    net::sock_id a = net::kNone;
+    REQUIRE(net::inet_csk_accept(t.w, l, a) == 0);
+    REQUIRE(net::tcp_close(t.w, c) == 0);
+    REQUIRE(net::tcp_close(t.w, a) == 0);
+  }
+  CHECK(isn[1] - isn[0] == 3906250u);
 }

@@ -67,4 +67,11 @@ constexpr uint64_t siphash_4u32(uint32_t a, uint32_t b, uint32_t c, uint32_t d,
   return siphash_2u64(uint64_t(b) << 32 | a, uint64_t(d) << 32 | c, key);
 }
 
+// include/linux/siphash.h: siphash_3u32(a, b, c) — the three words as 12 little-endian bytes.
+constexpr uint64_t siphash_3u32(uint32_t a, uint32_t b, uint32_t c, const siphash_key& key) {
+  detail::SipState s(key);
+  s.compress(uint64_t(b) << 32 | a);
+  return s.finish(uint64_t(12) << 56 | c);
+}
+
 }  // namespace portsim

@@ -38,6 +38,7 @@ struct machine {
   std::string name;
   uint32_t hz = 250;
   uint64_t jiffies0 = 0;  // jiffies at virtual t=0: INITIAL_JIFFIES + uptime
+  uint64_t realtime0 = 0;  // CLOCK_REALTIME (ns since the epoch) at virtual t=0, seeded
   siphash_key net_secret;
   std::vector<uint32_t> table_perturb;  // INET_TABLE_PERTURB_SIZE cells
   Random random;  // get_random_u32_below() draws of this kernel
@@ -48,6 +49,7 @@ struct machine {
   machine(std::string n, uint32_t hz_, uint64_t seed)
       : name(std::move(n)), hz(hz_), random(seed, "get_random_u32:" + name) {}
   uint64_t jiffies(Nanos now) const { return jiffies0 + nanos_to_jiffies(now, hz); }
+  uint64_t realtime_ns(Nanos now) const { return realtime0 + uint64_t(now); }  // ktime_get_real_ns()
 };
 
 struct netns {
@@ -91,6 +93,10 @@ struct world {
   wire* net_wire = nullptr;         // where segments go (null: nowhere)
   app_events* app = nullptr;        // connect() completions
   std::vector<external_endpoint> externals;  // hosts outside the model that answer
+  // The kernel the external hosts run (one for all): its net_secret and CLOCK_REALTIME at t=0,
+  // for the ISNs of their SYN-ACKs (secure_tcp_seq).
+  siphash_key external_secret;
+  uint64_t external_realtime0 = 0;
   std::unordered_map<uint64_t, std::vector<uint32_t>> external_index;  // address hash -> indexes
   void add_external(const external_endpoint& e);
   // The external endpoint answering addr:port (an exact port beats "any port"), or -1.

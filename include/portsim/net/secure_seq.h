@@ -1,4 +1,5 @@
-// net/core/secure_seq.c: the SipHash port offset that decides where connect() starts looking.
+// net/core/secure_seq.c: the SipHash port offset that decides where connect() starts looking,
+// and the initial sequence numbers (secure_tcp_seq).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -41,5 +42,21 @@ uint64_t secure_ipv4_port_ephemeral_noseed(uint32_t saddr, uint32_t daddr, uint1
                                            const siphash_key& net_secret);
 uint64_t secure_ipv6_port_ephemeral_noseed(const inet_addr& saddr, const inet_addr& daddr, uint16_t dport,
                                            const siphash_key& net_secret);
+
+// net/core/secure_seq.c: seq_scale() — the hash plus ktime_get_real_ns() >> 6 (a 64 ns clock,
+// wrapping every 274 s). `realtime_ns` is the machine's CLOCK_REALTIME (machine::realtime_ns).
+constexpr uint32_t seq_scale(uint32_t hash, uint64_t realtime_ns) { return hash + uint32_t(realtime_ns >> 6); }
+
+// net/core/secure_seq.c: secure_tcp_seq() — the low 32 bits of siphash_3u32(saddr, daddr,
+// sport << 16 | dport) keyed by net_secret (addresses and ports as stored, network order),
+// through seq_scale(). Arguments are from the sender's side: its own address and port first.
+// (Later kernels fold this into secure_tcp_seq_and_ts_off(); the seq half is unchanged.)
+uint32_t secure_tcp_seq(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, uint64_t realtime_ns,
+                        const siphash_key& net_secret);
+
+// net/core/secure_seq.c: secure_tcpv6_seq() — siphash() over the 36 bytes saddr(16) ‖
+// daddr(16) ‖ sport(2) ‖ dport(2, network order), through seq_scale().
+uint32_t secure_tcpv6_seq(const inet_addr& saddr, const inet_addr& daddr, uint16_t sport, uint16_t dport,
+                          uint64_t realtime_ns, const siphash_key& net_secret);
 
 }  // namespace portsim::net

@@ -49,12 +49,15 @@ struct sock {
     uint32_t tw_entry_stamp;
   };
   uint32_t rto_ms = 0;          // icsk_rto (ms)
+  // Sequence space (data is not modelled: only SYN and FIN occupy it). Before connect()
+  // snd_nxt holds tp->write_seq: 0 = not chosen yet (secure_tcp_seq), or set by the reuse of
+  // a TIME_WAIT (tcp_twsk_unique).
+  uint32_t snd_nxt = 0, rcv_nxt = 0;
   uint32_t rto_max_ms = 0;      // icsk_rto_max: net.ipv4.tcp_rto_max_ms when the socket was made
   uint8_t retransmits = 0;      // icsk_retransmits
   uint8_t total_rto = 0;        // tp->total_rto (6.7+: linear SYN phase)
   uint8_t syn_retries = 0;      // TCP_SYNCNT (0 = net.ipv4.tcp_syn_retries)
   uint8_t sk_err = 0;           // the error a pending connect() ended with
-  uint8_t snd_nxt = 0, rcv_nxt = 0;  // sequence space from ISN 0: only SYN and FIN occupy it
   uint16_t num = 0;             // inet_num: local port, 0 = unbound
   uint16_t sport = 0;           // inet_sport: what getsockname() shows; inet_put_port keeps it
   uint16_t dport = 0;           // inet_dport

@@ -13,6 +13,8 @@
 #include "portsim/scenario/scenario.h"
 #include "portsim/scenario/ss.h"
 #include "portsim/trace/jsonl.h"
+#include "portsim/trace/pcap.h"
+#include "portsim/trace/perfetto.h"
 
 namespace portsim::scenario {
 
@@ -25,6 +27,9 @@ struct RunOptions {
   Nanos sample_every = 0;        // > 0: sample table occupancy every Δt of virtual time
   uint64_t trace_sample = 1;     // trace one generated connect in N (1: all)
   bool trace_calls_only = false; // no table / state / packet / timer records
+  std::string pcap_path;         // every segment as a pcap (trace/pcap.h); empty: none
+  std::string perfetto_path;     // Chrome trace-event JSON (trace/perfetto.h); empty: none
+  net::observer* watch = nullptr;  // one more observer (e.g. the heat map's PortMap), not owned
   std::vector<Nanos> ss_at;      // print the socket table (ss -tan) at these virtual times
   SsOptions ss;                  // which namespaces / states, or the summary
   std::FILE* ss_out = stdout;

@@ -53,6 +53,8 @@ class JsonlTrace final : public net::observer {
   void set_explainer(Explainer* e) { explainer_ = e; }
   bool explaining() const override { return explainer_ && explainer_->wanted(); }
   void explain(std::string_view kernel_function, std::string_view what) override;
+  void segment(const net::world&, const net::segment&, Nanos arrive, net::seg_fate) override;  // "pkt"
+  void timer(const net::world&, net::timer_kind, net::sock_id) override;                         // "timer"
   std::string sock_name(const net::world&, net::sock_id id) const override;
 
  private:
