@@ -105,6 +105,7 @@ kernel_profile make(connect_era c, port_hash h, perturb_layout l, perturb_noise 
   p.bucket_release = rel;
   p.netns_port_range = netns_range;
   p.netns_reserved_ports = netns_reserved;
+  p.udp_hash2_wildcard_check = false;  // fixed only by the stable backports (kBackports)
   return p;
 }
 
@@ -179,6 +180,7 @@ void dhps_full_no_resalt(kernel_profile& p) {
   p.hash = H::siphash64;
 }
 void finwait2(kernel_profile& p) { p.tw_finwait2_excluded = true; }
+void udp_hash2_fix(kernel_profile& p) { p.udp_hash2_wildcard_check = true; }
 
 const std::vector<backport>& backports() {
   static const std::vector<backport> b = {
@@ -196,6 +198,12 @@ const std::vector<backport>& backports() {
       {{5, 10, 125}, "9e9b70ae923b + ca7af0402550 + 4c2c8f03a5ab + e8161345ddbb (V): C5", dhps_full},
       {{5, 10, 227}, "0d9e5df4a257 FIN_WAIT2 excluded from TIME_WAIT reuse (V)", finwait2},
       {{5, 15, 41}, "4dfa9b438ee3 + b2d057560b81 + 9e9b70ae923b + ca7af0402550 + 4c2c8f03a5ab (V): C5", dhps_full},
+      // CVE-2026-31503 "udp: Fix wildcard bind conflict check when using hash2" (mainline 7.0),
+      // stable releases per the NVD ranges (KERNEL-PROFILES §1.3; V for these four, U for older LTS).
+      {{6, 1, 168}, "udp: Fix wildcard bind conflict check when using hash2 (CVE-2026-31503, V)", udp_hash2_fix},
+      {{6, 6, 131}, "udp: Fix wildcard bind conflict check when using hash2 (CVE-2026-31503, V)", udp_hash2_fix},
+      {{6, 12, 80}, "udp: Fix wildcard bind conflict check when using hash2 (CVE-2026-31503, V)", udp_hash2_fix},
+      {{6, 18, 21}, "udp: Fix wildcard bind conflict check when using hash2 (CVE-2026-31503, V)", udp_hash2_fix},
   };
   return b;
 }
@@ -331,6 +339,13 @@ const std::vector<behaviour>& behaviours() {
        [](const kernel_profile& p) { return std::string(p.netns_port_range ? "per netns" : "global (one per machine)"); }},
       {"ip_local_reserved_ports per netns", "122ff243f5f1 (3.16)",
        [](const kernel_profile& p) { return std::string(p.netns_reserved_ports ? "per netns" : "global (one per machine)"); }},
+      {"UDP autobind honours IP_LOCAL_PORT_RANGE (udp_lib_get_port)", "91d0b78c5177 (6.3)",
+       [](const kernel_profile& p) { return std::string(yesno(p.iplpr != I::absent)); }},
+      {"UDP wildcard bind checked on hash2 (> 10 sockets on the port)",
+       "CVE-2026-31503 \"udp: Fix wildcard bind conflict check when using hash2\" (7.0; 6.18.21, 6.12.80, 6.6.131, 6.1.168)",
+       [](const kernel_profile& p) {
+         return std::string(p.udp_hash2_wildcard_check ? "yes (EADDRINUSE)" : "no (the wildcard bind succeeds)");
+       }},
   };
   return b;
 }

@@ -223,11 +223,11 @@ void explain(world& w, std::string_view fn, const std::string& what) {
 }
 
 // inet_sk_get_local_port_range() (inet_hashtables.cc); before 6.3 a UDP socket's
-// IP_LOCAL_PORT_RANGE did not exist (udp_behaviour::ip_local_port_range).
+// IP_LOCAL_PORT_RANGE did not exist (kernel profile: iplpr absent, 91d0b78c5177).
 void local_port_range(const world& w, const sock& s, uint32_t& low, uint32_t& high) {
   int lo, hi;
   inet_sk_get_local_port_range(w, s, lo, hi);
-  if (!w.udp.machines[w.nets[s.netns].machine].beh.ip_local_port_range) {
+  if (w.machines[w.nets[s.netns].machine].kp.iplpr == iplpr_mode::absent) {
     lo = w.nets[s.netns].sys.ip_local_port_range_lo;
     hi = w.nets[s.netns].sys.ip_local_port_range_hi;
   }
@@ -496,9 +496,9 @@ int udp_lib_get_port(world& w, sock_id sk, uint16_t snum, udp_port_info* info) {
     if (!found) return EADDRINUSE;
   } else {
     // net/ipv4/udp.c: above 10 sockets in the primary slot, a bind on a specific address
-    // (every address before the 6.18.21 fix) checks the hash2 chains of its address and of
+    // (every address before the CVE-2026-31503 fix: kp.udp_hash2_wildcard_check) checks the hash2 chains of its address and of
     // the wildcard instead, unless the address chain is the longer one.
-    const bool hash2_ok = !m.beh.hash2_wildcard_check || use_hash2_on_bind(s);
+    const bool hash2_ok = !w.machines[w.nets[s.netns].machine].kp.udp_hash2_wildcard_check || use_hash2_on_bind(s);
     const uint32_t count = primary_count(w, s.netns, snum, entries);
     const inet_addr key = hash2_key(s.rcv_saddr);
     const uint32_t count2 = uint32_t(chain2_of(w, s.netns, snum, key).size());

@@ -61,7 +61,7 @@ void print_table(std::FILE* out, const net::world& w, const net::netns& ns, cons
   std::vector<Row> rows;
   for (net::sock_id id = 0; id < w.socks.size(); ++id) {
     const net::sock& s = w.sk(id);
-    if (!s.alive || s.netns != ns.id) continue;
+    if (!s.alive || s.netns != ns.id || s.udp) continue;  // `ss -tan`: TCP sockets only (-t)
     const bool listening = s.state == tcp_state::LISTEN;
     if (!listening && !s.hashed) continue;  // bound-only and closed sockets are not dumped
     const tcp_state st = shown_state(s);
@@ -120,7 +120,7 @@ void print_table(std::FILE* out, const net::world& w, const net::netns& ns, cons
 void print_summary(std::FILE* out, const net::world& w, const net::netns& ns) {
   uint64_t alloc = 0, orphans = 0, tws = 0, estab = 0, hashed4 = 0, hashed6 = 0, app = 0;
   for (const net::sock& s : w.socks) {
-    if (!s.alive || s.netns != ns.id) continue;
+    if (!s.alive || s.netns != ns.id || s.udp) continue;  // TCP counts only; UDP row stays 0 (U)
     if (s.state == tcp_state::TIME_WAIT) { ++tws; continue; }
     if (s.state == tcp_state::SYN_RECV) continue;  // a request sock
     ++alloc;

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "portsim/net/udp.h"
+#include "portsim/scenario/ss.h"
+#include <cstdio>
 #include "world_fixture.h"
 
 namespace {
@@ -311,22 +313,113 @@ TEST_CASE("udp: dual-stack and v6-only sockets in the bind rules", "[udp]") {
   CHECK(connect_(X, mk(X, 0, true), "[::ffff:127.0.0.1]:5000") == EAGAIN);
 }
 
-TEST_CASE("udp: the hash2 wildcard bind check, fixed in 6.18.21 (CVE-2026-31503)", "[udp]") {
+TEST_CASE("udp: the hash2 wildcard bind check comes from the kernel profile (CVE-2026-31503)", "[udp][kernel]") {
   // live: hash2_wildcard — 10, 11, 12 sockets on 127.0.0.{1..n}:P, then 0.0.0.0:P and [::]:P:
-  // EADDRINUSE every time on 6.18.44. Before e537dd15d0d4 (stable 6.18.21 / 6.12.80 / 6.6.131 /
-  // 6.1.168) the commit message says the wildcard bind succeeds once the chain holds > 10.
-  for (bool fixed : {true, false}) {
+  // EADDRINUSE every time on 6.18.44. "udp: Fix wildcard bind conflict check when using hash2"
+  // (CVE-2026-31503; mainline 7.0, stable 6.18.21 / 6.12.80 / 6.6.131 / 6.1.168 per the NVD
+  // ranges, KERNEL-PROFILES §1.3): before it, udp_lib_get_port sends a wildcard bind to the
+  // hash2 chains once the primary slot holds > 10 sockets, and the bind succeeds.
+  for (const char* k : {"6.18", "6.18.21", "6.18.20", "6.1", "6.1.168", "6.1.167", "6.6.130", "6.12.80", "5.15"}) {
+    const std::string ks = k;
+    const bool fixed = ks == "6.18" || ks == "6.18.21" || ks == "6.1" || ks == "6.1.168" || ks == "6.12.80";
     for (int n : {10, 11, 12})
       for (bool v6 : {false, true}) {
-        World W(host());
-        W.w.udp.machines[0].beh.hash2_wildcard_check = fixed;
+        World W(host("40000 40009", ",\"kernel\":\"" + ks + "\""));
+        REQUIRE(W.w.machines[0].kp.udp_hash2_wildcard_check == fixed);
         const uint16_t port = uint16_t(7100 + n);
         for (int i = 0; i < n; ++i) REQUIRE(bind_(W, mk(W), fmt::format("127.0.0.{}:{}", i + 1, port)) == 0);
         const int want = fixed || n <= 10 ? EADDRINUSE : 0;
-        INFO("fixed " << fixed << ", " << n << " specific sockets, " << (v6 ? "[::]" : "0.0.0.0"));
+        INFO("kernel " << k << ", " << n << " specific sockets, " << (v6 ? "[::]" : "0.0.0.0"));
         CHECK(bind_(W, mk(W, 0, v6), (v6 ? "[::]:" : "0.0.0.0:") + std::to_string(port)) == want);
       }
   }
+}
+
+// Runs a scenario text; every expectation must hold.
+void run_expecting(const std::string& text) {
+  auto lr = scenario::load_scenario_text(text, "udp_test");
+  if (lr.error) FAIL(lr.error->message);
+  scenario::Runner runner(*lr.scenario, {});
+  const scenario::RunReport rep = runner.run();
+  std::string why = rep.runtime_error;
+  for (const auto& f : rep.failures) why += "\n" + f;
+  INFO(why);
+  REQUIRE(rep.runtime_error.empty());
+  CHECK(rep.expectations > 0);
+  CHECK(rep.expectation_failures == 0);
+}
+
+TEST_CASE("udp: IP_LOCAL_PORT_RANGE exists from 6.3 (kernel profile)", "[udp][kernel]") {
+  // 91d0b78c5177 "inet: Add IP_LOCAL_PORT_RANGE socket option" (6.3; man-pages ip(7) "since
+  // Linux 6.3", KERNEL-PROFILES §1.3): before it ip_setsockopt does not know option 51 and
+  // returns ENOPROTOOPT, also on a UDP socket, and udp_lib_get_port walks the netns range
+  // (inet_get_local_port_range); from 6.3 it uses inet_sk_get_local_port_range.
+  const std::string sc = R"({"machines":[{"name":"h","kernel":"KERNEL",
+      "sysctls":{"net.ipv4.ip_local_port_range":"40000 40011"}}],"timeline":[
+    {"t":"0s","host":"h","op":"socket","sock":"u","type":"udp"},
+    {"t":"1ms","op":"setsockopt","sock":"u","opt":"IP_LOCAL_PORT_RANGE","value":"40002-40005","expect":EXPECT}]})";
+  auto text = [&](const std::string& k, const std::string& expect) {
+    std::string t = sc;
+    t.replace(t.find("KERNEL"), 6, k);
+    t.replace(t.find("EXPECT"), 6, expect);
+    return t;
+  };
+  run_expecting(text("6.1", R"({"errno":"ENOPROTOOPT"})"));
+  run_expecting(text("6.6", R"({"ret":0})"));
+  // The walk itself: under 6.6, bind(0) gets exactly 40002..40005 then EADDRINUSE (live
+  // sockrange on 6.18.44, same code since 6.3); under 6.1 the socket's field is not consulted.
+  for (const char* k : {"6.6", "6.1"}) {
+    World R(host("40000 40011", std::string(",\"kernel\":\"") + k + "\""));
+    const bool honoured = std::string(k) == "6.6";
+    std::set<uint16_t> got;
+    int fails = 0;
+    for (int i = 0; i < 12; ++i) {
+      const sock_id s = mk(R);
+      R.w.sk(s).local_port_range = 40002u | (40005u << 16);
+      if (bind_(R, s, "127.0.0.1:0") == 0) got.insert(R.port(s));
+      else ++fails;
+    }
+    INFO("kernel " << k);
+    if (honoured) {
+      CHECK(got == std::set<uint16_t>{40002, 40003, 40004, 40005});
+      CHECK(fails == 8);
+    } else {
+      CHECK(got.size() == 12);  // the whole netns range 40000..40011
+      CHECK(*got.begin() == 40000);
+      CHECK(*got.rbegin() == 40011);
+    }
+  }
+}
+
+TEST_CASE("udp: portsim ss (ss -tan) lists TCP sockets only", "[udp][ss]") {
+  // iproute2 ss -t dumps the TCP inet_diag table only: a connected UDP socket (state
+  // ESTABLISHED in the model, TCP_ESTABLISHED in the kernel) must not appear as a TCP ESTAB row,
+  // nor count in `ss -s`'s TCP line. Live (6.18.44, unshare -n): `python3 -c` a UDP socket
+  // connected to 127.0.0.1:53 → `ss -tan` prints only its header line, `ss -s` "estab 0",
+  // `ss -uan` the ESTAB row.
+  World W(host());
+  const sock_id u = mk(W);
+  REQUIRE(connect_(W, u, "127.0.0.1:5000") == 0);
+  REQUIRE(W.port(u) != 0);
+  auto print = [&](bool summary) {
+    char* buf = nullptr;
+    size_t len = 0;
+    std::FILE* f = open_memstream(&buf, &len);
+    scenario::SsOptions o;
+    o.summary = summary;
+    scenario::print_ss(f, W.w, o, 0);
+    std::fclose(f);
+    std::string out(buf, len);
+    std::free(buf);
+    return out;
+  };
+  const std::string table = print(false);
+  INFO(table);
+  CHECK(table.find("ESTAB") == std::string::npos);
+  CHECK(table.find(std::to_string(W.port(u))) == std::string::npos);
+  const std::string sum = print(true);
+  INFO(sum);
+  CHECK(sum.find("(estab 0,") != std::string::npos);  // live: "TCP:   1 (estab 0, closed 1, …)" (U: the 1)
 }
 
 // Which of `socks` a datagram from `from` (a bound sender) to `to` lands on: -1 = none.

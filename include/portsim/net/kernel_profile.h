@@ -90,6 +90,12 @@ struct kernel_profile {
   bool bucket_release = true;          // d57f4b874946 (6.18)
   bool netns_port_range = true;        // ip_local_port_range per netns (3.13?; 3.10 global)
   bool netns_reserved_ports = true;    // ip_local_reserved_ports per netns (122ff243f5f1, 3.16)
+  // UDP (KERNEL-PROFILES §1.3). udp_lib_get_port honours IP_LOCAL_PORT_RANGE exactly when the
+  // option exists (91d0b78c5177, 6.3): iplpr != absent. "udp: Fix wildcard bind conflict check
+  // when using hash2" (CVE-2026-31503; 7.0, stable 6.18.21 / 6.12.80 / 6.6.131 / 6.1.168): before
+  // it, once a port's primary chain holds more than 10 sockets, a wildcard bind checks only the
+  // hash2 chains and succeeds. Every branch as released has the bug; older LTS keep it (U).
+  bool udp_hash2_wildcard_check = true;
   // sysctl name -> spec, in the order of the 6.18 table (sysctl_names()).
   std::vector<std::pair<std::string_view, sysctl_spec>> sysctls;
 

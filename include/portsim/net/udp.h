@@ -24,16 +24,6 @@ inline constexpr uint32_t UDP_HTABLE_SIZE_MIN = 256;
 inline constexpr uint32_t UDP_HTABLE_SIZE_MAX = 65536;
 inline constexpr uint32_t kUdpHashEntriesDefault = 16384;
 
-// Named kernel behaviours of UDP that changed between versions (KERNEL-PROFILES §1.3).
-struct udp_behaviour {
-  // 6.3+ (91d0b78c5177): IP_LOCAL_PORT_RANGE narrows the UDP autobind range too.
-  bool ip_local_port_range = true;
-  // e537dd15d0d4 "udp: Fix wildcard bind conflict check when using hash2" (7.0; stable
-  // 6.18.21, 6.12.80, 6.6.131, 6.1.168): before it, once the port's primary chain held more
-  // than 10 sockets, a wildcard bind checked only the wildcard hash2 chain and succeeded.
-  bool hash2_wildcard_check = true;
-};
-
 // The per-socket part of struct udp_sock that portsim models (kept beside struct sock so TCP
 // sockets stay small).
 struct udp_sock {
@@ -77,7 +67,6 @@ struct udp_machine {
   uint32_t hash_entries = kUdpHashEntriesDefault;  // udptable->mask + 1
   uint32_t ehash_secret = 0, ehash6_secret = 0, ipv6_hash_secret = 0;  // net_get_random_once
   Random random{0, "udp"};  // get_random_u32() of udp_lib_get_port, a named stream of the seed
-  udp_behaviour beh;
 };
 
 struct udp_stats {
