@@ -93,19 +93,6 @@ int hash_connect(World& W, sock_id s, const std::string& to) {
   return err;
 }
 
-// Runs a complete scenario text through scenario::Runner; every expectation in it must hold.
-void run_scenario_text(const std::string& text) {
-  auto lr = scenario::load_scenario_text(text, "bind_test");
-  if (lr.error) FAIL(lr.error->message);
-  scenario::Runner runner(*lr.scenario, {});
-  const scenario::RunReport rep = runner.run();
-  std::string why = rep.runtime_error;
-  for (const auto& f : rep.failures) why += "\n" + f;
-  INFO(why);
-  REQUIRE(rep.runtime_error.empty());
-  CHECK(rep.expectations > 0);
-  CHECK(rep.expectation_failures == 0);
-}
 
 // --- the bind_matrix probe, replayed on the model ---------------------------------------------
 enum class St { bound, listen, connected, time_wait };
@@ -145,7 +132,7 @@ void check_row(unsigned oo, const char* oa, St st, unsigned so, const char* sa, 
         opts_json(so) + (other_uid ? ",\"uid\":1000" : "") + expect_json(bind) + "}";
   if (s_listen != NA) tl += R"(,{"t":"101ms","op":"listen","sock":"s")" + expect_json(s_listen) + "}";
   if (o_listen != NA) tl += R"(,{"t":"102ms","op":"listen","sock":"o")" + expect_json(o_listen) + "}";
-  run_scenario_text(R"({"seed":1,"machines":[{"name":"host","sysctls":{"net.ipv4.ip_local_port_range":"40000 40011"}}],
+  test::run_scenario_expecting("bind_test", R"({"seed":1,"machines":[{"name":"host","sysctls":{"net.ipv4.ip_local_port_range":"40000 40011"}}],
     "timeline":[)" + tl + "]}");
 }
 
@@ -707,7 +694,7 @@ TEST_CASE("IP_LOCAL_PORT_RANGE: connect() makes one pass with step 1, no parity 
 TEST_CASE("IP_LOCAL_PORT_RANGE: lo > hi is refused with EINVAL", "[bind]") {
   // Selftest ip_local_port_range.c (KERNEL-MAP §9): setsockopt with lo 40222 > hi 40111 → EINVAL;
   // kernel source do_ip_setsockopt(IP_LOCAL_PORT_RANGE) rejects lo > hi when both are set.
-  run_scenario_text(R"({"machines":[{"name":"host"}],"timeline":[
+  test::run_scenario_expecting("bind_test", R"({"machines":[{"name":"host"}],"timeline":[
     {"t":"0s","host":"host","op":"socket","sock":"s"},
     {"t":"0s","op":"setsockopt","sock":"s","opt":"IP_LOCAL_PORT_RANGE","value":"40222-40111",
      "expect":{"ret":-1,"errno":"EINVAL"}},

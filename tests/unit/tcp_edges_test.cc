@@ -17,19 +17,6 @@ namespace {
 
 net::endpoint ep(const char* s) { return *net::parse_endpoint(s); }
 
-// Runs a scenario text through scenario::Runner (timers, wire); every expectation must hold.
-void run_expecting(const std::string& text) {
-  auto lr = scenario::load_scenario_text(text, "tcp_edges_test");
-  if (lr.error) FAIL(lr.error->message);
-  scenario::Runner runner(*lr.scenario, {});
-  const scenario::RunReport rep = runner.run();
-  std::string why = rep.runtime_error;
-  for (const auto& f : rep.failures) why += "\n" + f;
-  INFO(why);
-  REQUIRE(rep.runtime_error.empty());
-  CHECK(rep.expectations > 0);
-  CHECK(rep.expectation_failures == 0);
-}
 
 net::sock_id listener(World& t, const char* addr) {
   const net::sock_id l = t.socket();
@@ -156,7 +143,7 @@ TEST_CASE("item 6: the FIN that turns a FIN_WAIT2 TW sock into TIME_WAIT renews 
   // Source: 6.18 tcp_timewait_state_process(), FIN_WAIT2 substate: with saw_tstamp,
   // tw_entry_stamp = tcp_clock_ms(). tcp_tw_reuse_delay 1000 ms counts from it. Live oracle:
   // scenarios/tw-entry-stamp-renewed.json agrees.
-  run_expecting(R"({"machines":[{"name":"h","sysctls":{"net.ipv4.ip_local_port_range":"40000 40000"}}],"timeline":[
+  test::run_scenario_expecting("tcp_edges_test", R"({"machines":[{"name":"h","sysctls":{"net.ipv4.ip_local_port_range":"40000 40000"}}],"timeline":[
     {"t":"0s","host":"h","op":"bind","sock":"l","addr":"127.0.0.1:5000"},{"t":"0s","op":"listen","sock":"l"},
     {"t":"0s","host":"h","op":"connect","sock":"c","to":"127.0.0.1:5000"},
     {"t":"10ms","op":"accept","sock":"l","as":"a"},
@@ -214,7 +201,7 @@ TEST_CASE("item 9: tcp_fin_time() = max(tcp_fin_timeout, 3.5 RTO) and the > 60 s
   CHECK(net::tcp_fin_time(t.w, c) == 175);  // (50 << 2) - (50 >> 1) jiffies at HZ=250 = 700 ms
   t.w.nets[0].sys.tcp_fin_timeout = 90;
   CHECK(net::tcp_fin_time(t.w, c) == 90 * 250);
-  run_expecting(R"({"machines":[
+  test::run_scenario_expecting("tcp_edges_test", R"({"machines":[
       {"name":"a","sysctls":{"net.ipv4.ip_local_port_range":"40000 40000","net.ipv4.tcp_fin_timeout":90}},
       {"name":"b","sysctls":{"net.ipv4.ip_local_port_range":"40000 40000","net.ipv4.tcp_fin_timeout":0}}],"timeline":[
     {"t":"0s","host":"a","op":"bind","sock":"la","addr":"127.0.0.1:5000"},{"t":"0s","op":"listen","sock":"la"},
@@ -282,7 +269,7 @@ TEST_CASE("item 11: TIME_WAIT meets a SYN without listener, and RSTs", "[tcp][is
   net::tcp_v4_rcv(t.w, 0, rst);
   CHECK(!t.w.sk(a2).alive);
   // The whole exchange with a real client: ECONNREFUSED a few ms later, TW gone.
-  run_expecting(R"({"machines":[{"name":"h"}],"timeline":[
+  test::run_scenario_expecting("tcp_edges_test", R"({"machines":[{"name":"h"}],"timeline":[
     {"t":"0s","host":"h","op":"bind","sock":"l","addr":"127.0.0.1:8080"},{"t":"0s","op":"listen","sock":"l"},
     {"t":"0s","host":"h","op":"bind","sock":"c","addr":"127.0.0.1:41000","opts":{"SO_REUSEADDR":1}},
     {"t":"0s","op":"connect","sock":"c","to":"127.0.0.1:8080"},{"t":"1ms","op":"accept","sock":"l","as":"a"},
@@ -336,7 +323,7 @@ TEST_CASE("item 14: the suspicions, checked", "[tcp][issue11]") {
     CHECK(net::inet_listen(t.w, s, 1) == 0);
   }
   CHECK(net::inet_bind(t.w, t.socket(), ep("192.0.2.1:5000")) == EADDRNOTAVAIL);
-  run_expecting(R"({"machines":[{"name":"h"}],"timeline":[
+  test::run_scenario_expecting("tcp_edges_test", R"({"machines":[{"name":"h"}],"timeline":[
     {"t":"0s","host":"h","op":"bind","sock":"v","addr":"[::1]:0"},
     {"t":"1ms","op":"setsockopt","sock":"v","opt":"IPV6_V6ONLY","value":1,"expect":{"errno":"EINVAL"}},
     {"t":"2ms","host":"h","op":"socket","sock":"x"},

@@ -335,19 +335,6 @@ TEST_CASE("udp: the hash2 wildcard bind check comes from the kernel profile (CVE
   }
 }
 
-// Runs a scenario text; every expectation must hold.
-void run_expecting(const std::string& text) {
-  auto lr = scenario::load_scenario_text(text, "udp_test");
-  if (lr.error) FAIL(lr.error->message);
-  scenario::Runner runner(*lr.scenario, {});
-  const scenario::RunReport rep = runner.run();
-  std::string why = rep.runtime_error;
-  for (const auto& f : rep.failures) why += "\n" + f;
-  INFO(why);
-  REQUIRE(rep.runtime_error.empty());
-  CHECK(rep.expectations > 0);
-  CHECK(rep.expectation_failures == 0);
-}
 
 TEST_CASE("udp: IP_LOCAL_PORT_RANGE exists from 6.3 (kernel profile)", "[udp][kernel]") {
   // 91d0b78c5177 "inet: Add IP_LOCAL_PORT_RANGE socket option" (6.3; man-pages ip(7) "since
@@ -364,8 +351,8 @@ TEST_CASE("udp: IP_LOCAL_PORT_RANGE exists from 6.3 (kernel profile)", "[udp][ke
     t.replace(t.find("EXPECT"), 6, expect);
     return t;
   };
-  run_expecting(text("6.1", R"({"errno":"ENOPROTOOPT"})"));
-  run_expecting(text("6.6", R"({"ret":0})"));
+  test::run_scenario_expecting("udp_test", text("6.1", R"({"errno":"ENOPROTOOPT"})"));
+  test::run_scenario_expecting("udp_test", text("6.6", R"({"ret":0})"));
   // The walk itself: under 6.6, bind(0) gets exactly 40002..40005 then EADDRINUSE (live
   // sockrange on 6.18.44, same code since 6.3); under 6.1 the socket's field is not consulted.
   for (const char* k : {"6.6", "6.1"}) {

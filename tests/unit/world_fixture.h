@@ -67,4 +67,19 @@ struct World {
   uint16_t port(net::sock_id s) const { return w.sk(s).num; }
 };
 
+// Runs a complete scenario text (named `name` in messages) through scenario::Runner, with its
+// timers and wire; the run must end cleanly and every expectation in the text must hold.
+inline void run_scenario_expecting(const char* name, const std::string& text) {
+  auto lr = scenario::load_scenario_text(text, name);
+  if (lr.error) FAIL(lr.error->message);
+  scenario::Runner runner(*lr.scenario, {});
+  const scenario::RunReport rep = runner.run();
+  std::string why = rep.runtime_error;
+  for (const auto& f : rep.failures) why += "\n" + f;
+  INFO(why);
+  REQUIRE(rep.runtime_error.empty());
+  CHECK(rep.expectations > 0);
+  CHECK(rep.expectation_failures == 0);
+}
+
 }  // namespace portsim::test
