@@ -107,6 +107,17 @@ class NlRequest {
   std::vector<char> buf_;
 };
 
+/// Link creation failed: a kind the kernel lacks (rtnl_newlink: no rtnl_link_ops after
+/// request_module, EOPNOTSUPP; e.g. Debian builds bridge and veth as modules) cannot be
+/// performed here (Unsupported, exit 4); anything else is an error of the replay.
+void link_add_check(int err, const std::string& kind, const std::string& what) {
+  if (!err) return;
+  if (err == EOPNOTSUPP)
+    throw Unsupported("this kernel has no " + kind + " driver (rtnetlink: " + what +
+                      ": Operation not supported; a module that is not loaded?)");
+  throw_errno("rtnetlink: " + what, err);
+}
+
 int ifindex_of(const std::string& name, const std::string& what) {
   unsigned idx = if_nametoindex(name.c_str());
   if (!idx) throw_errno("rtnetlink: " + what + ": no device " + name, errno);
@@ -149,7 +160,7 @@ void rtnl_link_add_bridge(const std::string& name) {
   std::size_t info = r.begin_nest(IFLA_LINKINFO);
   r.attr_str(IFLA_INFO_KIND, "bridge");
   r.end_nest(info);
-  r.send_or_throw("link add " + name + " type bridge");
+  link_add_check(r.send(), "bridge", "link add " + name + " type bridge");
 }
 
 void rtnl_link_add_veth(const std::string& name, const std::string& peer, int peer_netns_fd) {
@@ -170,7 +181,7 @@ void rtnl_link_add_veth(const std::string& name, const std::string& peer, int pe
   r.end_nest(peer_at);
   r.end_nest(data);
   r.end_nest(info);
-  r.send_or_throw("link add " + name + " type veth peer name " + peer);
+  link_add_check(r.send(), "veth", "link add " + name + " type veth peer name " + peer);
 }
 
 void rtnl_link_set_master(const std::string& name, const std::string& master) {

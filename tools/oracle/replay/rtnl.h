@@ -1,6 +1,7 @@
 // portsim-replay: the few rtnetlink requests the topology needs (the guest has no `ip`).
 // Each opens a NETLINK_ROUTE socket in the calling thread's current network namespace, sends one
-// request with NLM_F_ACK and throws SysError("rtnetlink: <what ip would say>: <errno text>").
+// request with NLM_F_ACK and throws SysError("rtnetlink: <what ip would say>: <errno text>"),
+// or Unsupported when the kernel lacks the link kind (bridge, veth built as unloaded modules).
 #pragma once
 
 #include <string>
