@@ -24,7 +24,7 @@ constexpr const char* kUsage =
     "namespace that has interfaces besides lo or is $PROBE_HOST_NETNS. Every sysctl is written\n"
     "only inside namespaces it created.\n"
     "\n"
-    "Run as PID 1 (the /init of a VM) it is the guest executor: it runs every experiment of\n"
+    "Run as PID 1 without arguments (the /init of a VM) it is the guest executor: it runs every experiment of\n"
     "/batch.json, each in a fresh namespace, writes @@PORTSIM records to /dev/ttyS1 and powers off.\n"
     "\n"
     "Exit: 0 done; 1 a system call of the replay failed; 2 usage or a bad plan file; 3 not in a\n"
@@ -47,7 +47,9 @@ portsim_replay::Plan load(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (getpid() == 1) portsim_replay::guest_main();
+  // Guest mode only as the kernel starts init: PID 1 and no arguments. `portsim-replay run PLAN`
+  // as PID 1 of a PID namespace on a host stays host mode (no mounts, no power-off).
+  if (getpid() == 1 && argc == 1) portsim_replay::guest_main();
   if (argc == 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"))) {
     std::fputs(kUsage, stdout);
     return 0;
