@@ -618,7 +618,7 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
         inet_bind2_bucket_set_state(w, t2, -1, -1);
       }
       const uint32_t i = r.k * step;
-      const uint32_t inc = std::max(i, m.random.u32_below(8) * step) + step;
+      const uint32_t inc = std::max(i, m.perturb_draw(8) * step) + step;
       m.table_perturb[index] += inc;
       info.pass = pass;
       info.i = i;
@@ -804,7 +804,7 @@ int inet_hash_connect_c4(world& w, sock_id sk, uint32_t port_offset, check_estab
   const uint8_t pass = parity_passes(w, sk, low, high, remaining, offset, check_established, info, r);
   if (!pass) return EADDRNOTAVAIL;
   uint32_t i = r.k * 2;
-  if (m.kp.noise == perturb_noise::one_in_16 && i == 0 && m.random.u32_below(16) == 0) i = 2;  // prandom_u32() % 16
+  if (m.kp.noise == perturb_noise::one_in_16 && i == 0 && m.perturb_draw(16) == 0) i = 2;  // prandom_u32() % 16
   m.table_perturb[index] += i + 2;
   info.pass = pass;
   info.i = r.k * 2;
@@ -819,8 +819,8 @@ int inet_hash_connect_c4(world& w, sock_id sk, uint32_t port_offset, check_estab
 
 // net/core/secure_seq.c: the port offset of this kernel (kernel_profile.h: port_hash), as the
 // era's __inet_hash_connect receives it (u32 until b2d057560b81).
-uint64_t inet_sk_port_offset(const world& w, const sock& s, connect_info& info) {
-  const machine& m = w.machines[w.nets[s.netns].machine];
+uint64_t inet_sk_port_offset(world& w, const sock& s, connect_info& info) {
+  machine& m = w.machines[w.nets[s.netns].machine];
   const bool v4 = s.daddr.is_v4();  // v4-mapped peers go through IPv4
   switch (m.kp.hash) {
     case port_hash::md5:
@@ -834,7 +834,7 @@ uint64_t inet_sk_port_offset(const world& w, const sock& s, connect_info& info) 
     }
     case port_hash::siphash32_timeseed:
     case port_hash::siphash64_timeseed: {
-      info.timeseed = ephemeral_timeseed(m.jiffies(w.now), m.hz);
+      info.timeseed = ephemeral_timeseed(m.port_offset_jiffies(w.now), m.hz);
       const uint64_t h = v4 ? secure_ipv4_port_ephemeral(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport,
                                                          info.timeseed, m.net_secret)
                             : secure_ipv6_port_ephemeral(s.rcv_saddr, s.daddr, s.dport, info.timeseed, m.net_secret);

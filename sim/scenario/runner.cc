@@ -21,7 +21,7 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
     m.kp = ms.kernel;
     Random boot(seed, "boot:" + ms.name);
     const Nanos uptime = ms.uptime.value_or(Nanos(boot.u64() % (3600 * kNsPerSec)));  // up to 1 h
-    m.jiffies0 = initial_jiffies(ms.hz) + nanos_to_jiffies(uptime, ms.hz);
+    m.jiffies0 = ms.jiffies ? *ms.jiffies : initial_jiffies(ms.hz) + nanos_to_jiffies(uptime, ms.hz);
     if (ms.net_secret) {
       m.net_secret = *ms.net_secret;
     } else {
@@ -36,6 +36,9 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
       Random tp(seed, "table_perturb:" + ms.name);
       for (auto& cell : m.table_perturb) cell = tp.u32();
     }
+    for (const auto& [index, value] : ms.perturb_cells) m.table_perturb[index] = value;
+    m.perturb_draws = ms.perturb_draws;
+    m.connect_jiffies = ms.connect_jiffies;
     if (m.kp.hash == net::port_hash::md5) {  // ≤ 4.10: net_secret_init(), 16 random words
       Random md5(seed, "net_secret_md5:" + ms.name);
       for (auto& word : m.md5_secret) word = md5.u32();
