@@ -554,14 +554,16 @@ def run_batch(k, experiments, replay=None, timeout=None, mem=DEFAULT_MEM_MIB, ke
         shutil.rmtree(rd, ignore_errors=True)
 
 
-def _console_tail(path, n=6):
+def _console_tail(path, n=4):
+    """The last n console lines, after the kernel's panic line if there is one."""
     try:
         with open(path, 'rb') as f:
             lines = [ln.strip() for ln in f.read().decode('utf-8', 'replace').replace('\r', '').split('\n')
                      if ln.strip()]
     except OSError:
         return '(no console output)'
-    return ' | '.join(lines[-n:]) or '(no console output)'
+    panic = [ln for ln in lines if 'Kernel panic' in ln][:1]
+    return ' | '.join(panic + [ln for ln in lines[-n:] if ln not in panic]) or '(no console output)'
 
 
 # ---------------------------------------------------------------------------------------------
