@@ -4,14 +4,15 @@ without booting anything.
 
 usage: tests/oracle-vm/fixtures.py freeze JSON_DIR...   build/oracle-vm/<kernel> (kernel-oracle
                                                         --json-dir output) -> tests/live/vm/
-       tests/oracle-vm/fixtures.py check KERNEL [--portsim PATH] [--seeds M]
+       tests/oracle-vm/fixtures.py check KERNEL [--portsim PATH] [--seeds M] [--fixdir DIR]
                                                         every fixture of tests/live/vm/KERNEL
+       tests/oracle-vm/fixtures.py mutate FIXTURE OUTDIR   self-test: a copy with one result changed
 
 A fixture (tests/live/vm/<kernel>/<scenario>.json) holds the scenario path, the exact Debian
 package (name, version, .deb sha256, uname -r, uname -v), the portsim profile it was compared
 under, the date, and every live run's call records (i, rep, op, sock, err, local) as the guest's
 portsim-replay returned them. `check` runs portsim under that profile with seeds 1..M (default
-30) and the kernel oracle's comparison (tools/oracle/compare.py) against the frozen runs: the
+20) and the kernel oracle's comparison (tools/oracle/compare.py) against the frozen runs: the
 same verdict as the VM oracle, minus the VM. Disagreements that are findings, not regressions,
 are listed with their evidence in tests/live/vm/known-disagreements.json ({kernel: {scenario:
 {"groups": [timeline indices], "why": "..."}}}); anything else, or a listed disagreement that
@@ -104,19 +105,19 @@ def freeze(dirs):
     print('%d fixtures' % n)
 
 
-def check(kernel, portsim, seeds):
+def check(kernel, portsim, seeds, fixdir=FIXDIR, known_path=KNOWN):
     ko = oracle_module()
     try:
-        with open(KNOWN) as f:
+        with open(known_path) as f:
             known = json.load(f).get(kernel, {})
     except FileNotFoundError:
         known = {}
     except ValueError as ex:
-        die2('%s: invalid JSON: %s' % (KNOWN, ex))
-    files = sorted(f for f in glob.glob(os.path.join(FIXDIR, kernel, '*.json'))
+        die2('%s: invalid JSON: %s' % (known_path, ex))
+    files = sorted(f for f in glob.glob(os.path.join(fixdir, kernel, '*.json'))
                    if not f.endswith('/sysctl-presence.json'))
     if not files:
-        die2('no fixtures in %s' % os.path.join(FIXDIR, kernel))
+        die2('no fixtures in %s' % os.path.join(fixdir, kernel))
     failures = 0
     seen = set()
     for fx_path in files:
@@ -185,14 +186,30 @@ def main():
     c = sub.add_parser('check')
     c.add_argument('kernel', choices=('5.10', '6.1', '6.12'))
     c.add_argument('--portsim', default=os.path.join(ROOT, 'build', 'portsim'))
-    c.add_argument('--seeds', type=int, default=30)
+    c.add_argument('--seeds', type=int, default=20)
+    c.add_argument('--fixdir', default=FIXDIR, help='fixture root (default tests/live/vm)')
+    c.add_argument('--known', default=KNOWN, help='known disagreements (default %(default)s)')
+    m = sub.add_parser('mutate', help='self-test: copy one fixture with one call result changed')
+    m.add_argument('fixture')
+    m.add_argument('outdir')
     a = ap.parse_args()
     if a.cmd == 'freeze':
         freeze(a.dirs)
         return 0
+    if a.cmd == 'mutate':
+        # The check must be able to fail: flip the errno of the last call of every run (e.g. the
+        # EADDRNOTAVAIL that ends an exhaustion becomes OK), as a profile regression would.
+        with open(a.fixture) as f:
+            fx = json.load(f)
+        for run in fx['kernel_runs']:
+            run[-1]['err'] = 'OK' if run[-1]['err'] != 'OK' else 'EADDRINUSE'
+        dest = os.path.join(a.outdir, fx['kernel'])
+        os.makedirs(dest, exist_ok=True)
+        write_fixture(os.path.join(dest, os.path.basename(a.fixture)), fx)
+        return 0
     if not os.access(a.portsim, os.X_OK):
         die2('%s: not an executable' % a.portsim)
-    return check(a.kernel, a.portsim, a.seeds)
+    return check(a.kernel, a.portsim, a.seeds, a.fixdir, a.known)
 
 
 if __name__ == '__main__':

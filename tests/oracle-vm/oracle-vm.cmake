@@ -62,3 +62,37 @@ set_target_properties(portsim-vm-preinit PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${C
 if(NOT PORTSIM_SANITIZE)
   target_link_options(portsim-vm-preinit PRIVATE -static)
 endif()
+
+# No VM: portsim's profiles against the frozen VM outputs (tests/live/vm/<kernel>/, with the
+# exact Debian package in each file). Label vm-fixtures: part of the normal suite (tools/test.sh),
+# not of the ASan pass (portsim under 20 seeds per scenario is slow there and adds nothing).
+foreach(_k 5.10 6.1 6.12)
+  file(GLOB _vm_fx CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/tests/live/vm/${_k}/*.json")
+  if(_vm_fx)
+    add_test(NAME vm-fixtures.${_k}
+             COMMAND ${_vm_python} ${PROJECT_SOURCE_DIR}/tests/oracle-vm/fixtures.py check ${_k}
+                     --portsim $<TARGET_FILE:portsim>)
+    set_tests_properties(vm-fixtures.${_k} PROPERTIES LABELS vm-fixtures TIMEOUT 600)
+  endif()
+  if(EXISTS ${PROJECT_SOURCE_DIR}/tests/live/vm/${_k}/sysctl-presence.json)
+    add_test(NAME vm-fixtures.sysctls.${_k}
+             COMMAND ${_vm_python} ${PROJECT_SOURCE_DIR}/tests/oracle-vm/sysctl_oracle.py
+                     --fixture ${PROJECT_SOURCE_DIR}/tests/live/vm/${_k}/sysctl-presence.json
+                     --portsim $<TARGET_FILE:portsim>)
+    set_tests_properties(vm-fixtures.sysctls.${_k} PROPERTIES LABELS vm-fixtures TIMEOUT 120)
+  endif()
+endforeach()
+# The check can fail: one fixture with its final errno flipped must be reported (exit 1).
+if(EXISTS ${PROJECT_SOURCE_DIR}/tests/live/vm/6.1/exhaust-one-destination.json)
+  add_test(NAME vm-fixtures.mutated-setup
+           COMMAND ${_vm_python} ${PROJECT_SOURCE_DIR}/tests/oracle-vm/fixtures.py mutate
+                   ${PROJECT_SOURCE_DIR}/tests/live/vm/6.1/exhaust-one-destination.json
+                   ${CMAKE_CURRENT_BINARY_DIR}/vm-fixtures-mutated)
+  add_test(NAME vm-fixtures.mutated-fails
+           COMMAND ${_vm_python} ${PROJECT_SOURCE_DIR}/tests/oracle-vm/fixtures.py check 6.1
+                   --portsim $<TARGET_FILE:portsim> --fixdir ${CMAKE_CURRENT_BINARY_DIR}/vm-fixtures-mutated
+                   --known ${PROJECT_SOURCE_DIR}/tests/live/vm/known-disagreements.json)
+  set_tests_properties(vm-fixtures.mutated-setup PROPERTIES LABELS vm-fixtures FIXTURES_SETUP vm_mutated)
+  set_tests_properties(vm-fixtures.mutated-fails PROPERTIES LABELS vm-fixtures FIXTURES_REQUIRED vm_mutated
+                       PASS_REGULAR_EXPRESSION "FAIL exhaust-one-destination: portsim --kernel 6.1.192 disagrees")
+endif()
