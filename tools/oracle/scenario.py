@@ -253,14 +253,14 @@ def _endpoint(text):
 
 
 def _cidr(text):
-    """"10.0.0.1/24" -> {"cidr", "ip", "prefixlen", "family", "network"} (network: on-link route)."""
+    """"10.0.0.1/24" -> {"cidr", "ip", "prefixlen", "family", "network": "10.0.0.0"} (the on-link route)."""
     import ipaddress
     try:
         itf = ipaddress.ip_interface(text)
     except ValueError:
         raise BadInput('bad address %r (expected ADDR/PREFIXLEN)' % (text,))
     return {'cidr': text, 'ip': str(itf.ip), 'prefixlen': itf.network.prefixlen,
-            'family': itf.version, 'network': str(itf.network)}
+            'family': itf.version, 'network': str(itf.network.network_address)}
 
 
 def _sockets(st_list):
