@@ -18,7 +18,9 @@ package, version and .deb sha256 go to manifest.json. A warm cache needs no netw
 --update` asks the archive again (Debian replaces ABI packages with security updates).
 Cache: $PORTSIM_VM_CACHE, default ~/.cache/portsim/vm; flock()ed, so parallel runs are safe.
 
-Boot: initramfs (newc cpio written here) = /init (the static portsim-replay) + /batch.json;
+Boot: initramfs (newc cpio written here) = /init (static portsim-vm-preinit: loads the bridge
+and veth modules, which Debian builds as modules, then execs /portsim-replay as PID 1) +
+/modules/*.ko + /batch.json;
 qemu TCG (KVM only where kvm_intel/kvm_amd is loaded and kvm_pvm is not), -nodefaults, PVH
 vmlinux, kernel console on ttyS0 (console.log), records on ttyS1 (data.log), `timeout
 --kill-after`. The guest prints @@PORTSIM-KERNEL, one @@PORTSIM line per experiment and
@@ -53,6 +55,11 @@ KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg'
 NEEDED_CONFIG = ('CONFIG_UNIX', 'CONFIG_INET', 'CONFIG_IPV6', 'CONFIG_NET_NS', 'CONFIG_DEVTMPFS',
                  'CONFIG_SERIAL_8250_CONSOLE', 'CONFIG_BLK_DEV_INITRD', 'CONFIG_PVH',
                  'CONFIG_PROC_FS', 'CONFIG_SYSFS')
+# Modules the experiments need that Debian builds as modules (=m): the bridge and veth of a
+# multi-host plan's topology. Their dependencies come from each module's modinfo; the
+# initramfs carries them decompressed and /init (portsim-vm-preinit) loads them in order.
+MODULES = ('kernel/net/bridge/bridge.ko', 'kernel/drivers/net/veth.ko')
+LAYOUT = 2  # cache layout of a kernel directory (2: + modules/); older ones are fetched again
 # Kernel command line: console on the first serial port; the rest shortens a TCG boot (notes §4).
 APPEND = ('console=ttyS0 panic=-1 cryptomgr.notests rodata=off mitigations=off i8042.noaux '
           'i8042.nokbd i8042.nopnp tsc=reliable no_timer_check audit=0 nowatchdog')
@@ -136,6 +143,8 @@ def _apt_root(suite):
         'APT::Architecture "amd64";',
         'APT::Architectures { "amd64"; };',
         'Acquire::Languages "none";',
+        'Acquire::GzipIndexes "true";',  # lists stay compressed (~5x smaller cache)
+        'Acquire::CompressionTypes::Order:: "gz";',
         'Acquire::Retries "3";',
         # the machine's clock may run ahead of the archive's Valid-Until (as on the host)
         'Acquire::Check-Valid-Until "false";',
@@ -239,6 +248,60 @@ def extract_vmlinux(bzimage, out):
     raise VMError('%s: no xz/zstd payload decompresses to an ELF vmlinux' % bzimage)
 
 
+def _modinfo_depends(data):
+    """The depends= entry of a module's .modinfo (NUL-separated key=value strings)."""
+    i = data.find(b'\0depends=')
+    if i < 0:
+        return []
+    v = data[i + 9:data.index(b'\0', i + 9)].decode()
+    return [x for x in v.split(',') if x]
+
+
+def _ko_bytes(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    if path.endswith('.xz'):
+        return lzma.decompress(data)
+    if path.endswith('.zst'):
+        return subprocess.run(['zstd', '-dcq'], input=data, capture_output=True, check=True).stdout
+    if path.endswith('.gz'):
+        import gzip
+        return gzip.decompress(data)
+    return data
+
+
+def copy_modules(ex, release, dest):
+    """MODULES and their dependencies (each module's modinfo "depends=", as depmod reads it; the
+    package has no modules.dep) into dest, decompressed (.ko.xz / .ko.zst: 5.10 cannot
+    decompress modules itself); returns the file names in load order (dependencies first)."""
+    found = {}
+    for root in (os.path.join(ex, 'lib', 'modules', release), os.path.join(ex, 'usr', 'lib', 'modules', release)):
+        for dp, _, fs in os.walk(root):
+            for fn in fs:
+                m = re.fullmatch(r'(.+)\.ko(\.xz|\.zst|\.gz)?', fn)
+                if m:
+                    found[m.group(1).replace('-', '_')] = os.path.join(dp, fn)
+    order, data = [], {}
+
+    def add(name, chain):
+        key = name.replace('-', '_')
+        if key in order:
+            return
+        if key not in found:
+            raise VMError('module %s (needed by %s) is not in the package' % (name, ' <- '.join(chain)))
+        data[key] = _ko_bytes(found[key])
+        for d in _modinfo_depends(data[key]):
+            add(d, chain + [name])
+        order.append(key)
+    for want in MODULES:
+        add(os.path.basename(want)[:-3], [])
+    os.makedirs(dest, exist_ok=True)
+    for key in order:
+        with open(os.path.join(dest, key + '.ko'), 'wb') as f:
+            f.write(data[key])
+    return [key + '.ko' for key in order]
+
+
 def read_config(path):
     cfg = {}
     with open(path) as f:
@@ -265,7 +328,8 @@ def manifest(k):
             m = json.load(f)
     except (OSError, ValueError):
         return None
-    if not all(os.path.exists(os.path.join(kernel_dir(k), m.get(x, '-'))) for x in ('vmlinux', 'config')):
+    if m.get('layout') != LAYOUT or not all(
+            os.path.exists(os.path.join(kernel_dir(k), m.get(x, '-'))) for x in ('vmlinux', 'config')):
         return None
     return m
 
@@ -311,8 +375,10 @@ def fetch(k, update=False, log=None):
             ex = os.path.join(staging, 'x')
             os.mkdir(ex)
             p1 = subprocess.Popen(['dpkg-deb', '--fsys-tarfile', deb], stdout=subprocess.PIPE)
-            p2 = subprocess.run(['tar', '-x', '-C', ex, '--wildcards', './boot/vmlinuz-*',
-                                 './boot/config-*'], stdin=p1.stdout, capture_output=True, text=True)
+            pats = ['./boot/vmlinuz-*', './boot/config-*'] + ['*/' + mod + '*' for mod in MODULES] + \
+                ['*/kernel/net/802/*', '*/kernel/net/llc/*']  # bridge's dependencies stp, llc
+            p2 = subprocess.run(['tar', '-x', '-C', ex, '--wildcards'] + pats, stdin=p1.stdout,
+                                capture_output=True, text=True)
             p1.stdout.close()
             p1.wait()
             if p1.returncode != 0 or p2.returncode != 0:
@@ -335,11 +401,13 @@ def fetch(k, update=False, log=None):
             os.replace(config[0], os.path.join(newdir, 'config-' + release))
             kind = extract_vmlinux(os.path.join(newdir, 'vmlinuz-' + release),
                                    os.path.join(newdir, 'vmlinux-' + release))
+            os.unlink(os.path.join(newdir, 'vmlinuz-' + release))  # the ELF is what boots
+            mods = copy_modules(ex, release, os.path.join(newdir, 'modules'))
             m = {'kernel': k, 'suite': suite, 'package': pkg, 'version': version,
                  'deb_sha256': sha, 'deb_size': size, 'release': release,
                  'source_version': info.get('Source', ''),
                  'hz': int(cfg.get('CONFIG_HZ', '0') or 0), 'payload': kind,
-                 'vmlinuz': 'vmlinuz-' + release, 'vmlinux': 'vmlinux-' + release,
+                 'layout': LAYOUT, 'modules': mods, 'vmlinux': 'vmlinux-' + release,
                  'config': 'config-' + release, 'fetched_utc': _now(), 'checked_utc': _now(),
                  'sources': [MIRROR + ' ' + suite, SECURITY + ' ' + suite + '-security']}
             with open(os.path.join(newdir, 'manifest.json'), 'w') as f:
@@ -424,6 +492,12 @@ def use_kvm():
         os.access('/dev/kvm', os.R_OK | os.W_OK)
 
 
+def find_preinit(replay):
+    """portsim-vm-preinit next to portsim-replay (both in build/)."""
+    p = os.path.join(os.path.dirname(os.path.abspath(replay)), 'portsim-vm-preinit')
+    return p if os.access(p, os.X_OK) else None
+
+
 def default_replay():
     for p in (os.path.join(ROOT, 'build', 'portsim-replay'),
               os.path.join(ROOT, 'build', 'tools', 'oracle', 'replay', 'portsim-replay')):
@@ -487,8 +561,13 @@ def run_batch(k, experiments, replay=None, timeout=None, mem=DEFAULT_MEM_MIB, ke
     if not replay or not os.access(replay, os.X_OK):
         raise VMError('portsim-replay not found: build it (cmake --build build --target '
                       'portsim-replay) or pass --replay PATH')
-    if not _is_static(replay):
-        raise VMError('%s is not a static executable (the initramfs has no libc)' % replay)
+    preinit = find_preinit(replay)
+    if not preinit:
+        raise VMError('portsim-vm-preinit not found next to %s: build it (cmake --build build '
+                      '--target portsim-vm-preinit)' % replay)
+    for exe in (replay, preinit):
+        if not _is_static(exe):
+            raise VMError('%s is not a static executable (the initramfs has no libc)' % exe)
     m = fetch(k, update=update, log=log)
     kd = kernel_dir(k)
     ids = [e['id'] for e in experiments]
@@ -499,11 +578,15 @@ def run_batch(k, experiments, replay=None, timeout=None, mem=DEFAULT_MEM_MIB, ke
     os.makedirs(runs, exist_ok=True)
     rd = tempfile.mkdtemp(prefix='%s-' % k, dir=runs)
     try:
-        with open(replay, 'rb') as f:
-            init = f.read()
-        write_initramfs(os.path.join(rd, 'initrd.cpio'), [
-            ('init', 0o100755, init),
-            ('batch.json', 0o100644, json.dumps(batch, separators=(',', ':')).encode())])
+        def read(p):
+            with open(p, 'rb') as f:
+                return f.read()
+        files = [('init', 0o100755, read(preinit)), ('portsim-replay', 0o100755, read(replay)),
+                 ('modules', 0o040755, b'')]
+        files += [('modules/' + n, 0o100644, read(os.path.join(kd, 'modules', n))) for n in m['modules']]
+        files += [('modules.order', 0o100644, ''.join('/modules/%s\n' % n for n in m['modules']).encode()),
+                  ('batch.json', 0o100644, json.dumps(batch, separators=(',', ':')).encode())]
+        write_initramfs(os.path.join(rd, 'initrd.cpio'), files)
         con, dat = os.path.join(rd, 'console.log'), os.path.join(rd, 'data.log')
         limit = int(timeout or estimate_timeout(experiments))
         kvm = use_kvm()
@@ -554,14 +637,16 @@ def run_batch(k, experiments, replay=None, timeout=None, mem=DEFAULT_MEM_MIB, ke
         shutil.rmtree(rd, ignore_errors=True)
 
 
-def _console_tail(path, n=6):
+def _console_tail(path, n=4):
+    """The last n console lines, after the kernel's panic line if there is one."""
     try:
         with open(path, 'rb') as f:
             lines = [ln.strip() for ln in f.read().decode('utf-8', 'replace').replace('\r', '').split('\n')
                      if ln.strip()]
     except OSError:
         return '(no console output)'
-    return ' | '.join(lines[-n:]) or '(no console output)'
+    panic = [ln for ln in lines if 'Kernel panic' in ln][:1]
+    return ' | '.join(panic + [ln for ln in lines[-n:] if ln not in panic]) or '(no console output)'
 
 
 # ---------------------------------------------------------------------------------------------
