@@ -24,8 +24,9 @@ constexpr const char* kUsage =
     "namespace that has interfaces besides lo or is $PROBE_HOST_NETNS. Every sysctl is written\n"
     "only inside namespaces it created.\n"
     "\n"
-    "Run as PID 1 without arguments (the /init of a VM) it is the guest executor: it runs every experiment of\n"
-    "/batch.json, each in a fresh namespace, writes @@PORTSIM records to /dev/ttyS1 and powers off.\n"
+    "Run as PID 1 without arguments (the /init of a VM) it is the guest executor: it runs every\n"
+    "experiment of /batch.json, each in a fresh namespace, writes @@PORTSIM records to /dev/ttyS1\n"
+    "and powers off.\n"
     "\n"
     "Exit: 0 done; 1 a system call of the replay failed; 2 usage or a bad plan file; 3 not in a\n"
     "fresh private network namespace; 4 the plan cannot be performed here (reason on stderr).\n";

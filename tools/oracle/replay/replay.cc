@@ -24,11 +24,7 @@
 #include "rtnl.h"
 #include "sockcalls.h"
 
-#if __has_include("kcore.h")
 #include "kcore.h"
-#else
-#include "kcore_stub.h"
-#endif
 
 namespace portsim_replay {
 namespace {
