@@ -22,11 +22,17 @@ if(_ex_fx)
   set_tests_properties(vm-fixtures.exact-mutated PROPERTIES LABELS vm-fixtures TIMEOUT 120)
 endif()
 # The scenarios of the exact VM runs: connect() autobind in a 10-port range (IPv4, IPv6), three
-# destinations, and the default range with three destinations.
+# destinations, the default range with three destinations, and TIME_WAIT reuse 0.5 / 1.2 s after
+# the last timestamp (the seconds granularity of 4.19-6.13).
 set(_ex_scenarios ${PROJECT_SOURCE_DIR}/scenarios/exhaust-one-destination.json
                   ${PROJECT_SOURCE_DIR}/scenarios/exhaust-one-destination-v6.json
                   ${PROJECT_SOURCE_DIR}/scenarios/three-destinations.json
-                  ${PROJECT_SOURCE_DIR}/tests/exact/wide-three-destinations.json)
+                  ${PROJECT_SOURCE_DIR}/tests/exact/wide-three-destinations.json
+                  ${PROJECT_SOURCE_DIR}/tests/exact/tw-reuse-new-second.json)
+# The two scenarios of tests/exact run in the normal suite too, with their expectations.
+foreach(_s wide-three-destinations tw-reuse-new-second)
+  add_test(NAME scenario.exact.${_s} COMMAND portsim run --quiet ${PROJECT_SOURCE_DIR}/tests/exact/${_s}.json)
+endforeach()
 foreach(_k 5.10 6.1 6.12)
   add_test(NAME oracle-vm-exact.${_k}
            COMMAND ${_ex_python} ${PROJECT_SOURCE_DIR}/tools/kernel-oracle --kernel ${_k} --exact --runs 3

@@ -38,6 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import scenario as S  # noqa: E402
 
+KERNEL_MACHINE = 'kernel'  # the one machine of an exact scenario
 MAX_DRAW = 7  # get_random_u32_below(8) (5.18+, ca7af0402550; prandom_u32() & 7 in the 5.10 backport)
 
 
@@ -74,6 +75,11 @@ def _iplpr_sockets(steps):
     return out
 
 
+def _udp_sockets(steps):
+    """Sockets created as datagram sockets ("type": "udp")."""
+    return {st['sock'] for st in steps if st['call'].get('type') == 'udp' and st['sock']}
+
+
 def _port(local):
     if not isinstance(local, str) or ':' not in local:
         return None
@@ -89,11 +95,15 @@ def build(sc, results, profile):
     if sec.get('error') or not sec.get('net_secret'):
         raise ExactError('exact probe not available in the live run: %s' % (sec.get('error') or 'no net_secret'))
     steps = S.steps(sc)
-    host_machine = {h: m for h, m, _a, _s in S.hosts_of(sc)}
+    # The guest runs every host of the scenario as a namespace of ONE kernel: one net_secret, one
+    # table_perturb, one stream of draws, one clock. The exact scenario says so too: a single
+    # machine whose namespaces are the scenario's hosts (names unchanged).
+    host_machine = {h: KERNEL_MACHINE for h, _m, _a, _s in S.hosts_of(sc)}
     sock_host = _sock_hosts(sc, steps)
     iplpr = _iplpr_sockets(steps)
+    udp = _udp_sockets(steps)
     step1_kernel = _version(profile) >= (6, 8)  # 207184853dbd: IP_LOCAL_PORT_RANGE walks step 1
-    per_machine = {m['name']: {'connect_jiffies': [], 'cells': {}, 'draws': []} for m in sc['machines']}
+    per_machine = {KERNEL_MACHINE: {'connect_jiffies': [], 'cells': {}, 'draws': []}}
     connects = []
     for rec in results['calls']:
         if rec.get('op') != 'connect':
@@ -128,22 +138,24 @@ def build(sc, results, profile):
             pm['draws'].append(max(0, min((inc - step) // step, MAX_DRAW)))
         connects.append({'key': key, 'machine': mname, 'port': _port(rec.get('local')), 'err': rec.get('err'),
                          'exact': ex, 'step': step, 'notes': notes, 'sock': rec.get('sock'),
-                         'to': call.get('to')})
+                         'to': call.get('to'), 'udp': rec.get('sock') in udp})
     out = json.loads(json.dumps(sc))
     out['kernel'] = str(profile)
     out.pop('oracle', None)
-    for m in out['machines']:
-        m.pop('kernel', None)
-        m.pop('uptime', None)
-        pm = per_machine[m['name']]
-        m['hz'] = int(sec['hz'])
-        m['net_secret'] = sec['net_secret']
-        m['jiffies'] = int(sec['jiffies'])
-        m['connect_jiffies'] = pm['connect_jiffies']
-        if pm['cells']:
-            m['table_perturb'] = {str(k): v for k, v in sorted(pm['cells'].items())}
-        if pm['draws']:
-            m['perturb_draws'] = pm['draws']
+    pm = per_machine[KERNEL_MACHINE]
+    m = {'name': KERNEL_MACHINE, 'hz': int(sec['hz']), 'net_secret': sec['net_secret'], 'jiffies': int(sec['jiffies']),
+         'connect_jiffies': pm['connect_jiffies']}
+    if pm['cells']:
+        m['table_perturb'] = {str(k): v for k, v in sorted(pm['cells'].items())}
+    if pm['draws']:
+        m['perturb_draws'] = pm['draws']
+    m['netns'] = []
+    for old in sc['machines']:  # every host a namespace of the one guest kernel
+        for ns in old['netns'] if 'netns' in old else [old]:
+            m['netns'].append({k: ns[k] for k in ('name', 'addresses', 'sysctls') if k in ns})
+        if 'udp_hash_entries' in old:
+            m['udp_hash_entries'] = old['udp_hash_entries']
+    out['machines'] = [m]
     return out, connects
 
 
@@ -191,10 +203,21 @@ def compare(connects, sim, hz):
         s_port = _port(s.get('local'))
         if s_err != k_err:
             diffs.append('errno: kernel %s, portsim %s' % (k_err, s_err))
-        if k_err == 'OK' or k_err == 'EINPROGRESS' or c['port']:
-            if s_port != c['port']:
-                diffs.append('port: kernel %s, portsim %s' % (c['port'], s_port))
         cells = c['exact'].get('perturb') or []
+        # The port is exact-checked when connect() chose it (TCP autobind: the kernel changed a
+        # perturb cell, or portsim's record has the walk). A port chosen earlier by bind(0) /
+        # listen(), or by UDP's autobind, comes from get_random_u32(), which the probe does not read.
+        autobind = bool(cells) or 'perturb_index' in s
+        if c['udp'] or not autobind:
+            c['exact_port'] = False
+            if c['port'] and not c['udp'] and s_port != c['port']:
+                c['notes'].append('port %s (portsim %s) was chosen before connect() by bind(0)/listen(): '
+                                  'a random start the probe does not read, not compared' % (c['port'], s_port))
+            elif c['udp'] and s_port != c['port']:
+                c['notes'].append('UDP autobind port %s (portsim %s): get_random_u32() start, not compared'
+                                  % (c['port'], s_port))
+        elif s_port != c['port']:
+            diffs.append('port: kernel %s, portsim %s' % (c['port'], s_port))
         if len(cells) == 1 and 'perturb_index' in s:
             idx, old, new = (int(x) for x in cells[0])
             if s['perturb_index'] != idx:
@@ -242,6 +265,9 @@ def format_rows(rows, indent='  '):
 
 
 def summary(rows):
+    """connects: all connect() calls; matches: those without a difference (errno always, the port
+    when connect() chose it); autobind_ports: ports the kernel's connect() chose (a perturb cell
+    changed) — every one of them is compared exactly."""
     n = len(rows)
     bad = sum(1 for r in rows if r['diffs'])
     auto = sum(1 for r in rows if len(r['exact'].get('perturb') or []) == 1)
