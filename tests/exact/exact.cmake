@@ -6,6 +6,10 @@
 #   vm-fixtures.exact-mutated  the check can fail: one observed port changed must be reported
 #   oracle-vm-exact.<k>    with qemu: boot the kernel, run the exact scenarios, compare
 #                          (label oracle-vm-exact; excluded by -LE oracle like the other VM labels)
+# The exact probe's file readers (kcore.cc) on synthetic files, in the unit-test binary.
+target_sources(portsim_tests PRIVATE ${PROJECT_SOURCE_DIR}/tests/exact/kcore_test.cc
+                                     ${PROJECT_SOURCE_DIR}/tools/oracle/replay/kcore.cc)
+target_include_directories(portsim_tests PRIVATE ${PROJECT_SOURCE_DIR}/tools/oracle/replay)
 set(_ex_python /usr/bin/python3)
 if(NOT EXISTS ${_ex_python})
   set(_ex_python python3)
