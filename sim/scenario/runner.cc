@@ -332,8 +332,13 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
   }
   out.sk = sk;
+  // Exact replay: each timeline connect() call takes its machine's next "connect_jiffies".
+  net::machine* connect_m = c.op == Op::connect ? &w_.machine_of(w_.ns_of(sk)) : nullptr;
+  if (connect_m) connect_m->connect_call_begin();
   if (!out.err && c.op != Op::sysctl && w_.sk(sk).udp) {
-    if (!run_udp_call(ci, k, sk, sname, out)) return;
+    const bool done = run_udp_call(ci, k, sk, sname, out);
+    if (connect_m) connect_m->connect_call_end();
+    if (!done) return;
     finish_call(ci, k, out, now);
     return;
   }
@@ -357,6 +362,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         break;
       case Op::connect: {
         const net::connect_result cr = impl_->connect(sk, c.addr, c.nonblock);
+        connect_m->connect_call_end();
         out.err = cr.err;
         out.ci = cr.info;
         out.has_connect = true;
@@ -398,6 +404,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       }
     }
   }
+  if (connect_m) connect_m->connect_call_end();
   finish_call(ci, k, out, now);
 }
 

@@ -14,7 +14,9 @@ absent, so this is not a kernel-oracle scenario: for a name the profile marks ab
 (`portsim kernels X.Y.Z --all`) the kernel must say ENOENT; for the others portsim runs the
 same writes (only those names) under the profile and must give the kernel's result for every
 write. --freeze writes tests/live/vm/<kernel>/sysctl-presence.json (package, version, uname -r,
-every write's result). Exit 0 agree, 1 disagree, 2 cannot run (one line).
+every write's result). --fixture: the disagreements must be exactly those listed for the
+kernel under "sysctl-presence" in tests/live/vm/known-disagreements.json. Exit 0 agree (or
+only the known disagreements, with --fixture), 1 disagree, 2 cannot run (one line).
 """
 import argparse
 import datetime
@@ -33,6 +35,7 @@ import vm as V  # noqa: E402
 
 SCENARIO = os.path.join(HERE, 'sysctl-presence.json')
 REL_SCENARIO = 'tests/oracle-vm/sysctl-presence.json'
+KNOWN = os.path.join(ROOT, 'tests', 'live', 'vm', 'known-disagreements.json')
 
 
 def die2(msg):
@@ -92,11 +95,12 @@ def portsim_results(portsim, version, sc, present):
 
 
 def compare(portsim, version, kernel_res):
-    """kernel_res: {timeline index: result}. Prints one line per write; returns #disagreements."""
+    """kernel_res: {timeline index: result}. Prints one line per write; returns the timeline
+    indices of the disagreeing writes."""
     sc, ws = writes()
     prof = profile_sysctls(portsim, version)
     sim = portsim_results(portsim, version, sc, prof)
-    bad = 0
+    bad = []
     for i, name, value in ws:
         k = kernel_res.get(i, kernel_res.get(str(i)))
         if prof.get(name) is None:
@@ -106,7 +110,8 @@ def compare(portsim, version, kernel_res):
         else:
             want, why = sim.get(i), 'portsim'
         ok = want is not None and k == want
-        bad += not ok
+        if not ok:
+            bad.append(i)
         print('  [%d] %s = %s: kernel %s | %s %s — %s' % (i, name, value, k, why, want or '?',
                                                         'agree' if ok else 'DISAGREE'))
     return bad
@@ -177,7 +182,21 @@ def main():
             print('  frozen: %s' % os.path.relpath(dest, ROOT))
     bad = compare(portsim, version, kernel_res)
     print('  VERDICT: %s (%d writes, %d disagreement%s)' % ('AGREE' if not bad else 'DISAGREE',
-                                                         len(kernel_res), bad, '' if bad == 1 else 's'))
+                                                         len(kernel_res), len(bad), '' if len(bad) == 1 else 's'))
+    if a.fixture:
+        # No VM: the disagreements must be exactly the known ones (tests/live/vm/known-disagreements.json)
+        try:
+            with open(KNOWN) as f:
+                known = json.load(f).get(fx['kernel'], {}).get('sysctl-presence', {})
+        except FileNotFoundError:
+            known = {}
+        exp = sorted(known.get('writes', []))
+        if sorted(bad) != exp:
+            print('  FAIL: disagreeing writes %s, known %s (%s)' % (sorted(bad), exp, os.path.relpath(KNOWN, ROOT)))
+            sys.exit(1)
+        if exp:
+            print('  ok: the disagreements are the known ones: %s' % known.get('why', ''))
+        sys.exit(0)
     sys.exit(1 if bad else 0)
 
 

@@ -6,13 +6,15 @@
 // Kernel sources of the symbols (Debian 5.10.262, 6.1.192, 6.12.118 all have them):
 //   net/core/secure_seq.c      static siphash_aligned_key_t net_secret (2 x u64), filled by
 //                              net_secret_init() -> net_get_random_once() on first use;
-//   net/ipv4/inet_hashtables.c static u32 *table_perturb, INET_TABLE_PERTURB_SIZE cells:
-//                              5.10.y (stable backport of e8161345ddbb + 4c2c8f03a5ab, 5.10.125)
-//                              and 6.1: 1 << INET_TABLE_PERTURB_SHIFT (16); 6.2+ (aeac4ec8f46d):
-//                              1 << CONFIG_INET_TABLE_PERTURB_ORDER (default 16). Allocated at
-//                              boot, filled with random bytes on the first __inet_hash_connect()
-//                              (net_get_random_once / get_random_sleepable_once). 5.12-5.17
+//   net/ipv4/inet_hashtables.c static u32 *table_perturb (e8161345ddbb, 5.18; stable 5.10.125),
+//                              INET_TABLE_PERTURB_SIZE cells = 1 << 16 (4c2c8f03a5ab), since
+//                              "tcp: configurable source port perturb table size" 1 <<
+//                              CONFIG_INET_TABLE_PERTURB_ORDER: =16 in the config-* of all three
+//                              Debian packages (5.10.0-46, 6.1.0-57, 6.12.118). Allocated at boot,
+//                              filled with random bytes by the first __inet_hash_connect()
+//                              (net_get_random_once; get_random_sleepable_once in 6.x). 5.12-5.17
 //                              had a static u32 table_perturb[256] (190cc82489f4).
+//                              PORTSIM_PERTURB_SIZE=N overrides the size the probe assumes.
 //   kernel/time/jiffies.c      jiffies_64 (jiffies is its alias on 64-bit).
 // The probe is only useful as root inside a throw-away VM (the guest of tools/oracle/vm.py);
 // on a host without /proc/kcore open() says so and returns false.
