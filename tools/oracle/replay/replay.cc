@@ -522,6 +522,7 @@ nlohmann::ordered_json Replay::step(const Step& st) {
       cred = st.cred;
       owner_[name] = *st.cred;
     } else {
+      owner_.erase(name);  // a name used again: the new socket is root's
       s = sock_create(name);
     }
   } else {
