@@ -101,6 +101,15 @@ struct world {
   void add_external(const external_endpoint& e);
   // The external endpoint answering addr:port (an exact port beats "any port"), or -1.
   int find_external(const inet_addr& addr, uint16_t port) const;
+  // The last answer of find_external() (a handshake asks for the same endpoint 3-5 times in a
+  // row: SYN out, the external's SYN-ACK, the ACK); add_external() forgets it.
+  struct external_memo {
+    inet_addr addr;
+    uint16_t port = 0;
+    bool valid = false;
+    int index = -1;
+  };
+  mutable external_memo ext_memo;
   struct listener_info {
     int backlog = 128;
     std::vector<sock_id> accept_queue;  // established children not yet accepted
