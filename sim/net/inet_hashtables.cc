@@ -75,11 +75,15 @@ uint32_t pool_alloc(std::vector<T>& pool, std::vector<uint32_t>& free_list) {
 
 connect_dest* dest_find(world& w, uint16_t netns, const inet_addr& saddr, const inet_addr& daddr,
                         uint16_t dport) {
-  const int64_t id = w.dest_table.find(dest_hash(netns, saddr, daddr, dport), [&](uint32_t d) {
-    const connect_dest& e = w.dests[d];
+  const auto same = [&](const connect_dest& e) {
     return e.netns == netns && e.dport == dport && e.saddr == saddr && e.daddr == daddr;
-  });
-  return id < 0 ? nullptr : &w.dests[size_t(id)];
+  };
+  if (w.last_dest != kNone && same(w.dests[w.last_dest])) return &w.dests[w.last_dest];
+  const int64_t id = w.dest_table.find(dest_hash(netns, saddr, daddr, dport),
+                                       [&](uint32_t d) { return same(w.dests[d]); });
+  if (id < 0) return nullptr;
+  w.last_dest = uint32_t(id);
+  return &w.dests[size_t(id)];
 }
 
 // Which set of the index a sock belongs in: hashed socks this host connected (not children
@@ -114,6 +118,7 @@ void dest_remove(world& w, sock_id id) {
   if (d->est.count == 0 && d->tw.count == 0) {
     const uint32_t di = uint32_t(d - w.dests.data());
     w.dest_table.erase(dest_hash(d->netns, d->saddr, d->daddr, d->dport), di);
+    if (w.last_dest == di) w.last_dest = kNone;
     w.dests[di] = connect_dest{};
     w.free_dests.push_back(di);
   }
@@ -845,7 +850,7 @@ int inet_hash_connect_c4(world& w, sock_id sk, uint32_t port_offset, check_estab
 
 // net/core/secure_seq.c: the port offset of this kernel (kernel_profile.h: port_hash), as the
 // era's __inet_hash_connect receives it (u32 until b2d057560b81).
-uint64_t inet_sk_port_offset(const world& w, const sock& s, connect_info& info) {
+uint64_t inet_sk_port_offset(world& w, const sock& s, connect_info& info) {
   const machine& m = w.machines[w.nets[s.netns].machine];
   const bool v4 = s.daddr.is_v4();  // v4-mapped peers go through IPv4
   switch (m.kp.hash) {
@@ -861,9 +866,21 @@ uint64_t inet_sk_port_offset(const world& w, const sock& s, connect_info& info) 
     case port_hash::siphash32_timeseed:
     case port_hash::siphash64_timeseed: {
       info.timeseed = ephemeral_timeseed(m.jiffies(w.now), m.hz);
-      const uint64_t h = v4 ? secure_ipv4_port_ephemeral(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport,
-                                                         info.timeseed, m.net_secret)
-                            : secure_ipv6_port_ephemeral(s.rcv_saddr, s.daddr, s.dport, info.timeseed, m.net_secret);
+      // Within one timeseed window every connect toward a destination hashes the same words:
+      // the destination index keeps the last hash (connect_dest::port_offset_hash).
+      connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
+      uint64_t h;
+      if (d && d->port_offset_seed_ok && d->port_offset_seed == info.timeseed) {
+        h = d->port_offset_hash;
+      } else {
+        h = v4 ? secure_ipv4_port_ephemeral(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport, info.timeseed, m.net_secret)
+               : secure_ipv6_port_ephemeral(s.rcv_saddr, s.daddr, s.dport, info.timeseed, m.net_secret);
+        if (d) {
+          d->port_offset_hash = h;
+          d->port_offset_seed = info.timeseed;
+          d->port_offset_seed_ok = true;
+        }
+      }
       return m.kp.hash == port_hash::siphash32_timeseed ? uint32_t(h) : h;
     }
   }
