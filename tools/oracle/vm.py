@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""vm.py: boot a Debian kernel (5.10, 6.1, 6.12) in a throw-away qemu VM and run a batch of
-portsim-replay experiments in it (Python 3 stdlib only). Used by tools/kernel-oracle --kernel
+"""vm.py: boot a Debian kernel (5.10, 6.1, 6.12) in a throw-away qemu VM, run experiments in it.
+
+A batch of portsim-replay experiments per boot (Python 3 stdlib only). Used by tools/kernel-oracle --kernel
 and the oracle-vm ctests; measured recipe and pitfalls: ../shared/VM-ORACLE-NOTES.md (issue 13).
 
 usage: tools/oracle/vm.py fetch KERNEL [--update]     download + unpack (cached), print manifest
