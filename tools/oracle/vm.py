@@ -138,6 +138,8 @@ def _apt_root(suite):
         'Dir::State::Lists "%s";' % j('lists'),
         'Dir::State::status "%s";' % status,
         'Dir::Cache "%s";' % j('cache'),
+        'Dir::Cache::pkgcache "";',  # no 60-80 MB binary caches per suite: built in memory
+        'Dir::Cache::srcpkgcache "";',
         'Dir::Log "%s";' % j('log'),
         'APT::Sandbox::User "root";',
         'APT::Architecture "amd64";',
