@@ -464,6 +464,37 @@ std::pair<int, ReplaySock> Replay::do_accept(const ReplaySock& s) {
   return {0, ReplaySock{c, s.family, false}};
 }
 
+/// accept on listener s; the new socket gets the step's "as" name. The record carries the
+/// listener's endpoint (as portsim reports it).
+void Replay::step_accept(const Step& st, const ReplaySock& s, nlohmann::ordered_json& rec) {
+  auto [e, child] = do_accept(s);
+  if (child.fd >= 0) {
+    if (auto old = socks_.find(*st.as); old != socks_.end()) close(old->second.fd);
+    socks_[*st.as] = child;
+  }
+  rec["local"] = local_json(s.fd);
+  rec["err"] = errno_name(e);
+}
+
+/// close(2); an external peer connected to this socket closes its side right after (portsim:
+/// "an external peer is assumed to close at once").
+void Replay::step_close(const std::string& name, const ReplaySock& s) {
+  std::optional<std::string> local;
+  if (auto conn = ext_conn_.find(name); conn != ext_conn_.end()) {
+    local = conn->second;
+    ext_conn_.erase(conn);
+  }
+  close(s.fd);
+  socks_.erase(name);
+  if (!local) return;
+  drain_externals();
+  if (auto peer = ext_peers_.find(*local); peer != ext_peers_.end()) {
+    sleep_ns(2000000);
+    close(peer->second);
+    ext_peers_.erase(peer);
+  }
+}
+
 nlohmann::ordered_json Replay::step(const Step& st) {
   nlohmann::ordered_json rec;
   rec["i"] = st.i;
@@ -491,6 +522,7 @@ nlohmann::ordered_json Replay::step(const Step& st) {
       cred = st.cred;
       owner_[name] = *st.cred;
     } else {
+      owner_.erase(name);  // a name used again: the new socket is root's
       s = sock_create(name);
     }
   } else {
@@ -498,32 +530,11 @@ nlohmann::ordered_json Replay::step(const Step& st) {
     if (auto o = owner_.find(name); o != owner_.end()) cred = o->second;
   }
   if (st.op == "accept") {
-    auto [e, child] = do_accept(*s);
-    if (child.fd >= 0) {
-      if (auto old = socks_.find(*st.as); old != socks_.end()) close(old->second.fd);
-      socks_[*st.as] = child;
-    }
-    rec["local"] = local_json(s->fd);  // portsim reports the listener's endpoint
-    rec["err"] = errno_name(e);
+    step_accept(st, *s, rec);
     return rec;
   }
   if (st.op == "close") {
-    auto conn = ext_conn_.find(name);
-    std::optional<std::string> local;
-    if (conn != ext_conn_.end()) {
-      local = conn->second;
-      ext_conn_.erase(conn);
-    }
-    close(s->fd);
-    socks_.erase(name);
-    if (local) {  // the external peer closes right after the client
-      drain_externals();
-      if (auto peer = ext_peers_.find(*local); peer != ext_peers_.end()) {
-        sleep_ns(2000000);
-        close(peer->second);
-        ext_peers_.erase(peer);
-      }
-    }
+    step_close(name, *s);
     rec["err"] = "OK";
     return rec;
   }

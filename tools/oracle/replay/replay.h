@@ -65,6 +65,8 @@ class Replay {
   bool is_external(const Endpoint& to) const;
   // -- calls
   nlohmann::ordered_json step(const Step& st);
+  void step_accept(const Step& st, const ReplaySock& s, nlohmann::ordered_json& rec);
+  void step_close(const std::string& name, const ReplaySock& s);
   OpResult do_op(const Step& st, ReplaySock& s);
   OpResult do_connect(const Step& st, ReplaySock& s);
   OpResult do_send(const Step& st, ReplaySock& s);
