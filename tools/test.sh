@@ -2,10 +2,11 @@
 # Installs what is missing, builds, and runs every test (Catch2 units, scenarios, bad-input
 # goldens, determinism, the fuzz target, and the `slurm` label: sharded sweeps on a single-node
 # Slurm that the tests bring up and down themselves, and with GNU parallel; the VM oracle's frozen
-# fixtures, label vm-fixtures), then all but the slurm and vm-fixtures labels again with
-# ASan+UBSan. The README's test command and .ci/run both call this. Left out: the `oracle` label
-# (the live kernel, ~18 min) and the VM oracle's `oracle-vm` / `oracle-vm-smoke` labels (qemu,
-# tools/install-deps.sh --vm); `-LE oracle` is a regular expression and excludes all three.
+# fixtures and exact-mode fixtures, label vm-fixtures), then all but the slurm and vm-fixtures
+# labels again with ASan+UBSan. The README's test command and .ci/run both call this. Left out:
+# the `oracle` label (the live kernel, ~18 min) and the VM oracle's `oracle-vm` / `oracle-vm-smoke`
+# / `oracle-vm-exact` labels (qemu, tools/install-deps.sh --vm); `-LE oracle` is a regular
+# expression and excludes all four.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh

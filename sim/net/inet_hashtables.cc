@@ -865,7 +865,7 @@ uint64_t inet_sk_port_offset(world& w, const sock& s, connect_info& info) {
     }
     case port_hash::siphash32_timeseed:
     case port_hash::siphash64_timeseed: {
-      info.timeseed = ephemeral_timeseed(m.port_offset_jiffies(w.now), m.hz);
+      info.timeseed = ephemeral_timeseed(m.port_offset_jiffies(w.now), m.hz);  // exact replay: the call's jiffies
       // Within one timeseed window every connect toward a destination hashes the same words:
       // the destination index keeps the last hash (connect_dest::port_offset_hash).
       connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);

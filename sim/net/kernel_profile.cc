@@ -186,6 +186,7 @@ void dhps_full_no_resalt(kernel_profile& p) {
   p.hash = H::siphash64;
 }
 void finwait2(kernel_profile& p) { p.tw_finwait2_excluded = true; }
+void iplpr_parity(kernel_profile& p) { p.iplpr = I::parity; }
 void udp_hash2_fix(kernel_profile& p) { p.udp_hash2_wildcard_check = true; }
 
 const std::vector<backport>& backports() {
@@ -204,6 +205,11 @@ const std::vector<backport>& backports() {
       {{5, 10, 125}, "9e9b70ae923b + ca7af0402550 + 4c2c8f03a5ab + e8161345ddbb (V): C5", dhps_full},
       {{5, 10, 227}, "0d9e5df4a257 FIN_WAIT2 excluded from TIME_WAIT reuse (V)", finwait2},
       {{5, 15, 41}, "4dfa9b438ee3 + b2d057560b81 + 9e9b70ae923b + ca7af0402550 + 4c2c8f03a5ab (V): C5", dhps_full},
+      // 91d0b78c5177 came to 6.1.y as a stable dependency of "ipv{4,6}/raw: fix output xfrm
+      // lookup wrt protocol" (stable revlist: between the Linux 6.1.31 and 6.1.32 tags, D). The
+      // Debian 6.1.192-3 guest takes the option and walks the parity passes inside the socket's
+      // range (tools/kernel-oracle --kernel 6.1 --exact tests/exact/iplpr-step1.json; V).
+      {{6, 1, 32}, "91d0b78c5177 IP_LOCAL_PORT_RANGE, parity passes kept (D; VM 6.1.192 V)", iplpr_parity},
       // CVE-2026-31503 "udp: Fix wildcard bind conflict check when using hash2" (mainline 7.0),
       // stable releases per the NVD ranges (KERNEL-PROFILES §1.3; V for these four, U for older LTS).
       {{6, 1, 168}, "udp: Fix wildcard bind conflict check when using hash2 (CVE-2026-31503, V)", udp_hash2_fix},

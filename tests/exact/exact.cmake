@@ -27,14 +27,16 @@ if(_ex_fx)
 endif()
 # The scenarios of the exact VM runs: connect() autobind in a 10-port range (IPv4, IPv6), three
 # destinations, the default range with three destinations, and TIME_WAIT reuse 0.5 / 1.2 s after
-# the last timestamp (the seconds granularity of 4.19-6.13).
+# the last timestamp (the seconds granularity of 4.19-6.13), and IP_LOCAL_PORT_RANGE's step-1
+# walk (6.8+; ENOPROTOOPT before 6.3).
 set(_ex_scenarios ${PROJECT_SOURCE_DIR}/scenarios/exhaust-one-destination.json
                   ${PROJECT_SOURCE_DIR}/scenarios/exhaust-one-destination-v6.json
                   ${PROJECT_SOURCE_DIR}/scenarios/three-destinations.json
                   ${PROJECT_SOURCE_DIR}/tests/exact/wide-three-destinations.json
-                  ${PROJECT_SOURCE_DIR}/tests/exact/tw-reuse-new-second.json)
+                  ${PROJECT_SOURCE_DIR}/tests/exact/tw-reuse-new-second.json
+                  ${PROJECT_SOURCE_DIR}/tests/exact/iplpr-step1.json)
 # The two scenarios of tests/exact run in the normal suite too, with their expectations.
-foreach(_s wide-three-destinations tw-reuse-new-second)
+foreach(_s wide-three-destinations tw-reuse-new-second iplpr-step1)
   add_test(NAME scenario.exact.${_s} COMMAND portsim run --quiet ${PROJECT_SOURCE_DIR}/tests/exact/${_s}.json)
 endforeach()
 foreach(_k 5.10 6.1 6.12)

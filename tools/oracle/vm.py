@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""vm.py: boot a Debian kernel (5.10, 6.1, 6.12) in a throw-away qemu VM and run a batch of
-portsim-replay experiments in it (Python 3 stdlib only). Used by tools/kernel-oracle --kernel
+"""vm.py: boot a Debian kernel (5.10, 6.1, 6.12) in a throw-away qemu VM, run experiments in it.
+
+A batch of portsim-replay experiments per boot (Python 3 stdlib only). Used by tools/kernel-oracle --kernel
 and the oracle-vm ctests; measured recipe and pitfalls: ../shared/VM-ORACLE-NOTES.md (issue 13).
 
 usage: tools/oracle/vm.py fetch KERNEL [--update]     download + unpack (cached), print manifest
@@ -138,6 +139,8 @@ def _apt_root(suite):
         'Dir::State::Lists "%s";' % j('lists'),
         'Dir::State::status "%s";' % status,
         'Dir::Cache "%s";' % j('cache'),
+        'Dir::Cache::pkgcache "";',  # no 60-80 MB binary caches per suite: built in memory
+        'Dir::Cache::srcpkgcache "";',
         'Dir::Log "%s";' % j('log'),
         'APT::Sandbox::User "root";',
         'APT::Architecture "amd64";',
@@ -518,8 +521,9 @@ def _is_static(path):
 
 
 def parse_records(text):
-    """@@PORTSIM lines of data.log -> (kernel dict or None, [records], end dict or None, bad)."""
-    kern, recs, end, bad = None, [], None, []
+    """@@PORTSIM lines of data.log -> (kernel dict or None, [records], end dict or None, bad,
+    sysctl defaults dict or None)."""
+    kern, recs, end, bad, sysctls = None, [], None, [], None
     for line in text.split('\n'):
         line = line.rstrip('\r').lstrip('\0')
         if not line.startswith('@@PORTSIM'):
@@ -532,13 +536,15 @@ def parse_records(text):
             continue
         if tag == '@@PORTSIM-KERNEL':
             kern = obj
+        elif tag == '@@PORTSIM-SYSCTLS':  # portsim-vm-preinit: a fresh netns's defaults
+            sysctls = obj
         elif tag == '@@PORTSIM-END':
             end = obj
         elif tag == '@@PORTSIM':
             recs.append(obj)
         else:
             bad.append(line[:120])
-    return kern, recs, end, bad
+    return kern, recs, end, bad, sysctls
 
 
 def estimate_timeout(experiments):
@@ -552,7 +558,8 @@ def run_batch(k, experiments, replay=None, timeout=None, mem=DEFAULT_MEM_MIB, ke
               update=False):
     """Boot kernel k once, run `experiments` ([{"id", "plan", (est_s)}]) with `replay` as /init.
     Returns {"manifest", "guest" (uname of the guest), "records" ({id: record}), "boot_s",
-    "accel"}. Raises VMError (one line) when anything fails."""
+    "accel", "mem_mib", "sysctls" (the defaults of a fresh network namespace: name -> value or
+    None when the file does not exist)}. Raises VMError (one line) when anything fails."""
     check_kernel(k)
     q = qemu_binary()
     if not shutil.which('timeout'):
@@ -609,7 +616,7 @@ def run_batch(k, experiments, replay=None, timeout=None, mem=DEFAULT_MEM_MIB, ke
                 text = f.read().decode('utf-8', 'replace')
         except OSError:
             text = ''
-        kern, recs, end, bad = parse_records(text)
+        kern, recs, end, bad, sysctls = parse_records(text)
         if end is None or p.returncode not in (0,):
             what = 'timed out after %d s' % limit if p.returncode in (124, 137) else \
                 'qemu exited with rc %d' % p.returncode if p.returncode != 0 else 'no end marker'
@@ -632,7 +639,7 @@ def run_batch(k, experiments, replay=None, timeout=None, mem=DEFAULT_MEM_MIB, ke
         if keep:
             shutil.copy(con, keep + '.console.log')
         return {'manifest': m, 'guest': kern, 'records': by_id, 'boot_s': round(boot_s, 2),
-                'accel': 'kvm' if kvm else 'tcg', 'mem_mib': mem}
+                'accel': 'kvm' if kvm else 'tcg', 'mem_mib': mem, 'sysctls': sysctls}
     finally:
         shutil.rmtree(rd, ignore_errors=True)
 
