@@ -188,6 +188,7 @@ void dhps_full_no_resalt(kernel_profile& p) {
 void finwait2(kernel_profile& p) { p.tw_finwait2_excluded = true; }
 void iplpr_parity(kernel_profile& p) { p.iplpr = I::parity; }
 void udp_hash2_fix(kernel_profile& p) { p.udp_hash2_wildcard_check = true; }
+void sysctl_u8(kernel_profile& p) { p.sysctl_u8 = true; }
 
 const std::vector<backport>& backports() {
   static const std::vector<backport> b = {
@@ -204,6 +205,9 @@ const std::vector<backport>& backports() {
       {{5, 10, 119}, "190cc82489f4 + b2d057560b81 (V): C4 without noise", dhps_interim},
       {{5, 10, 125}, "9e9b70ae923b + ca7af0402550 + 4c2c8f03a5ab + e8161345ddbb (V): C5", dhps_full},
       {{5, 10, 227}, "0d9e5df4a257 FIN_WAIT2 excluded from TIME_WAIT reuse (V)", finwait2},
+      // Debian 5.10.262-1 refuses 256 and -1 for ip_nonlocal_bind, tcp_timestamps and
+      // tcp_synack_retries (VM oracle sysctl probe, tests/live/vm/5.10); first point release U.
+      {{5, 10, 262}, "u8 ipv4 sysctl handlers (V on 5.10.262 in a VM; first point release U)", sysctl_u8},
       {{5, 15, 41}, "4dfa9b438ee3 + b2d057560b81 + 9e9b70ae923b + ca7af0402550 + 4c2c8f03a5ab (V): C5", dhps_full},
       // 91d0b78c5177 came to 6.1.y as a stable dependency of "ipv{4,6}/raw: fix output xfrm
       // lookup wrt protocol" (stable revlist: between the Linux 6.1.31 and 6.1.32 tags, D). The
@@ -231,7 +235,7 @@ constexpr long long kIntMax = 2147483647, kIntMin = -2147483648LL;
 // and net/ipv4/sysctl_net_ipv4.c; what changed before is reverted per behaviour/version.
 std::vector<std::pair<std::string_view, sysctl_spec>> sysctl_rows(const kernel_profile& p, version v) {
   using SH = sysctl_handler;
-  const bool u8 = v >= version{5, 14};  // the 2021 u8 conversions of the ipv4 sysctls (5.13/5.14; D)
+  const bool u8 = p.sysctl_u8;  // the 2021 u8 conversions of the ipv4 sysctls (5.13/5.14; D)
   std::vector<std::pair<std::string_view, sysctl_spec>> s;
   // ipv4_local_port_range(): 07f4c90062f8 (4.2) moved the default high end 61000 -> 60999.
   s.push_back({"net.ipv4.ip_local_port_range",
@@ -354,6 +358,9 @@ const std::vector<behaviour>& behaviours() {
        [](const kernel_profile& p) { return std::string(p.netns_reserved_ports ? "per netns" : "global (one per machine)"); }},
       {"UDP autobind honours IP_LOCAL_PORT_RANGE (udp_lib_get_port)", "91d0b78c5177 (6.3)",
        [](const kernel_profile& p) { return std::string(yesno(p.iplpr != I::absent)); }},
+      {"ipv4 sysctls as u8 (ip_nonlocal_bind, tcp_timestamps, tcp_synack_retries: 0..255)",
+       "2021 u8 conversions (5.13/5.14, D; 5.10.262 V in a VM)",
+       [](const kernel_profile& p) { return std::string(yesno(p.sysctl_u8)); }},
       {"UDP wildcard bind checked on hash2 (> 10 sockets on the port)",
        "CVE-2026-31503 \"udp: Fix wildcard bind conflict check when using hash2\" (7.0; 6.18.21, 6.12.80, 6.6.131, 6.1.168)",
        [](const kernel_profile& p) {
@@ -414,6 +421,7 @@ std::optional<kernel_profile> find_kernel_profile(std::string_view s, std::strin
       kernel_profile p = r.p;
       p.name = std::string(s);
       p.covers = r.covers;
+      p.sysctl_u8 = v >= version{5, 14};  // as released; kBackports may add it (5.10.262)
       for (const auto& b : backports())
         if (b.v.major == v.major && b.v.minor == v.minor && (!has_patch || b.v.patch <= v.patch)) b.apply(p);
       p.sysctls = sysctl_rows(p, v);

@@ -97,6 +97,11 @@ struct kernel_profile {
   // it, once a port's primary chain holds more than 10 sockets, a wildcard bind checks only the
   // hash2 chains and succeeds. Every branch as released has the bug; older LTS keep it (U).
   bool udp_hash2_wildcard_check = true;
+  // The 2021 u8 conversions of ipv4 sysctls (proc_dou8vec_minmax: ip_nonlocal_bind,
+  // tcp_timestamps, tcp_synack_retries accept 0..255 only; 5.13/5.14, D). Debian's 5.10.262
+  // has them too (VM oracle, tests/live/vm/5.10: 256 and -1 give EINVAL); the 5.10.y point
+  // release that took them is not known (U).
+  bool sysctl_u8 = true;
   // sysctl name -> spec, in the order of the 6.18 table (sysctl_names()).
   std::vector<std::pair<std::string_view, sysctl_spec>> sysctls;
 
