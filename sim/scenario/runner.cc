@@ -4,6 +4,7 @@
 #include "runner_impl.h"
 
 #include "portsim/net/secure_seq.h"
+#include "portsim/scenario/load.h"
 
 #include <cstring>
 
@@ -147,6 +148,8 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   }
   impl_->tee.add(opt_.watch);
   if (!impl_->tee.empty()) w_.obs = impl_->tee.only() ? impl_->tee.only() : &impl_->tee;
+  impl_->unnamed.assign(sc_.timeline.size(), false);
+  if (!impl_->trace->enabled() && !opt_.explain && !w_.obs) impl_->unnamed = unreferenced_fresh_calls(sc_);
   w_.timers = impl_.get();
   w_.net_wire = impl_.get();
   w_.app = impl_.get();
@@ -186,6 +189,18 @@ int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o) {
 }
 
 net::world& Runner::Impl::r_world() { return r.w_; }
+
+uint32_t ExaminedCounts::at_sorted(uint64_t i) const {
+  for (size_t v = 0; v < counts.size(); ++v) {
+    if (i < counts[v]) return uint32_t(v);
+    i -= counts[v];
+  }
+  if (large.empty()) return counts.empty() ? 0 : uint32_t(counts.size() - 1);
+  std::vector<uint32_t> l = large;
+  const size_t at = std::min<size_t>(size_t(i), l.size() - 1);
+  std::nth_element(l.begin(), l.begin() + ptrdiff_t(at), l.end());
+  return l[at];
+}
 
 void Runner::Impl::connect_done(net::sock_id sk, int err) {
   // A blocking connect that finished inside its own call: the caller records it.
@@ -253,7 +268,7 @@ void Runner::handle(const engine::Event& ev) {
   last_effective_ = ev.t;
   switch (ev.kind) {
     case kArrival: workload_arrival(ev.a, ev.b); return;
-    case kWlClose: workload_close(ev.a); return;
+    case kWlClose: workload_close(ev.a, ev.b); return;
     case kPoolOpen: pool_open(ev.a); return;
     case kPoolClose: pool_close(ev.a); return;
     default: run_call(ev.a, ev.b); return;
@@ -267,14 +282,16 @@ void Runner::on_timer(const engine::Event& ev) {
   if (id >= w_.socks.size() || !w_.sk(id).alive || w_.sk(id).timer_gen != gen) return;  // cancelled
   last_effective_ = ev.t;
   if (w_.obs) w_.obs->timer(w_, kind, id);
-  const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", impl_->trace->sk_id(id)) : impl_->name(id);
-  impl_->explain_begin(ev.t,
+  if (impl_->explainer) {
+    const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", impl_->trace->sk_id(id)) : impl_->name(id);
+    impl_->explain_begin(ev.t,
                        fmt::format("{:<29} {}",
                                    kind == net::timer_kind::timewait    ? "tw_timer_handler"
                                    : kind == net::timer_kind::keepalive ? "tcp_keepalive_timer"
                                                                         : "tcp_retransmit_timer",
                                    who),
                        who);
+  }
   switch (kind) {
     case net::timer_kind::timewait:
       if (w_.sk(id).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(w_, id);
@@ -317,7 +334,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
     sk = c.udp ? net::udp_socket(w_, uint16_t(c.netns), c.cred.uid, c.cred.cap_net_bind_service, c.family == net::family::inet6)
                : net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
     if (c.echo) w_.udp.socks[sk].echo = true;
-    impl_->set_name(sk, ci, uint32_t(k), false);
+    if (!impl_->unnamed[ci]) impl_->set_name(sk, ci, uint32_t(k), false);
     for (const auto& o : c.opts)
       if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
   } else if (c.op == Op::socket) {
@@ -412,7 +429,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
   }
   ++rep_.calls;
   if (c.op == Op::connect && o.has_connect && o.ci.autobind)
-    rep_.examined.push_back(uint32_t(std::min<uint64_t>(o.ci.examined, UINT32_MAX)));
+    rep_.examined.add(uint32_t(std::min<uint64_t>(o.ci.examined, UINT32_MAX)));
   if (c.op == Op::connect && o.err != EINPROGRESS) count_connect(o.err);
   if (o.err) ++rep_.errors[std::string(errno_name(o.err))];
   else ++rep_.calls_ok;
@@ -554,8 +571,8 @@ void Runner::Impl::accept_ready(net::sock_id listener, net::sock_id child) {
 // EOF seen by an application: a generated client closes its socket (server-first close), and
 // the generator's server side closes a child whose client closed first.
 void Runner::Impl::peer_closed(net::sock_id sk) {
-  if (auto it = wl_of_sock.find(sk); it != wl_of_sock.end()) {
-    wl_of_sock.erase(it);
+  if (wl_of_sock.count(sk)) {
+    wl_of_sock.erase(sk);
     net::tcp_close(r.w_, sk);
   } else if (auto c = auto_children.find(sk); c != auto_children.end()) {
     auto_children.erase(c);
