@@ -158,7 +158,8 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
 Runner::~Runner() = default;
 
 // setsockopt(): the options portsim models, with the kernel's own refusals.
-int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o) {
+int apply_opt(const net::kernel_profile& k, net::world& w, net::sock_id id, const OptSetting& o) {
+  net::sock& s = w.sk(id);
   // net/ipv4/ip_sockglue.c: an option this kernel does not know is ENOPROTOOPT.
   if ((o.opt == SockOpt::IP_BIND_ADDRESS_NO_PORT && !k.opt_bind_address_no_port) ||
       (o.opt == SockOpt::IP_LOCAL_PORT_RANGE && k.iplpr == net::iplpr_mode::absent))
@@ -181,7 +182,7 @@ int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o) {
       // net/ipv4/ip_sockglue.c: both ends set and lo > hi → EINVAL.
       const uint32_t lo = o.value & 0xffff, hi = o.value >> 16;
       if (lo && hi && lo > hi) return EINVAL;
-      s.local_port_range = o.value;
+      w.set_local_port_range(id, o.value);
       return 0;
     }
   }
@@ -336,14 +337,14 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
     if (c.echo) w_.udp.socks[sk].echo = true;
     if (!impl_->unnamed[ci]) impl_->set_name(sk, ci, uint32_t(k), false);
     for (const auto& o : c.opts)
-      if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
+      if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   } else if (c.op == Op::socket) {
     rep_.runtime_error = fmt::format("{}: {}: socket '{}' exists already", sc_.file, c.path, sname);
     impl_->explain_end(now);
     return;
   } else if (!c.opts.empty() && c.op != Op::setsockopt) {
     for (const auto& o : c.opts)
-      if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
+      if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   }
   out.sk = sk;
   if (!out.err && c.op != Op::sysctl && w_.sk(sk).udp) {
@@ -360,7 +361,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   if (!out.err) {
     switch (c.op) {
       case Op::socket: break;
-      case Op::setsockopt: out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), c.opts.front()); break;
+      case Op::setsockopt: out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, c.opts.front()); break;
       case Op::bind:
         out.err = net::inet_bind(w_, sk, c.addr, &out.bi);
         out.has_bind = c.addr.port == 0 && !w_.sk(sk).bind_address_no_port;

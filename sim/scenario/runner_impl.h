@@ -230,7 +230,7 @@ inline std::string connect_result_line(const net::world& w, net::sock_id sk, int
 }
 
 // setsockopt(): the options portsim models, with the kernel's own refusals (runner.cc).
-int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o);
+int apply_opt(const net::kernel_profile& k, net::world& w, net::sock_id id, const OptSetting& o);
 // A sysctl write under the netns' machine's kernel (global sysctls reach every netns).
 std::string sysctl_set(net::world& w, uint16_t ns, const std::string& name, const std::string& value);
 // getsockname(): inet_rcv_saddr and inet_sport (which keeps the port after inet_put_port); an

@@ -13,7 +13,7 @@ bool Runner::run_udp_call(uint32_t ci, uint64_t k, net::sock_id sk, const std::s
   out.udp = true;
   switch (c.op) {
     case Op::socket: break;
-    case Op::setsockopt: out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), c.opts.front()); break;
+    case Op::setsockopt: out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, c.opts.front()); break;
     case Op::bind:
       out.err = net::udp_bind(w_, sk, c.addr, &out.ui);
       out.has_udp = out.ui.autobind;
@@ -51,7 +51,7 @@ net::sock_id Runner::workload_udp(uint32_t wi, uint64_t k) {
   if (impl_->trace->enabled() || opt_.explain) impl_->set_generated_name(sk, ws.name, k);
   int err = 0;
   for (const auto& o : ws.opts)
-    if (!err) err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
+    if (!err) err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   if (!err && ws.bind) err = net::udp_bind(w_, sk, *ws.bind);
   net::udp_port_info ui;
   if (!err) err = net::udp_connect(w_, sk, to, &ui);

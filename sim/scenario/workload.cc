@@ -35,7 +35,7 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
                                          fmt::format("{}#{}", ws.name, k));
   int err = 0;
   for (const auto& o : ws.opts)
-    if (!err) err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
+    if (!err) err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   if (!err && ws.bind) err = net::inet_bind(w_, sk, *ws.bind);
   net::connect_info info;
   if (!err) {
