@@ -39,15 +39,19 @@ namespace {
 
 // The ehash key: a multiply-xorshift mix of the 4-tuple's words (ehash order is not
 // observable in outcomes, KERNEL-MAP §7, so any good mix will do; this one costs a few ns).
+// The local port's low 4 bits are kept as the key's low bits and left out of the mix: the 16
+// neighbouring ports toward one peer share 16 adjacent slots (two cache lines), so the ports a
+// connect() scan picks one after another toward a destination probe memory that is already
+// cached instead of a random slot of a table of millions.
 uint32_t tuple_hash(uint16_t netns, const inet_addr& laddr, uint16_t lport, const inet_addr& raddr,
                     uint16_t rport) {
   uint64_t h = (laddr.lo * 0x9e3779b97f4a7c15ULL) ^ (raddr.lo * 0xc2b2ae3d27d4eb4fULL) ^
                ((laddr.hi ^ (raddr.hi << 1)) * 0x165667b19e3779f9ULL) ^
-               ((uint64_t(netns) << 32 | uint64_t(lport) << 16 | rport) * 0xff51afd7ed558ccdULL);
+               ((uint64_t(netns) << 32 | uint64_t(lport >> 4) << 16 | rport) * 0xff51afd7ed558ccdULL);
   h ^= h >> 29;
   h *= 0xbf58476d1ce4e5b9ULL;
   h ^= h >> 32;
-  return uint32_t(h);
+  return (uint32_t(h) & ~15u) | (lport & 15u);
 }
 
 uint32_t sock_hash(const sock& s) { return tuple_hash(s.netns, s.rcv_saddr, s.num, s.daddr, s.dport); }
@@ -71,11 +75,15 @@ uint32_t pool_alloc(std::vector<T>& pool, std::vector<uint32_t>& free_list) {
 
 connect_dest* dest_find(world& w, uint16_t netns, const inet_addr& saddr, const inet_addr& daddr,
                         uint16_t dport) {
-  const int64_t id = w.dest_table.find(dest_hash(netns, saddr, daddr, dport), [&](uint32_t d) {
-    const connect_dest& e = w.dests[d];
+  const auto same = [&](const connect_dest& e) {
     return e.netns == netns && e.dport == dport && e.saddr == saddr && e.daddr == daddr;
-  });
-  return id < 0 ? nullptr : &w.dests[size_t(id)];
+  };
+  if (w.last_dest != kNone && same(w.dests[w.last_dest])) return &w.dests[w.last_dest];
+  const int64_t id = w.dest_table.find(dest_hash(netns, saddr, daddr, dport),
+                                       [&](uint32_t d) { return same(w.dests[d]); });
+  if (id < 0) return nullptr;
+  w.last_dest = uint32_t(id);
+  return &w.dests[size_t(id)];
 }
 
 // Which set of the index a sock belongs in: hashed socks this host connected (not children
@@ -110,6 +118,7 @@ void dest_remove(world& w, sock_id id) {
   if (d->est.count == 0 && d->tw.count == 0) {
     const uint32_t di = uint32_t(d - w.dests.data());
     w.dest_table.erase(dest_hash(d->netns, d->saddr, d->daddr, d->dport), di);
+    if (w.last_dest == di) w.last_dest = kNone;
     w.dests[di] = connect_dest{};
     w.free_dests.push_back(di);
   }
@@ -181,19 +190,25 @@ static uint64_t addr_key(const inet_addr& a) { return a.hi * 0x9e3779b97f4a7c15U
 void world::add_external(const external_endpoint& e) {
   external_index[addr_key(e.addr)].push_back(uint32_t(externals.size()));
   externals.push_back(e);
+  ext_memo.valid = false;
 }
 
 int world::find_external(const inet_addr& addr, uint16_t port) const {
-  auto it = external_index.find(addr_key(addr));
-  if (it == external_index.end()) return -1;
-  int any = -1;
-  for (uint32_t i : it->second) {
-    const external_endpoint& e = externals[i];
-    if (!(e.addr == addr)) continue;
-    if (e.port == port) return int(i);
-    if (e.port == 0) any = int(i);
+  if (ext_memo.valid && ext_memo.port == port && ext_memo.addr == addr) return ext_memo.index;
+  int found = -1;
+  if (auto it = external_index.find(addr_key(addr)); it != external_index.end()) {
+    for (uint32_t i : it->second) {
+      const external_endpoint& e = externals[i];
+      if (!(e.addr == addr)) continue;
+      if (e.port == port) {
+        found = int(i);
+        break;
+      }
+      if (e.port == 0) found = int(i);
+    }
   }
-  return any;
+  ext_memo = {addr, port, true, found};
+  return found;
 }
 
 bool netns::owns(const inet_addr& a) const {
@@ -522,6 +537,20 @@ void explain_skipped_candidate(world& w, const netns& ns, uint16_t port) {
                              port, int(b.fastreuse), int(b.fastreuseport), owners.empty() ? "none" : owners));
 }
 
+// Memory the check of candidate `port` and a success on it touch, asked for at once so that the
+// misses overlap instead of following one another: the ehash slot of the 4-tuple
+// (__inet_check_established) and the sock at the head of the tb2's owners list, whose bind_prev
+// inet_bind_hash() rewrites (a socket of another destination, last touched long ago). Loads
+// only; the walk and its outcome do not depend on it.
+void prefetch_candidate(const world& w, const sock& s, uint32_t tb, uint16_t port) {
+  w.ehash.prefetch(tuple_hash(s.netns, s.rcv_saddr, port, s.daddr, s.dport));
+  for (uint32_t t2 = w.tbs[tb].bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
+    if (w.tb2s[t2].rcv_saddr == s.rcv_saddr) {
+      if (w.tb2s[t2].owners != kNone) __builtin_prefetch(&w.socks[w.tb2s[t2].owners], 1);
+      return;
+    }
+}
+
 pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, int low, int high,
                       uint32_t remaining, uint32_t offset, uint32_t step,
                       check_established_fn check_established) {
@@ -555,6 +584,7 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
       }
       PORTSIM_ASSERT(w.tbs[tb].fastreuse < 0 && w.tbs[tb].fastreuseport < 0,
                      "bind-made bucket {} not in connect_skip", port);
+      prefetch_candidate(w, w.sk(sk), tb, port);
       sock_id tw = kNone;
       if (check_established(w, sk, port, &tw) == 0) {
         r = {port, k + 1, k, tw};
@@ -671,8 +701,24 @@ void hash_connect_ok(world& w, sock_id sk, netns& ns, const pass_result& r) {
   if (r.tw != kNone) inet_twsk_kill(w, r.tw);
 }
 
-void explain_era(world& w, const std::string& what) {
-  if (w.obs && w.obs->explaining()) w.obs->explain("__inet_hash_connect", what);
+// An era's --explain line; `describe` (which formats it) runs only when explaining.
+template <typename Describe>
+void explain_era(world& w, Describe&& describe) {
+  if (w.obs && w.obs->explaining()) w.obs->explain("__inet_hash_connect", describe());
+}
+
+// The end every older era's walk shares once a port is found (beside set_walk, which records
+// where the walk began): what connect_info reports, the era's --explain line (`describe` runs
+// only when explaining), then the "ok:" tail.
+template <typename Describe>
+void finish_walk(world& w, sock_id sk, const pass_result& r, uint8_t pass, uint32_t i, uint32_t inc,
+                 connect_info& info, Describe&& describe) {
+  info.pass = pass;
+  info.i = i;
+  info.perturb_inc = inc;
+  info.tw_recycled = r.tw != kNone;
+  explain_era(w, describe);
+  hash_connect_ok(w, sk, w.ns_of(sk), r);
 }
 
 // One step-1 walk of `remaining` candidates from low + start (C1, C2).
@@ -697,20 +743,16 @@ int inet_hash_connect_c1(world& w, sock_id sk, uint32_t port_offset, check_estab
   const uint32_t remaining = uint32_t(high - low) + 1;
   const uint32_t offset = m.hint + port_offset;
   info.perturb = m.hint;
-  explain_era(w, fmt::format("C1 (3.10): offset = hint {} + port_offset {} = {}; remaining = {} - {} + 1 = {}; "
+  explain_era(w, [&] { return fmt::format("C1 (3.10): offset = hint {} + port_offset {} = {}; remaining = {} - {} + 1 = {}; "
                              "port = low + (i + offset) % remaining for i = 1..remaining, first {}",
-                             m.hint, port_offset, offset, high, low, remaining, low + int((offset + 1) % remaining)));
+                             m.hint, port_offset, offset, high, low, remaining, low + int((offset + 1) % remaining)); });
   pass_result r;
   if (sequential_walk(w, sk, (offset + 1) % remaining, remaining, low, high + 1, check_established, info, r))
     return EADDRNOTAVAIL;
   const uint32_t i = r.k + 1;
   m.hint += i;
-  info.pass = 1;
-  info.i = i;
-  info.perturb_inc = i;
-  info.tw_recycled = r.tw != kNone;
-  explain_era(w, fmt::format("C1 (3.10): port {} at i = {}; hint += i -> {}", r.port, i, m.hint));
-  hash_connect_ok(w, sk, w.ns_of(sk), r);
+  finish_walk(w, sk, r, 1, i, i, info,
+              [&] { return fmt::format("C1 (3.10): port {} at i = {}; hint += i -> {}", r.port, i, m.hint); });
   return 0;
 }
 
@@ -725,21 +767,17 @@ int inet_hash_connect_c2(world& w, sock_id sk, uint32_t port_offset, check_estab
   const uint32_t remaining = uint32_t(high - low) + 1;
   const uint32_t offset = (m.hint + port_offset) & ~1u;
   info.perturb = m.hint;
-  explain_era(w, fmt::format("C2 (4.2): offset = (hint {} + port_offset {}) & ~1 = {}; remaining = {}; "
+  explain_era(w, [&] { return fmt::format("C2 (4.2): offset = (hint {} + port_offset {}) & ~1 = {}; remaining = {}; "
                              "port = low + (i + offset) % remaining for i = 0.., first {}",
-                             m.hint, port_offset, offset, remaining, low + int(offset % remaining)));
+                             m.hint, port_offset, offset, remaining, low + int(offset % remaining)); });
   pass_result r;
   if (sequential_walk(w, sk, offset % remaining, remaining, low, high + 1, check_established, info, r))
     return EADDRNOTAVAIL;
   const uint32_t i = r.k;
   const uint32_t inc = (i + 2) & ~1u;
   m.hint += inc;
-  info.pass = 1;
-  info.i = i;
-  info.perturb_inc = inc;
-  info.tw_recycled = r.tw != kNone;
-  explain_era(w, fmt::format("C2 (4.2): port {} at i = {}; hint += (i + 2) & ~1 -> {}", r.port, i, m.hint));
-  hash_connect_ok(w, sk, w.ns_of(sk), r);
+  finish_walk(w, sk, r, 1, i, inc, info,
+              [&] { return fmt::format("C2 (4.2): port {} at i = {}; hint += (i + 2) & ~1 -> {}", r.port, i, m.hint); });
   return 0;
 }
 
@@ -771,19 +809,15 @@ int inet_hash_connect_c3(world& w, sock_id sk, uint32_t port_offset, check_estab
   if (remaining > 1) remaining &= ~1u;
   const uint32_t offset = ((m.hint + port_offset) % remaining) & ~1u;
   info.perturb = m.hint;
-  explain_era(w, fmt::format("C3 (4.6-5.11): offset = ((hint {} + port_offset {}) % {}) & ~1 = {}; even pass first, step 2",
-                             m.hint, port_offset, remaining, offset));
+  explain_era(w, [&] { return fmt::format("C3 (4.6-5.11): offset = ((hint {} + port_offset {}) % {}) & ~1 = {}; even pass first, step 2",
+                             m.hint, port_offset, remaining, offset); });
   pass_result r;
   const uint8_t pass = parity_passes(w, sk, low, high, remaining, offset, check_established, info, r);
   if (!pass) return EADDRNOTAVAIL;
   const uint32_t i = r.k * 2;
   m.hint += i + 2;
-  info.pass = pass;
-  info.i = i;
-  info.perturb_inc = i + 2;
-  info.tw_recycled = r.tw != kNone;
-  explain_era(w, fmt::format("C3: port {} in pass {} at i = {}; hint += i + 2 -> {}", r.port, pass, i, m.hint));
-  hash_connect_ok(w, sk, w.ns_of(sk), r);
+  finish_walk(w, sk, r, pass, i, i + 2, info,
+              [&] { return fmt::format("C3: port {} in pass {} at i = {}; hint += i + 2 -> {}", r.port, pass, i, m.hint); });
   return 0;
 }
 
@@ -805,20 +839,17 @@ int inet_hash_connect_c4(world& w, sock_id sk, uint32_t port_offset, check_estab
   const uint32_t offset = ((m.table_perturb[index] + port_offset) % remaining) & ~1u;
   info.index = index;
   info.perturb = m.table_perturb[index];
-  explain_era(w, fmt::format("C4 (5.12-5.17): index = hash_32(port_offset {}, 8) = {}; offset = ((table_perturb[{}] {} + "
-                             "port_offset) % {}) & ~1 = {}", port_offset, index, index, info.perturb, remaining, offset));
+  explain_era(w, [&] { return fmt::format("C4 (5.12-5.17): index = hash_32(port_offset {}, 8) = {}; offset = ((table_perturb[{}] {} + "
+                             "port_offset) % {}) & ~1 = {}", port_offset, index, index, info.perturb, remaining, offset); });
   pass_result r;
   const uint8_t pass = parity_passes(w, sk, low, high, remaining, offset, check_established, info, r);
   if (!pass) return EADDRNOTAVAIL;
   uint32_t i = r.k * 2;
   if (m.kp.noise == perturb_noise::one_in_16 && i == 0 && m.random.u32_below(16) == 0) i = 2;  // prandom_u32() % 16
   m.table_perturb[index] += i + 2;
-  info.pass = pass;
-  info.i = r.k * 2;
-  info.perturb_inc = i + 2;
-  info.tw_recycled = r.tw != kNone;
-  explain_era(w, fmt::format("C4: port {} in pass {} at i = {}; table_perturb[{}] += {}", r.port, pass, r.k * 2, index, i + 2));
-  hash_connect_ok(w, sk, w.ns_of(sk), r);
+  finish_walk(w, sk, r, pass, r.k * 2, i + 2, info, [&] {
+    return fmt::format("C4: port {} in pass {} at i = {}; table_perturb[{}] += {}", r.port, pass, r.k * 2, index, i + 2);
+  });
   return 0;
 }
 
@@ -826,7 +857,7 @@ int inet_hash_connect_c4(world& w, sock_id sk, uint32_t port_offset, check_estab
 
 // net/core/secure_seq.c: the port offset of this kernel (kernel_profile.h: port_hash), as the
 // era's __inet_hash_connect receives it (u32 until b2d057560b81).
-uint64_t inet_sk_port_offset(const world& w, const sock& s, connect_info& info) {
+uint64_t inet_sk_port_offset(world& w, const sock& s, connect_info& info) {
   const machine& m = w.machines[w.nets[s.netns].machine];
   const bool v4 = s.daddr.is_v4();  // v4-mapped peers go through IPv4
   switch (m.kp.hash) {
@@ -842,9 +873,21 @@ uint64_t inet_sk_port_offset(const world& w, const sock& s, connect_info& info) 
     case port_hash::siphash32_timeseed:
     case port_hash::siphash64_timeseed: {
       info.timeseed = ephemeral_timeseed(m.jiffies(w.now), m.hz);
-      const uint64_t h = v4 ? secure_ipv4_port_ephemeral(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport,
-                                                         info.timeseed, m.net_secret)
-                            : secure_ipv6_port_ephemeral(s.rcv_saddr, s.daddr, s.dport, info.timeseed, m.net_secret);
+      // Within one timeseed window every connect toward a destination hashes the same words:
+      // the destination index keeps the last hash (connect_dest::port_offset_hash).
+      connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
+      uint64_t h;
+      if (d && d->port_offset_seed_ok && d->port_offset_seed == info.timeseed) {
+        h = d->port_offset_hash;
+      } else {
+        h = v4 ? secure_ipv4_port_ephemeral(s.rcv_saddr.v4_host(), s.daddr.v4_host(), s.dport, info.timeseed, m.net_secret)
+               : secure_ipv6_port_ephemeral(s.rcv_saddr, s.daddr, s.dport, info.timeseed, m.net_secret);
+        if (d) {
+          d->port_offset_hash = h;
+          d->port_offset_seed = info.timeseed;
+          d->port_offset_seed_ok = true;
+        }
+      }
       return m.kp.hash == port_hash::siphash32_timeseed ? uint32_t(h) : h;
     }
   }

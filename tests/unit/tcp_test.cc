@@ -123,46 +123,55 @@ TEST_CASE("tcp: tcp_tw_reuse_delay is strict: exactly 1000 ms is not enough, 100
   CHECK(t.connect(t.socket(), "127.0.0.1:5000").err == 0);  // tcp_tw_reuse 2 (default), loopback
 }
 
+namespace {
+
+// A listener on 10.0.0.2:80 that receives one SYN from 198.51.100.7:40000 and records the time
+// of every SYN-ACK it sends; every segment from the server is lost (nothing answers).
+struct SynAckRecorder final : net::wire {
+  Timed h{R"([{"name":"s","uptime":"992ms","addresses":["10.0.0.2/24"]}])"};
+  net::sock_id listener = h.t.socket();
+  net::sock_id req = net::kNone;
+  net::segment syn;
+  std::vector<double> synacks;
+
+  void xmit(const net::segment& seg) override {
+    if ((seg.flags & (net::TCPHDR_SYN | net::TCPHDR_ACK)) == (net::TCPHDR_SYN | net::TCPHDR_ACK))
+      synacks.push_back(double(h.t.w.now) / 1e9);
+  }
+  void listen_and_inject_syn() {
+    REQUIRE(net::inet_bind(h.t.w, listener, *net::parse_endpoint("10.0.0.2:80")) == 0);
+    REQUIRE(net::inet_listen(h.t.w, listener, 16) == 0);
+    syn.saddr = *net::parse_addr("198.51.100.7");
+    syn.daddr = *net::parse_addr("10.0.0.2");
+    syn.sport = 40000;
+    syn.dport = 80;
+    syn.from_ns = net::kExternalNs;
+    syn.flags = net::TCPHDR_SYN;
+    h.t.w.net_wire = this;
+    net::tcp_v4_rcv(h.t.w, 0, syn);
+    req = net::inet_ehash_lookup(h.t.w, 0, syn.daddr, 80, syn.saddr, 40000);
+    REQUIRE(req != net::kNone);
+  }
+};
+
+}  // namespace
+
 TEST_CASE("tcp: SYN-ACK retransmission: exponential from 1 s, dropped after tcp_synack_retries", "[tcp][tcp_timer]") {
   // Source: reqsk_timer_handler() (net/ipv4/inet_connection_sock.c): timeout
   // TCP_TIMEOUT_INIT << num_timeout, no linear phase; the request goes after tcp_synack_retries
   // (5) retransmissions. Nominal SYN-ACKs at 0, 1, 3, 7, 15, 31 s and the drop at 63 s; through
   // the timer wheel (uptime 992 ms: jiffies at t=0 a multiple of 512) 0, 1.024, 3.04, 7.168,
   // 15.36, 31.488 s and 65.536 s. One SYN is injected; every segment from the server is lost.
-  Timed h(R"([{"name":"s","uptime":"992ms","addresses":["10.0.0.2/24"]}])");
-  const net::sock_id l = h.t.socket();
-  REQUIRE(net::inet_bind(h.t.w, l, *net::parse_endpoint("10.0.0.2:80")) == 0);
-  REQUIRE(net::inet_listen(h.t.w, l, 16) == 0);
-  net::segment syn;
-  syn.saddr = *net::parse_addr("198.51.100.7");
-  syn.daddr = *net::parse_addr("10.0.0.2");
-  syn.sport = 40000;
-  syn.dport = 80;
-  syn.from_ns = net::kExternalNs;
-  syn.flags = net::TCPHDR_SYN;
-  std::vector<double> synacks;
-  struct Rec final : net::wire {
-    Timed* h;
-    std::vector<double>* out;
-    void xmit(const net::segment& seg) override {
-      if ((seg.flags & (net::TCPHDR_SYN | net::TCPHDR_ACK)) == (net::TCPHDR_SYN | net::TCPHDR_ACK))
-        out->push_back(double(h->t.w.now) / 1e9);
-    }
-  } rec;
-  rec.h = &h;
-  rec.out = &synacks;
-  h.t.w.net_wire = &rec;
-  net::tcp_v4_rcv(h.t.w, 0, syn);
-  const net::sock_id req = net::inet_ehash_lookup(h.t.w, 0, syn.daddr, 80, syn.saddr, 40000);
-  REQUIRE(req != net::kNone);
-  CHECK(h.t.w.sk(req).state == net::tcp_state::SYN_RECV);
-  h.eng.run(h, 65'535'000'000ULL);
-  CHECK(synacks == std::vector<double>{0, 1.024, 3.04, 7.168, 15.36, 31.488});
-  CHECK(h.t.w.sk(req).alive);
-  h.eng.run(h);
-  CHECK(h.t.w.now == 65'536'000'000ULL);
-  CHECK_FALSE(h.t.w.sk(req).alive);  // dropped: no longer in ehash
-  CHECK(net::inet_ehash_lookup(h.t.w, 0, syn.daddr, 80, syn.saddr, 40000) == net::kNone);
+  SynAckRecorder r;
+  r.listen_and_inject_syn();
+  CHECK(r.h.t.w.sk(r.req).state == net::tcp_state::SYN_RECV);
+  r.h.eng.run(r.h, 65'535'000'000ULL);
+  CHECK(r.synacks == std::vector<double>{0, 1.024, 3.04, 7.168, 15.36, 31.488});
+  CHECK(r.h.t.w.sk(r.req).alive);
+  r.h.eng.run(r.h);
+  CHECK(r.h.t.w.now == 65'536'000'000ULL);
+  CHECK_FALSE(r.h.t.w.sk(r.req).alive);  // dropped: no longer in ehash
+  CHECK(net::inet_ehash_lookup(r.h.t.w, 0, r.syn.daddr, 80, r.syn.saddr, 40000) == net::kNone);
 }
 
 TEST_CASE("tcp: a listener's TCP_SYNCNT overrides tcp_synack_retries", "[tcp][tcp_timer][issue11]") {
@@ -170,37 +179,13 @@ TEST_CASE("tcp: a listener's TCP_SYNCNT overrides tcp_synack_retries", "[tcp][tc
   // ?: net.ipv4.tcp_synack_retries (issue 11 item 14c; true in the source, not measured live:
   // it needs a client that never ACKs). TCP_SYNCNT 2: SYN-ACKs at 0, 1.024, 3.04 s (timer wheel
   // as in the test above), the request dropped at the next expiry, 7.168 s.
-  Timed h(R"([{"name":"s","uptime":"992ms","addresses":["10.0.0.2/24"]}])");
-  const net::sock_id l = h.t.socket();
-  h.t.w.sk(l).syn_retries = 2;
-  REQUIRE(net::inet_bind(h.t.w, l, *net::parse_endpoint("10.0.0.2:80")) == 0);
-  REQUIRE(net::inet_listen(h.t.w, l, 16) == 0);
-  net::segment syn;
-  syn.saddr = *net::parse_addr("198.51.100.7");
-  syn.daddr = *net::parse_addr("10.0.0.2");
-  syn.sport = 40000;
-  syn.dport = 80;
-  syn.from_ns = net::kExternalNs;
-  syn.flags = net::TCPHDR_SYN;
-  std::vector<double> synacks;
-  struct Rec final : net::wire {
-    Timed* h;
-    std::vector<double>* out;
-    void xmit(const net::segment& seg) override {
-      if ((seg.flags & (net::TCPHDR_SYN | net::TCPHDR_ACK)) == (net::TCPHDR_SYN | net::TCPHDR_ACK))
-        out->push_back(double(h->t.w.now) / 1e9);
-    }
-  } rec;
-  rec.h = &h;
-  rec.out = &synacks;
-  h.t.w.net_wire = &rec;
-  net::tcp_v4_rcv(h.t.w, 0, syn);
-  const net::sock_id req = net::inet_ehash_lookup(h.t.w, 0, syn.daddr, 80, syn.saddr, 40000);
-  REQUIRE(req != net::kNone);
-  h.eng.run(h);
-  CHECK(synacks == std::vector<double>{0, 1.024, 3.04});
-  CHECK(h.t.w.now == 7'168'000'000ULL);
-  CHECK_FALSE(h.t.w.sk(req).alive);
+  SynAckRecorder r;
+  r.h.t.w.sk(r.listener).syn_retries = 2;
+  r.listen_and_inject_syn();
+  r.h.eng.run(r.h);
+  CHECK(r.synacks == std::vector<double>{0, 1.024, 3.04});
+  CHECK(r.h.t.w.now == 7'168'000'000ULL);
+  CHECK_FALSE(r.h.t.w.sk(r.req).alive);
 }
 
 TEST_CASE("tcp: tcp_model_timeout matches the kernel's formula", "[tcp][tcp_timer]") {

@@ -61,6 +61,12 @@ struct connect_dest {
   inet_addr saddr, daddr;
   uint16_t netns = 0, dport = 0;
   port_set est, tw;
+  // The last SipHash of secure_ipv{4,6}_port_ephemeral() toward this destination and the
+  // timeseed it used: the same inputs give the same hash, so connects within one 10-s window
+  // reuse it (valid when port_offset_seed_ok).
+  uint64_t port_offset_hash = 0;
+  uint32_t port_offset_seed = 0;
+  bool port_offset_seed_ok = false;
 };
 inline constexpr uint32_t kDestBitmapAt = 128;
 

@@ -88,6 +88,7 @@ struct world {
   IdTable dest_table;               // connect_dest index, keyed by (netns, saddr, daddr, dport)
   std::vector<connect_dest> dests;
   std::vector<uint32_t> free_dests;
+  uint32_t last_dest = kNone;       // the connect_dest dest_find() found last (a connect asks 2-3 times)
   observer* obs = nullptr;          // trace / explain hooks; null = off
   timer_sink* timers = nullptr;     // where TIME_WAIT and other timers are armed
   wire* net_wire = nullptr;         // where segments go (null: nowhere)
@@ -101,6 +102,15 @@ struct world {
   void add_external(const external_endpoint& e);
   // The external endpoint answering addr:port (an exact port beats "any port"), or -1.
   int find_external(const inet_addr& addr, uint16_t port) const;
+  // The last answer of find_external() (a handshake asks for the same endpoint 3-5 times in a
+  // row: SYN out, the external's SYN-ACK, the ACK); add_external() forgets it.
+  struct external_memo {
+    inet_addr addr;
+    uint16_t port = 0;
+    bool valid = false;
+    int index = -1;
+  };
+  mutable external_memo ext_memo;
   struct listener_info {
     int backlog = 128;
     std::vector<sock_id> accept_queue;  // established children not yet accepted
