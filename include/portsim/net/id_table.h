@@ -1,9 +1,11 @@
 // An open-addressing hash index of uint32_t ids whose keys live elsewhere (in the sock or bucket
 // arrays): linear probing, backward-shift deletion, no tombstones, no allocation in steady state.
-// A slot is 8 bytes (32-bit hash ‖ id+1). The home slot of a hash is (hash × capacity) >> 32
-// (Lemire's fast range), so the capacity need not be a power of two: the load factor stays at
-// most 3/4 and a reserve(n) costs n × 4/3 slots (~10.7 bytes per entry, not 16–32 as with
-// power-of-two doubling). Used for ehash and the connect destination index.
+// A slot is 8 bytes (32-bit hash ‖ id+1). The capacity is a multiple of 16, not a power of two:
+// the home slot of a hash is group (hash >> 4) × groups >> 28 (Lemire's fast range), slot
+// hash & 15 in that 16-slot group — the low 4 bits stay adjacent, as ehash keys keep a port's
+// low 4 bits there (inet_hashtables.cc tuple_hash). The load factor stays at most 3/4 and a
+// reserve(n) costs n × 4/3 slots (~10.7 bytes per entry, not 16–32 as with power-of-two
+// doubling). Used for ehash and the connect destination index.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -26,7 +28,7 @@ class IdTable {
   }
 
   // Starts loading the slot a find(hash) begins at (a hint to the CPU; changes nothing).
-  void prefetch(uint32_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
+  void prefetch(uint32_t hash) const { __builtin_prefetch(&slots_[home(hash)]); }
 
   void insert(uint32_t hash, uint32_t id) {
     if ((size_ + 1) * 4 > slots_.size() * 3) rebuild(slots_.size() * 2);
@@ -59,13 +61,15 @@ class IdTable {
   size_t bytes() const { return slots_.size() * sizeof(uint64_t); }
   // Room for n entries without a rebuild.
   void reserve(size_t n) {
-    const size_t cap = n + n / 3 + 1;
+    const size_t cap = (n + n / 3 + 16) & ~size_t(15);
     if (cap > slots_.size()) rebuild(cap);
   }
 
  private:
   static constexpr size_t kMinSlots = 16;
-  size_t home(uint32_t hash) const { return size_t((uint64_t(hash) * slots_.size()) >> 32); }
+  size_t home(uint32_t hash) const {
+    return size_t(((uint64_t(hash >> 4) * (slots_.size() >> 4)) >> 28) << 4 | (hash & 15));
+  }
   void place(uint32_t hash, uint32_t id) {
     size_t i = home(hash);
     while (slots_[i] != 0) i = i + 1 == slots_.size() ? 0 : i + 1;
