@@ -113,7 +113,10 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   for (const auto& c : sc_.timeline)
     if (c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen || c.op == Op::accept)
       max_socks += c.count;
-  max_socks = std::min<uint64_t>(max_socks, 4u << 20);  // beyond that, tables grow as needed
+  // Up to the default socket limit (10^7, README "Limits") and a little more: reserving costs
+  // address space only for socks (untouched pages), 10.7 bytes per planned socket for ehash;
+  // growing instead would copy both tables (peak RSS: old + new) at the worst moment.
+  max_socks = std::min<uint64_t>(max_socks, 16u << 20);  // beyond that, tables grow as needed
   w_.socks.reserve(max_socks);
   w_.ehash.reserve(max_socks);
   for (const auto& ws : sc_.workloads) impl_->wl.push_back({Random(seed, "workload:" + ws.name), 0, {}, 0, 0});
