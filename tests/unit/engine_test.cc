@@ -85,3 +85,17 @@ TEST_CASE("engine: a large mixed queue runs in (time, prio, insertion) order", "
   }
   CHECK(h.seen == want);
 }
+
+// After a run stops at its horizon the engine has looked at the next event (50): an event
+// scheduled between now and it (20, 20 at a lower prio) still runs first, in order.
+TEST_CASE("engine: an event scheduled after a horizon stop, before the next one, runs first", "[engine]") {
+  engine::Engine e;
+  e.schedule({5, engine::Prio::Call, 0, 1, 0});
+  e.schedule({50, engine::Prio::Call, 0, 2, 0});
+  Recorder r;
+  CHECK(e.run(r, 10) == 1);
+  e.schedule({20, engine::Prio::Call, 0, 3, 0});
+  e.schedule({20, engine::Prio::Timer, 0, 4, 0});
+  CHECK(e.run(r) == 3);
+  CHECK(r.seen == std::vector<uint32_t>{1, 4, 3, 2});
+}

@@ -1,10 +1,12 @@
 // The virtual-time event engine. Events run in (time, prio, seq) order: seq is the insertion
 // counter, so events of equal time and priority run FIFO and a run is reproducible.
-// Cost: a 4-ary min-heap of 16-byte keys (time; prio ‖ seq ‖ slot), each node's four children
-// in one 64-byte cache line, so a pop touches one line per level (log4 n levels); the event's
-// payload (kind, a, b: 16 bytes) sits in a slot array recycled LIFO. No allocation per event
-// in steady state. Timeline repetitions are scheduled one at a time (the next when the current
-// runs), so the heap stays small.
+// Cost: a radix heap over time (events are never scheduled before now): 32-byte records (time;
+// prio ‖ seq; the payload kind, a, b) sit in 64 buckets by the highest bit in which their time
+// differs from the last time popped, and the events of that very instant in a small heap
+// ordered by prio ‖ seq. A record moves to a lower bucket at most 64 times over its life,
+// always in a sequential pass over a vector, so there is no cache-missing sift through a big
+// heap and no payload looked up elsewhere. No allocation per event in steady state.
+// Timeline repetitions are scheduled one at a time (the next when the current runs).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -41,7 +43,6 @@ class Engine {
   Engine() = default;
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
-  ~Engine();
   // Schedules ev at ev.t, which must not be before now().
   void schedule(Event ev);
   // Runs events until none is left, the next is after `until`, or `max_events` have run.
@@ -54,33 +55,27 @@ class Engine {
   // Makes run() return after the current event (the events left stay queued).
   void stop() { stop_ = true; }
 
-  // Bits of Node::ord: prio (2) ‖ seq (kSeqBits) ‖ payload slot (kSlotBits). seq is renumbered
-  // (order kept) when it would overflow; more than 2^kSlotBits pending events is out of memory.
-  static constexpr unsigned kSlotBits = 28, kSeqBits = 62 - kSlotBits;
+  // Node::ord is prio (2 bits) ‖ seq (62 bits): 4.6·10^18 events before seq could wrap.
 
  private:
   struct Node {
     Nanos t;
     uint64_t ord;
-  };
-  struct Payload {
     uint64_t b;
     uint32_t a;
     uint8_t kind;
   };
   static bool less(const Node& x, const Node& y) { return x.t < y.t || (x.t == y.t && x.ord < y.ord); }
-  // Logical index i lives at heap_[i + kRootAt]: the children of i (4i+1 … 4i+4) then start
-  // at a multiple of 4 nodes = 64 bytes.
-  static constexpr size_t kRootAt = 3;
-  Node& at(size_t i) { return heap_[i + kRootAt]; }
-  void grow();
-  void pop_root();
-  void renumber();
+  static unsigned bucket_of(Nanos t, Nanos last) { return 64u - unsigned(__builtin_clzll(t ^ last)); }  // t != last
+  void place(const Node& n);   // into the instant heap (t == last_) or its bucket
+  bool settle();               // the instant heap empty: moves last_ to the next time; false if none
+  void rebuild();              // re-buckets every key (an event before last_)
 
-  Node* heap_ = nullptr;  // 64-byte aligned, cap_ + kRootAt nodes
-  size_t size_ = 0, cap_ = 0;
-  std::vector<Payload> payload_;
-  std::vector<uint32_t> free_slots_;
+  Nanos last_ = 0;                   // the time the buckets are relative to
+  std::vector<Node> now_heap_;       // keys at t == last_, a min-heap by ord
+  std::vector<Node> buckets_[65];    // [1..64]: keys with t > last_ by the highest differing bit
+  uint64_t nonempty_ = 0;            // bit i-1: buckets_[i] holds keys
+  size_t size_ = 0;
   Nanos now_ = 0;
   uint64_t seq_ = 0;
   uint64_t events_run_ = 0;
