@@ -59,12 +59,21 @@ inet_addr inet_select_saddr(const netns& ns, const inet_addr& daddr) {
   return daddr.is_v4() ? kAnyV4 : inet_addr{};
 }
 
-const netns* route_to(const world& w, const netns& from, const inet_addr& daddr) {
+static const netns* route_lookup(const world& w, const netns& from, const inet_addr& daddr) {
   if (from.owns(daddr)) return &from;
   if (daddr.is_loopback()) return nullptr;
   for (const auto& ns : w.nets)
     if (ns.owns(daddr)) return &ns;
   return nullptr;
+}
+
+const netns* route_to(const world& w, const netns& from, const inet_addr& daddr) {
+  world::route_memo& m = w.route_last;
+  if (m.valid && m.from == from.id && m.nets == w.nets.size() && m.daddr == daddr)
+    return m.to == kNone ? nullptr : &w.nets[m.to];
+  const netns* to = route_lookup(w, from, daddr);
+  m = {daddr, from.id, true, to ? uint32_t(to - w.nets.data()) : kNone, w.nets.size()};
+  return to;
 }
 
 // net/ipv4/inet_hashtables.c: __inet_lookup_listener() + compute_score(), and its IPv6 twin

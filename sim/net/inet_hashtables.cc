@@ -573,6 +573,7 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
       if (k >= k_end) break;
       const uint16_t port = uint16_t(first + (k - k_begin) * step);
       const uint32_t tb = ns.bhash[port];
+      if (tb != kNone && !explain) prefetch_candidate(w, w.sk(sk), tb, port);
       if (explain && ns.connect_skip.test(port)) {
         explain_skipped_candidate(w, ns, port);
         continue;
@@ -584,7 +585,6 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
       }
       PORTSIM_ASSERT(w.tbs[tb].fastreuse < 0 && w.tbs[tb].fastreuseport < 0,
                      "bind-made bucket {} not in connect_skip", port);
-      prefetch_candidate(w, w.sk(sk), tb, port);
       sock_id tw = kNone;
       if (check_established(w, sk, port, &tw) == 0) {
         r = {port, k + 1, k, tw};

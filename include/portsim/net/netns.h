@@ -111,6 +111,16 @@ struct world {
     int index = -1;
   };
   mutable external_memo ext_memo;
+  // The last answer of route_to() (af_inet.h): a handshake's SYN and ACK ask the same question.
+  // Addresses and namespaces do not change once the world is built; `nets` is checked anyway.
+  struct route_memo {
+    inet_addr daddr;
+    uint16_t from = 0;
+    bool valid = false;
+    uint32_t to = kNone;   // index in nets, kNone: no namespace owns daddr
+    size_t nets = 0;
+  };
+  mutable route_memo route_last;
   struct listener_info {
     int backlog = 128;
     std::vector<sock_id> accept_queue;  // established children not yet accepted
