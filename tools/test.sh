@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test (Catch2 units, scenarios, bad-input
 # goldens, determinism, the fuzz target, and the `slurm` label: sharded sweeps on a single-node
-# Slurm that the tests bring up and down themselves, and with GNU parallel), then all but the
-# slurm label again with ASan+UBSan. The README's test command and .ci/run both call this. Only
-# the `oracle` label (the live kernel, ~18 min) is left out.
+# Slurm that the tests bring up and down themselves, and with GNU parallel; the VM oracle's frozen
+# fixtures and exact-mode fixtures, label vm-fixtures), then all but the slurm and vm-fixtures
+# labels again with ASan+UBSan. The README's test command and .ci/run both call this. Left out:
+# the `oracle` label (the live kernel, ~18 min) and the VM oracle's `oracle-vm` / `oracle-vm-smoke`
+# / `oracle-vm-exact` labels (qemu, tools/install-deps.sh --vm); `-LE oracle` is a regular
+# expression and excludes all four.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -18,4 +21,4 @@ ctest --test-dir build --output-on-failure -j2 -LE oracle
 # label (the cluster recipes, already run above) is left out here.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 -DPORTSIM_FUZZ=ON >/dev/null
 cmake --build build-asan -j2
-ctest --test-dir build-asan --output-on-failure -j2 -LE 'oracle|slurm'
+ctest --test-dir build-asan --output-on-failure -j2 -LE 'oracle|slurm|vm-fixtures'

@@ -655,7 +655,7 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
         inet_bind2_bucket_set_state(w, t2, -1, -1);
       }
       const uint32_t i = r.k * step;
-      const uint32_t inc = std::max(i, m.random.u32_below(8) * step) + step;
+      const uint32_t inc = std::max(i, m.perturb_draw(8) * step) + step;
       m.table_perturb[index] += inc;
       info.pass = pass;
       info.i = i;
@@ -845,7 +845,7 @@ int inet_hash_connect_c4(world& w, sock_id sk, uint32_t port_offset, check_estab
   const uint8_t pass = parity_passes(w, sk, low, high, remaining, offset, check_established, info, r);
   if (!pass) return EADDRNOTAVAIL;
   uint32_t i = r.k * 2;
-  if (m.kp.noise == perturb_noise::one_in_16 && i == 0 && m.random.u32_below(16) == 0) i = 2;  // prandom_u32() % 16
+  if (m.kp.noise == perturb_noise::one_in_16 && i == 0 && m.perturb_draw(16) == 0) i = 2;  // prandom_u32() % 16
   m.table_perturb[index] += i + 2;
   finish_walk(w, sk, r, pass, r.k * 2, i + 2, info, [&] {
     return fmt::format("C4: port {} in pass {} at i = {}; table_perturb[{}] += {}", r.port, pass, r.k * 2, index, i + 2);
@@ -872,7 +872,7 @@ uint64_t inet_sk_port_offset(world& w, const sock& s, connect_info& info) {
     }
     case port_hash::siphash32_timeseed:
     case port_hash::siphash64_timeseed: {
-      info.timeseed = ephemeral_timeseed(m.jiffies(w.now), m.hz);
+      info.timeseed = ephemeral_timeseed(m.port_offset_jiffies(w.now), m.hz);  // exact replay: the call's jiffies
       // Within one timeseed window every connect toward a destination hashes the same words:
       // the destination index keeps the last hash (connect_dest::port_offset_hash).
       connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);

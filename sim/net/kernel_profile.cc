@@ -116,7 +116,13 @@ using L = perturb_layout;
 using N = perturb_noise;
 using I = iplpr_mode;
 constexpr auto EXP = syn_backoff::exponential, LIN = syn_backoff::linear_then_exponential;
-constexpr auto SEC = tw_reuse_clock::seconds_since_last_ts, MS = tw_reuse_clock::ms_since_entry;
+// TIME_WAIT reuse clock: SEC ≤ 4.18 (get_seconds() - tw_ts_recent_stamp > 1); SEC1 from 4.19,
+// cca9bab1b72c "tcp: use monotonic timestamps for PAWS": time_after32(ktime_get_seconds(),
+// tw_ts_recent_stamp), i.e. one whole-second boundary is enough (5.10/6.1/6.12 source, and the
+// Debian 6.1.192 guest reusing a TIME_WAIT 0.5 s after its last timestamp: tests/live/vm/exact-6.1.json);
+// MS from 6.14.
+constexpr auto SEC = tw_reuse_clock::seconds_since_last_ts, SEC1 = tw_reuse_clock::seconds_after_last_ts,
+               MS = tw_reuse_clock::ms_since_entry;
 
 // The rows, as each branch was released. Columns: connect walk, port-offset hash, perturb
 // layout, increment noise, bind(0) walk, bind(0) joins reuseport ports, IP_LOCAL_PORT_RANGE,
@@ -135,19 +141,19 @@ const std::vector<row>& rows() {
       {{4, 18}, "4.18 (RHEL 8 base)",
        make(C::c3_parity_passes, H::siphash32, L::none, N::none, B::b4_no_sharing, false, I::absent, true, EXP, SEC, true, false, false, true, true)},
       {{4, 19}, "4.19 (Debian 10)",
-       make(C::c3_parity_passes, H::siphash32, L::none, N::none, B::b4_no_sharing, false, I::absent, true, EXP, SEC, true, false, false, true, true)},
+       make(C::c3_parity_passes, H::siphash32, L::none, N::none, B::b4_no_sharing, false, I::absent, true, EXP, SEC1, true, false, false, true, true)},
       {{5, 4}, "5.4 (Ubuntu 20.04)",
-       make(C::c3_parity_passes, H::siphash32, L::none, N::none, B::b4_no_sharing, false, I::absent, true, EXP, SEC, true, false, false, true, true)},
+       make(C::c3_parity_passes, H::siphash32, L::none, N::none, B::b4_no_sharing, false, I::absent, true, EXP, SEC1, true, false, false, true, true)},
       {{5, 10}, "5.10 (Debian 11)",
-       make(C::c3_parity_passes, H::siphash32, L::none, N::none, B::b5_autobind_reuse, false, I::absent, true, EXP, SEC, true, false, false, true, true)},
+       make(C::c3_parity_passes, H::siphash32, L::none, N::none, B::b5_autobind_reuse, false, I::absent, true, EXP, SEC1, true, false, false, true, true)},
       {{5, 15}, "5.12 - 5.17, 5.15 (Ubuntu 22.04)",
-       make(C::c4_perturb_table, H::siphash32, L::hash32_256, N::one_in_16, B::b5_autobind_reuse, false, I::absent, true, EXP, SEC, true, false, false, true, true)},
+       make(C::c4_perturb_table, H::siphash32, L::hash32_256, N::one_in_16, B::b5_autobind_reuse, false, I::absent, true, EXP, SEC1, true, false, false, true, true)},
       {{6, 1}, "5.18 - 6.2, 6.1 (Debian 12)",
-       make(C::c5_dhps, H::siphash64_timeseed, L::low16_65536, N::random_max, B::b5_autobind_reuse, false, I::absent, true, EXP, SEC, true, false, false, true, true)},
+       make(C::c5_dhps, H::siphash64_timeseed, L::low16_65536, N::random_max, B::b5_autobind_reuse, false, I::absent, true, EXP, SEC1, true, false, false, true, true)},
       {{6, 6}, "6.5 - 6.7, 6.6",
-       make(C::c5_dhps, H::siphash64_timeseed, L::low16_65536, N::random_max, B::b5_autobind_reuse, false, I::parity, true, LIN, SEC, true, false, false, true, true)},
+       make(C::c5_dhps, H::siphash64_timeseed, L::low16_65536, N::random_max, B::b5_autobind_reuse, false, I::parity, true, LIN, SEC1, true, false, false, true, true)},
       {{6, 12}, "6.8 - 6.13, 6.12",
-       make(C::c5_dhps, H::siphash64_timeseed, L::low16_65536, N::random_max, B::b5_autobind_reuse, false, I::no_parity, true, LIN, SEC, true, true, false, true, true)},
+       make(C::c5_dhps, H::siphash64_timeseed, L::low16_65536, N::random_max, B::b5_autobind_reuse, false, I::no_parity, true, LIN, SEC1, true, true, false, true, true)},
       {{6, 18}, "6.14 - 6.18 (live oracle: 6.18.44)",
        make(C::c5_dhps, H::siphash64_timeseed, L::low16_65536, N::random_max, B::b5_autobind_reuse, false, I::no_parity, true, LIN, MS, true, true, true, true, true)},
   };
@@ -180,6 +186,7 @@ void dhps_full_no_resalt(kernel_profile& p) {
   p.hash = H::siphash64;
 }
 void finwait2(kernel_profile& p) { p.tw_finwait2_excluded = true; }
+void iplpr_parity(kernel_profile& p) { p.iplpr = I::parity; }
 void udp_hash2_fix(kernel_profile& p) { p.udp_hash2_wildcard_check = true; }
 
 const std::vector<backport>& backports() {
@@ -198,6 +205,11 @@ const std::vector<backport>& backports() {
       {{5, 10, 125}, "9e9b70ae923b + ca7af0402550 + 4c2c8f03a5ab + e8161345ddbb (V): C5", dhps_full},
       {{5, 10, 227}, "0d9e5df4a257 FIN_WAIT2 excluded from TIME_WAIT reuse (V)", finwait2},
       {{5, 15, 41}, "4dfa9b438ee3 + b2d057560b81 + 9e9b70ae923b + ca7af0402550 + 4c2c8f03a5ab (V): C5", dhps_full},
+      // 91d0b78c5177 came to 6.1.y as a stable dependency of "ipv{4,6}/raw: fix output xfrm
+      // lookup wrt protocol" (stable revlist: between the Linux 6.1.31 and 6.1.32 tags, D). The
+      // Debian 6.1.192-3 guest takes the option and walks the parity passes inside the socket's
+      // range (tools/kernel-oracle --kernel 6.1 --exact tests/exact/iplpr-step1.json; V).
+      {{6, 1, 32}, "91d0b78c5177 IP_LOCAL_PORT_RANGE, parity passes kept (D; VM 6.1.192 V)", iplpr_parity},
       // CVE-2026-31503 "udp: Fix wildcard bind conflict check when using hash2" (mainline 7.0),
       // stable releases per the NVD ranges (KERNEL-PROFILES §1.3; V for these four, U for older LTS).
       {{6, 1, 168}, "udp: Fix wildcard bind conflict check when using hash2 (CVE-2026-31503, V)", udp_hash2_fix},
@@ -324,10 +336,11 @@ const std::vector<behaviour>& behaviours() {
          return std::string(p.syn == syn_backoff::exponential ? "exponential (SYNs 0,1,3,7,15,31,63 s; ETIMEDOUT 127 s)"
                                                               : "linear then exponential (ETIMEDOUT 131 s)");
        }},
-      {"TIME_WAIT reuse test (tcp_twsk_unique)", "19ce8cd30465 + ca6a6f93867a (6.14)",
+      {"TIME_WAIT reuse test (tcp_twsk_unique)", "cca9bab1b72c (4.19); 19ce8cd30465 + ca6a6f93867a (6.14)",
        [](const kernel_profile& p) {
-         return std::string(p.tw_clock == SEC ? "> 1 s (seconds) since the last timestamp received"
-                                              : "> tcp_tw_reuse_delay ms since TIME_WAIT entry");
+         return std::string(p.tw_clock == SEC    ? "> 1 s (seconds) since the last timestamp received"
+                            : p.tw_clock == SEC1 ? "a new second (ktime_get_seconds) since the last timestamp received"
+                                                 : "> tcp_tw_reuse_delay ms since TIME_WAIT entry");
        }},
       {"tcp_tw_reuse = 2: loopback only", "79e9fed46038 (4.18)",
        [](const kernel_profile& p) { return std::string(p.tw_reuse_loopback_mode ? "yes" : "no (any non-zero value enables reuse)"); }},

@@ -141,9 +141,10 @@ static uint64_t seconds_at(const machine& m, uint32_t ms) {
 
 // net/ipv4/tcp_ipv4.c: tcp_twsk_unique(). The kernel profile decides three things:
 // 6.14+ (19ce8cd30465, tw_reuse_clock::ms_since_entry): reuse once now_ms > tw_entry_stamp +
-// tcp_tw_reuse_delay; before: once get_seconds() - tw_ts_recent_stamp > 1 (whole seconds; the
-// stamp of the last timestamp received, which portsim takes at TIME_WAIT entry, when the peer's
-// FIN or ACK arrived). 6.12+ (0d9e5df4a257; 5.10.227): a FIN_WAIT2-substate TW is never
+// tcp_tw_reuse_delay; 4.19 … 6.13 (cca9bab1b72c): once time_after32(ktime_get_seconds(),
+// tw_ts_recent_stamp), a new whole second; ≤ 4.18: once get_seconds() - tw_ts_recent_stamp > 1
+// (the stamp of the last timestamp received, which portsim takes at TIME_WAIT entry, when the
+// peer's FIN or ACK arrived). 6.12+ (0d9e5df4a257; 5.10.227): a FIN_WAIT2-substate TW is never
 // reused. 4.18+ (79e9fed46038): reuse == 2 is loopback only; before, any non-zero value enables it.
 bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp) {
   const netns& ns = w.ns_of(sk);
@@ -159,7 +160,10 @@ bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp) {
     after = int32_t(thresh - now_ms(w)) < 0;  // time_after32(now, thresh)
   } else {
     const machine& m = w.machine_of(ns);
-    after = seconds_at(m, now_ms(w)) - seconds_at(m, t.tw_entry_stamp) > 1;
+    const uint64_t elapsed = seconds_at(m, now_ms(w)) - seconds_at(m, t.tw_entry_stamp);
+    after = k.tw_clock == tw_reuse_clock::seconds_after_last_ts ? elapsed > 0  // time_after32(ktime_get_seconds(), stamp)
+                                                                : elapsed > 1; // get_seconds() - stamp > 1
+
   }
   // tw_ts_recent_stamp == 0: no timestamps, no reuse
   const bool unique = t.ts_recent && (!have_twp || (reuse && after));
@@ -185,8 +189,11 @@ static void explain_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp,
   else if (sysctl == 2 && w.machine_of(ns).kp.tw_reuse_loopback_mode && !(t.daddr.is_loopback() || t.rcv_saddr.is_loopback()))
     why = "net.ipv4.tcp_tw_reuse = 2 reuses only loopback connections, and neither address is loopback";
   else if (w.machine_of(ns).kp.tw_clock == tw_reuse_clock::seconds_since_last_ts)
-    why = fmt::format("{} ms in TIME_WAIT; before 6.14 reuse needs more than one whole second since the last "
+    why = fmt::format("{} ms in TIME_WAIT; before 4.19 reuse needs more than one whole second since the last "
                       "timestamp (get_seconds() - tw_ts_recent_stamp > 1): {}", age, unique ? "yes" : "not yet");
+  else if (w.machine_of(ns).kp.tw_clock == tw_reuse_clock::seconds_after_last_ts)
+    why = fmt::format("{} ms in TIME_WAIT; 4.19-6.13 reuse needs a new second since the last timestamp "
+                      "(time_after32(ktime_get_seconds(), tw_ts_recent_stamp)): {}", age, unique ? "yes" : "not yet");
   else if (!unique && int64_t(age) < delay)
     why = fmt::format("{} ms in TIME_WAIT: younger than tcp_tw_reuse_delay {} ms by {} ms", age, delay,
                       delay - int64_t(age));

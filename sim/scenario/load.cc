@@ -187,9 +187,70 @@ net::kernel_profile parse_kernel(const Obj& o, const char* key) {
   return *k;
 }
 
+// "table_perturb": {"41629": 180050309, …} — cells of the kernel's table_perturb (the others
+// stay seeded). The index must be one the profile's __inet_hash_connect can use.
+std::map<uint32_t, uint32_t> parse_perturb_cells(const Obj& o, const net::kernel_profile& k) {
+  if (k.perturb == net::perturb_layout::none)
+    fail(o.sub("table_perturb"), fmt::format("kernel {} has no table_perturb (its connect() walk uses one global hint): "
+                                             "give \"random\" or \"zero\"", k.name));
+  const uint32_t size = k.perturb == net::perturb_layout::hash32_256 ? 256 : net::INET_TABLE_PERTURB_SIZE;
+  std::map<uint32_t, uint32_t> cells;
+  for (const auto& [key, v] : o.at("table_perturb").items()) {
+    const std::string p = o.sub("table_perturb") + "." + key;
+    uint64_t idx = 0;
+    const bool digits = !key.empty() && key.size() <= 6 && std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (digits) idx = std::stoull(key);
+    if (!digits || idx >= size)
+      fail(p, fmt::format("expected a cell index in [0, {}] (INET_TABLE_PERTURB_SIZE of kernel {}) as the key, got \"{}\"",
+                          size - 1, k.name, key));
+    if (!v.is_number_unsigned() || v.get<uint64_t>() > UINT32_MAX)
+      fail(p, "expected the cell's value, an integer in [0, 4294967295], got " + show(v));
+    cells[uint32_t(idx)] = uint32_t(v.get<uint64_t>());
+  }
+  return cells;
+}
+
+// "jiffies", "perturb_draws", "connect_jiffies": a live kernel's state and random draws, for
+// an exact replay (scenarios/README.md "Exact inputs").
+void parse_exact_inputs(const Obj& o, MachineSpec& m) {
+  const net::kernel_profile& k = m.kernel;
+  const uint64_t j0 = initial_jiffies(m.hz), jmax = j0 + uint64_t(kMaxScenarioTime / kNsPerSec) * m.hz;
+  auto jiffies_value = [&](const json& v, const std::string& p) {
+    if (!v.is_number_unsigned() || v.get<uint64_t>() < j0 || v.get<uint64_t>() > jmax)
+      fail(p, fmt::format("expected jiffies_64 in [{}, {}] (INITIAL_JIFFIES at HZ {} up to 100000h later), got {}", j0, jmax,
+                          m.hz, show(v)));
+    return v.get<uint64_t>();
+  };
+  if (o.has("jiffies")) {
+    if (o.has("uptime")) fail(o.path(), "give either \"uptime\" or \"jiffies\" (both say where jiffies is at t=0), not both");
+    m.jiffies = jiffies_value(o.at("jiffies"), o.sub("jiffies"));
+  }
+  if (o.has("perturb_draws")) {
+    const json& a = o.at("perturb_draws");
+    if (!a.is_array()) fail(o.sub("perturb_draws"), "expected an array of integers (random draws), got " + show(a));
+    if (k.noise == net::perturb_noise::none)
+      fail(o.sub("perturb_draws"), fmt::format("kernel {} draws no random increment in connect()", k.name));
+    const uint32_t ceil = k.noise == net::perturb_noise::random_max ? 8 : 16;  // get_random_u32_below(8); prandom % 16
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!a[i].is_number_unsigned() || a[i].get<uint64_t>() >= ceil)
+        fail(fmt::format("{}[{}]", o.sub("perturb_draws"), i),
+             fmt::format("expected a draw in [0, {}] (kernel {}), got {}", ceil - 1, k.name, show(a[i])));
+      m.perturb_draws.push_back(uint32_t(a[i].get<uint64_t>()));
+    }
+  }
+  if (o.has("connect_jiffies")) {
+    const json& a = o.at("connect_jiffies");
+    if (!a.is_array()) fail(o.sub("connect_jiffies"), "expected an array of jiffies values, got " + show(a));
+    if (k.hash != net::port_hash::siphash64_timeseed && k.hash != net::port_hash::siphash32_timeseed)
+      fail(o.sub("connect_jiffies"), fmt::format("kernel {} has no time seed in its port offset (4dfa9b438ee3)", k.name));
+    for (size_t i = 0; i < a.size(); ++i) m.connect_jiffies.push_back(jiffies_value(a[i], fmt::format("{}[{}]", o.sub("connect_jiffies"), i)));
+  }
+}
+
 MachineSpec parse_machine(const json& j, const std::string& path, const net::kernel_profile& scenario_kernel,
                           bool overridden) {
-  Obj o(j, path, {"name", "hz", "uptime", "net_secret", "table_perturb", "addresses", "sysctls", "netns", "kernel", "udp_hash_entries"});
+  Obj o(j, path, {"name", "hz", "uptime", "jiffies", "net_secret", "table_perturb", "perturb_draws", "connect_jiffies",
+                  "addresses", "sysctls", "netns", "kernel", "udp_hash_entries"});
   MachineSpec m;
   m.name = o.str("name");
   m.kernel = scenario_kernel;
@@ -209,11 +270,15 @@ MachineSpec parse_machine(const json& j, const std::string& path, const net::ker
       fail(o.sub("udp_hash_entries"), fmt::format("expected a power of two (the UDP hash table size), got {}", m.udp_hash_entries));
   }
   if (o.has("net_secret")) m.net_secret = parse_key(o, "net_secret");
-  if (o.has("table_perturb")) {
+  if (o.has("table_perturb") && o.at("table_perturb").is_object()) {
+    m.perturb_cells = parse_perturb_cells(o, m.kernel);
+  } else if (o.has("table_perturb")) {
     const std::string tp = o.str("table_perturb");
-    if (tp != "zero" && tp != "random") fail(o.sub("table_perturb"), "expected \"random\" or \"zero\", got \"" + tp + "\"");
+    if (tp != "zero" && tp != "random")
+      fail(o.sub("table_perturb"), "expected \"random\", \"zero\" or an object of cells {\"index\": value}, got \"" + tp + "\"");
     m.perturb_zero = tp == "zero";
   }
+  parse_exact_inputs(o, m);
   if (o.has("netns")) {
     if (o.has("addresses") || o.has("sysctls"))
       fail(path, "give either \"netns\" or \"addresses\"/\"sysctls\" (the machine's one namespace), not both");

@@ -22,7 +22,7 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
     m.kp = ms.kernel;
     Random boot(seed, "boot:" + ms.name);
     const Nanos uptime = ms.uptime.value_or(Nanos(boot.u64() % (3600 * kNsPerSec)));  // up to 1 h
-    m.jiffies0 = initial_jiffies(ms.hz) + nanos_to_jiffies(uptime, ms.hz);
+    m.jiffies0 = ms.jiffies ? *ms.jiffies : initial_jiffies(ms.hz) + nanos_to_jiffies(uptime, ms.hz);
     if (ms.net_secret) {
       m.net_secret = *ms.net_secret;
     } else {
@@ -37,6 +37,9 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
       Random tp(seed, "table_perturb:" + ms.name);
       for (auto& cell : m.table_perturb) cell = tp.u32();
     }
+    for (const auto& [index, value] : ms.perturb_cells) m.table_perturb[index] = value;
+    m.perturb_draws = ms.perturb_draws;
+    m.connect_jiffies = ms.connect_jiffies;
     if (m.kp.hash == net::port_hash::md5) {  // ≤ 4.10: net_secret_init(), 16 random words
       Random md5(seed, "net_secret_md5:" + ms.name);
       for (auto& word : m.md5_secret) word = md5.u32();
@@ -350,8 +353,13 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   }
   out.sk = sk;
+  // Exact replay: each timeline connect() call takes its machine's next "connect_jiffies".
+  net::machine* connect_m = c.op == Op::connect ? &w_.machine_of(w_.ns_of(sk)) : nullptr;
+  if (connect_m) connect_m->connect_call_begin();
   if (!out.err && c.op != Op::sysctl && w_.sk(sk).udp) {
-    if (!run_udp_call(ci, k, sk, sname, out)) return;
+    const bool done = run_udp_call(ci, k, sk, sname, out);
+    if (connect_m) connect_m->connect_call_end();
+    if (!done) return;
     finish_call(ci, k, out, now);
     return;
   }
@@ -375,6 +383,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
         break;
       case Op::connect: {
         const net::connect_result cr = impl_->connect(sk, c.addr, c.nonblock);
+        connect_m->connect_call_end();
         out.err = cr.err;
         out.ci = cr.info;
         out.has_connect = true;
@@ -416,6 +425,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       }
     }
   }
+  if (connect_m) connect_m->connect_call_end();
   finish_call(ci, k, out, now);
 }
 

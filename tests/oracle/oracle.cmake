@@ -1,7 +1,7 @@
 # Kernel-oracle tests: one ctest per scenario marked oracle-checkable, i.e. whose file contains
 # "checkable": true (the "oracle" block read by tools/kernel-oracle). Each runs the scenario on
 # the live kernel in throw-away network namespaces (needs root and unshare -n) and diffs it
-# against portsim. Label: oracle.  Run: ctest --test-dir build -L oracle
+# against portsim. Label: oracle.  Run: ctest --test-dir build -L '^oracle$' (-L oracle also selects the VM labels)
 # Include from tests/CMakeLists.txt:  include(${PROJECT_SOURCE_DIR}/tests/oracle/oracle.cmake)
 find_package(Python3 COMPONENTS Interpreter QUIET)
 if(Python3_Interpreter_FOUND)

@@ -367,10 +367,12 @@ TEST_CASE("bind(0) joins a same-uid SO_REUSEPORT port before 4.10, not after", "
 }
 
 TEST_CASE("TIME_WAIT reuse: whole seconds since the last timestamp (< 6.14) vs ms since entry", "[kernel_profile][tcp]") {
-  // < 6.14 tcp_twsk_unique(): get_seconds() - tw_ts_recent_stamp > 1; 6.14 (19ce8cd30465):
-  // now_ms > tw_entry_stamp + tcp_tw_reuse_delay. uptime 0: the seconds clock ticks at whole
-  // virtual seconds. TIME_WAIT entered at 0.5 s; a connect at 1.7 s (1200 ms later).
-  for (const char* k : {"6.12", "6.18"}) {
+  // tcp_twsk_unique(): ≤ 4.18 get_seconds() - tw_ts_recent_stamp > 1; 4.19-6.13 (cca9bab1b72c)
+  // time_after32(ktime_get_seconds(), tw_ts_recent_stamp): a new second is enough (the Debian
+  // 6.1.192 guest reused a TIME_WAIT 0.5 s after its stamp, tests/live/vm/exact-6.1.json);
+  // 6.14 (19ce8cd30465): now_ms > tw_entry_stamp + tcp_tw_reuse_delay. uptime 0: the seconds
+  // clock ticks at whole virtual seconds. TIME_WAIT entered at 0.5 s.
+  for (const char* k : {"4.18", "6.12", "6.18"}) {
     World t(fmt::format(R"([{{"name":"h","kernel":"{}","uptime":"0s","sysctls":{{"net.ipv4.ip_local_port_range":"40000 40000"}}}}])", k));
     listen_on(t, "127.0.0.1:5000");
     const net::sock_id c = t.socket();
@@ -381,13 +383,18 @@ TEST_CASE("TIME_WAIT reuse: whole seconds since the last timestamp (< 6.14) vs m
     REQUIRE(net::tcp_close(t.w, c) == 0);
     REQUIRE(net::tcp_close(t.w, a) == 0);
     REQUIRE(t.w.sk(c).state == net::tcp_state::TIME_WAIT);
-    t.w.now = 1700 * kNsPerMs;
     INFO(k);
-    CHECK(t.connect(t.socket(), "127.0.0.1:5000").err == (std::string(k) == "6.12" ? EADDRNOTAVAIL : 0));
-    if (std::string(k) == "6.12") {
-      t.w.now = 2000 * kNsPerMs + kNsPerMs;  // second 2 - second 0 = 2 > 1
-      CHECK(t.connect(t.socket(), "127.0.0.1:5000").err == 0);
-    }
+    const std::string v = k;
+    t.w.now = 999 * kNsPerMs;  // 499 ms later, still second 0: no kernel reuses
+    CHECK(t.connect(t.socket(), "127.0.0.1:5000").err == EADDRNOTAVAIL);
+    t.w.now = 1001 * kNsPerMs;  // 501 ms later, second 1: 4.19-6.13 reuse (1 > 0)
+    CHECK(t.connect(t.socket(), "127.0.0.1:5000").err == (v == "6.12" ? 0 : EADDRNOTAVAIL));
+    if (v == "6.12") continue;
+    t.w.now = 1700 * kNsPerMs;  // 1200 ms later: 6.14+ reuse (> 1000 ms), 4.18 not (1 - 0 = 1)
+    CHECK(t.connect(t.socket(), "127.0.0.1:5000").err == (v == "6.18" ? 0 : EADDRNOTAVAIL));
+    if (v == "6.18") continue;
+    t.w.now = 2000 * kNsPerMs + kNsPerMs;  // 4.18: second 2 - second 0 = 2 > 1
+    CHECK(t.connect(t.socket(), "127.0.0.1:5000").err == 0);
   }
 }
 

@@ -221,3 +221,149 @@ def steps(sc):
                     'sock': sock_name(c['sock'], k) if 'sock' in c else None,
                     'as': sock_name(c['as'], k) if 'as' in c else None})
     return out
+
+
+# -- the replay plan ---------------------------------------------------------------------------
+# What tools/oracle/replay (portsim-replay) performs: the scenario fully resolved, so the executor
+# parses no scenario syntax (durations, endpoints, repeats, {i} names, option spellings). Format:
+# tools/oracle/replay/README.md.
+
+PLAN_FORMAT = 'portsim-replay-plan/1'
+
+# socket option -> how its value reaches setsockopt (the executor knows the levels)
+_OPTS = ('SO_REUSEADDR', 'SO_REUSEPORT', 'IP_BIND_ADDRESS_NO_PORT', 'IPV6_V6ONLY', 'SO_LINGER',
+         'TCP_SYNCNT', 'IP_LOCAL_PORT_RANGE')
+
+
+def _opt_value(name, v):
+    """The integer the executor passes for option `name` ("40000-40009" -> lo | hi << 16)."""
+    if name not in _OPTS:
+        raise Unsupported('socket option %s' % name)
+    if name == 'SO_LINGER':
+        return 0 if v == 'off' else 1
+    if name == 'IP_LOCAL_PORT_RANGE' and isinstance(v, str):
+        lo, hi = (int(x) for x in v.split('-'))
+        return lo | hi << 16
+    return int(v)
+
+
+def _endpoint(text):
+    a, p, fam = parse_endpoint(text)
+    return {'ip': a, 'port': p, 'family': fam}
+
+
+def _cidr(text):
+    """"10.0.0.1/24" -> {"cidr", "ip", "prefixlen", "family", "network": "10.0.0.0"} (the on-link route)."""
+    import ipaddress
+    try:
+        itf = ipaddress.ip_interface(text)
+    except ValueError:
+        raise BadInput('bad address %r (expected ADDR/PREFIXLEN)' % (text,))
+    return {'cidr': text, 'ip': str(itf.ip), 'prefixlen': itf.network.prefixlen,
+            'family': itf.version, 'network': str(itf.network.network_address)}
+
+
+def _sockets(st_list):
+    """Socket name -> {"family": 4|6, "type": "stream"|"dgram", "echo": bool}: the first call
+    naming a socket with "type": "udp" makes it SOCK_DGRAM (an "echo" server if it says so); its
+    family is the call's "family" or that of the first address it names (else AF_INET)."""
+    out = {}
+    for st in st_list:
+        c, name = st['call'], st['sock']
+        if not name:
+            continue
+        s = out.setdefault(name, {'family': None, 'type': None, 'echo': False})
+        if s['type'] is None and c.get('type') == 'udp':
+            s['type'] = 'dgram'
+            s['echo'] = bool(c.get('echo'))
+        a = c.get('addr') or c.get('to')
+        if s['family'] is None and c.get('family') in ('inet', 'inet6'):
+            s['family'] = 6 if c['family'] == 'inet6' else 4
+        elif s['family'] is None and a:
+            s['family'] = parse_endpoint(a)[2]
+    for s in out.values():
+        s['family'] = s['family'] or 4
+        s['type'] = s['type'] or 'stream'
+    return out
+
+
+def _plan_step(st):
+    c = st['call']
+    op = c['op']
+    p = {'i': st['i'], 'rep': st['rep'], 't': st['t'], 'op': op, 'sock': st['sock']}
+    if c.get('host') is not None:
+        p['host'] = c['host']
+    if st['as'] is not None:
+        p['as'] = st['as']
+    if op == 'sysctl':
+        p['name'], p['value'] = str(c['name']), str(c['value'])
+        return p
+    if c.get('addr'):
+        p['addr'] = _endpoint(c['addr'])
+    if c.get('to'):
+        p['to'] = _endpoint(c['to'])
+    opts = [[k, _opt_value(k, v)] for k, v in (c.get('opts') or {}).items()]
+    if op == 'setsockopt':
+        opts.append([c['opt'], _opt_value(c['opt'], c['value'])])
+    if opts:
+        p['opts'] = opts
+    if op == 'listen':
+        p['backlog'] = int(c.get('backlog', 128))
+    if c.get('nonblock'):
+        p['nonblock'] = True
+    if 'uid' in c or 'cap_net_bind_service' in c:
+        uid = int(c.get('uid', 0))
+        cap = bool(c.get('cap_net_bind_service', uid == 0))
+        if uid != 0 or not cap:
+            p['cred'] = {'uid': uid, 'cap_net_bind_service': cap}
+    return p
+
+
+def plan(sc, until=None, exact=False):
+    """The resolved plan portsim-replay performs (check_performable first: Unsupported)."""
+    check_performable(sc)
+    st_list = steps(sc)
+    hosts = [{'name': n, 'machine': m, 'addresses': [_cidr(a) for a in addrs],
+              'sysctls': [[k, v] for k, v in sysctls]} for n, m, addrs, sysctls in hosts_of(sc)]
+    ext = []
+    for text, ans in externals(sc):
+        e = _endpoint(text)
+        e.update(endpoint=text, answer=ans)
+        ext.append(e)
+    return {'format': PLAN_FORMAT, 'name': str(sc.get('name', '')), 'until': until,
+            'exact': bool(exact), 'hosts': hosts, 'externals': ext, 'sockets': _sockets(st_list),
+            'steps': [_plan_step(st) for st in st_list]}
+
+
+def _main(argv):
+    """python3 tools/oracle/scenario.py plan SCENARIO [--until-ns N] [--exact]: print the plan."""
+    import sys
+    if len(argv) < 2 or argv[0] != 'plan' or argv[0] in ('-h', '--help'):
+        sys.stderr.write('usage: scenario.py plan SCENARIO [--until-ns N] [--exact]\n'
+                         '  prints the replay plan of SCENARIO (tools/oracle/replay/README.md)\n')
+        return 2
+    until, exact, rest = None, False, argv[2:]
+    while rest:
+        if rest[0] == '--until-ns' and len(rest) > 1 and rest[1].isdigit():
+            until, rest = int(rest[1]), rest[2:]
+        elif rest[0] == '--exact':
+            exact, rest = True, rest[1:]
+        else:
+            sys.stderr.write('scenario.py plan: unknown argument %r\n' % rest[0])
+            return 2
+    try:
+        p = plan(load(argv[1]), until, exact)
+    except (BadInput, Unsupported) as ex:
+        sys.stderr.write('scenario.py: %s\n' % ex)
+        return 2
+    except (KeyError, TypeError, ValueError) as ex:
+        sys.stderr.write('scenario.py: %s: malformed scenario (%s)\n' % (argv[1], ex))
+        return 2
+    json.dump(p, sys.stdout)
+    sys.stdout.write('\n')
+    return 0
+
+
+if __name__ == '__main__':
+    import sys
+    sys.exit(_main(sys.argv[1:]))

@@ -50,7 +50,8 @@ enum class perturb_noise : uint8_t { none, one_in_16, random_max };
 enum class iplpr_mode : uint8_t { absent, parity, no_parity };
 // When may connect() recycle a TIME_WAIT (tcp_twsk_unique)? §4.
 enum class tw_reuse_clock : uint8_t {
-  seconds_since_last_ts,  // ≤ 6.13: get_seconds() - tw_ts_recent_stamp > 1
+  seconds_since_last_ts,  // ≤ 4.18: get_seconds() - tw_ts_recent_stamp > 1
+  seconds_after_last_ts,  // 4.19 (cca9bab1b72c) … 6.13: time_after32(ktime_get_seconds(), tw_ts_recent_stamp)
   ms_since_entry,         // 6.14 (19ce8cd30465): now_ms > tw_entry_stamp + tcp_tw_reuse_delay
 };
 // SYN retransmission schedule (tcp_retransmit_timer).

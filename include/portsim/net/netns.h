@@ -3,6 +3,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -45,11 +46,31 @@ struct machine {
   kernel_profile kp = default_kernel_profile();  // which kernel this machine runs
   std::array<uint32_t, 16> md5_secret{};  // ≤ 4.10: net_secret[MD5_MESSAGE_BYTES / 4]
   uint32_t hint = 0;  // ≤ 5.11: __inet_hash_connect's `static u32 hint` (kernel-global)
+  // Exact replay (scenario "perturb_draws", "connect_jiffies"; the kernel's values read from a
+  // live guest): consumed in order, one per use; afterwards the seeded stream / virtual clock.
+  std::vector<uint32_t> perturb_draws;   // __inet_hash_connect's random increment draws
+  size_t perturb_draws_used = 0;
+  std::vector<uint64_t> connect_jiffies; // jiffies at each timeline connect() call
+  size_t connect_jiffies_used = 0;
+  std::optional<uint64_t> call_jiffies;  // the current connect() call's value, while it runs
 
   machine(std::string n, uint32_t hz_, uint64_t seed)
       : name(std::move(n)), hz(hz_), random(seed, "get_random_u32:" + name) {}
   uint64_t jiffies(Nanos now) const { return jiffies0 + nanos_to_jiffies(now, hz); }
   uint64_t realtime_ns(Nanos now) const { return realtime0 + uint64_t(now); }  // ktime_get_real_ns()
+  // get_random_u32_below(ceil) of __inet_hash_connect's increment (prandom_u32() % 16 in 5.12):
+  // the next given draw, else the seeded stream.
+  uint32_t perturb_draw(uint32_t ceil) {
+    return perturb_draws_used < perturb_draws.size() ? perturb_draws[perturb_draws_used++] : random.u32_below(ceil);
+  }
+  // A timeline connect() call begins / ends: it takes the next "connect_jiffies" value, if any.
+  void connect_call_begin() {
+    call_jiffies.reset();
+    if (connect_jiffies_used < connect_jiffies.size()) call_jiffies = connect_jiffies[connect_jiffies_used++];
+  }
+  void connect_call_end() { call_jiffies.reset(); }
+  // jiffies as secure_ipv4/6_port_ephemeral() reads it for the time seed.
+  uint64_t port_offset_jiffies(Nanos now) const { return call_jiffies ? *call_jiffies : jiffies(now); }
 };
 
 struct netns {

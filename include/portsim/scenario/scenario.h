@@ -31,6 +31,11 @@ struct MachineSpec {
   std::optional<Nanos> uptime;              // seeded when absent
   std::optional<siphash_key> net_secret;    // seeded when absent
   bool perturb_zero = false;                // table_perturb all zero (worked examples, tests)
+  // Exact replay of a live kernel (issue 13; scenarios/README.md "Exact inputs"):
+  std::optional<uint64_t> jiffies;          // jiffies_64 at t=0 (instead of uptime)
+  std::map<uint32_t, uint32_t> perturb_cells;  // table_perturb cells index -> value (object form)
+  std::vector<uint32_t> perturb_draws;      // __inet_hash_connect's random increment draws, in order
+  std::vector<uint64_t> connect_jiffies;    // jiffies each autobind connect() hashes, in order
   net::kernel_profile kernel = net::default_kernel_profile();  // "kernel": the machine's, else the scenario's
   std::vector<NetnsSpec> netns;
   uint32_t udp_hash_entries = 0;            // udptable->mask + 1; 0: the live default (16384)
