@@ -121,7 +121,6 @@ void tcp_done(world& w, sock_id id) {
 }
 
 void sock_destroy(world& w, sock_id id) {
-  if (const sock_id p = w.sk(id).peer; p != kNone && w.sk(p).peer == id) w.sk(p).peer = kNone;
   inet_ehash_remove(w, id);
   inet_put_port(w, id);
   w.sock_free(id);
@@ -158,7 +157,7 @@ static void explain_hash_connect(world& w, sock_id id, const connect_info& i, in
 inet_addr connect_daddr(const sock& s, const inet_addr& to) {
   if (!to.is_any()) return to;
   if (s.v6 && !to.is_v4()) return s.rcv_saddr.is_v4() ? inet_addr::v4(0x7f000001) : inet_addr{0, 1};
-  return s.rcv_saddr.is_v4() && !s.rcv_saddr.is_any() ? s.rcv_saddr : inet_addr::v4(0x7f000001);
+  return s.rcv_saddr.is_v4() && !s.rcv_saddr.is_any() ? s.rcv_saddr.get() : inet_addr::v4(0x7f000001);
 }
 
 // net/ipv4/tcp_ipv4.c: tcp_v4_connect() (tcp_v6_connect for AF_INET6 sockets): route, fix
@@ -170,7 +169,7 @@ static int tcp_v4_connect(world& w, sock_id id, const endpoint& to, connect_info
   const inet_addr daddr = connect_daddr(w.sk(id), to.addr);
   if (w.sk(id).v6 && daddr.is_v4() && w.sk(id).ipv6only) return ENETUNREACH;
   netns& ns = w.ns_of(id);
-  const inet_addr saddr = w.sk(id).rcv_saddr.is_any() ? inet_select_saddr(ns, daddr) : w.sk(id).rcv_saddr;
+  const inet_addr saddr = w.sk(id).rcv_saddr.is_any() ? inet_select_saddr(ns, daddr) : w.sk(id).rcv_saddr.get();
   if (saddr.is_any()) return ENETUNREACH;
   if (w.sk(id).rcv_saddr.is_any()) inet_bhash2_update_saddr(w, id, saddr);  // [::] or 0.0.0.0
   w.sk(id).daddr = daddr;

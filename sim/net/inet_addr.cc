@@ -2,10 +2,57 @@
 
 #include <arpa/inet.h>
 
+#include <atomic>
 #include <cstring>
 #include <fmt/format.h>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
 
 namespace portsim::net {
+
+// sock_addr's intern table: chunks of 4096 addresses that never move, published with release
+// stores, so a reader needs no lock (it only holds indexes handed out before, under the lock).
+namespace {
+constexpr uint32_t kChunkBits = 12, kChunks = 1u << 16;  // up to 2^28 distinct IPv6 addresses
+struct InternTable {
+  std::mutex mu;
+  std::unordered_map<uint64_t, std::vector<uint32_t>> by_hash;  // only under mu
+  uint32_t size = 0;
+  std::atomic<inet_addr*> chunks[kChunks] = {};
+};
+InternTable& intern_table() {
+  static InternTable* t = new InternTable;  // never destroyed: socks may outlive static teardown
+  return *t;
+}
+}  // namespace
+
+uint32_t sock_addr::intern(const inet_addr& a) {
+  InternTable& t = intern_table();
+  std::lock_guard<std::mutex> lock(t.mu);
+  auto& bucket = t.by_hash[a.hi * 0x9e3779b97f4a7c15ULL ^ a.lo];
+  for (uint32_t i : bucket)
+    if (interned(i) == a) return i;
+  const uint32_t i = t.size;
+  if ((i >> kChunkBits) >= kChunks) throw std::bad_alloc();
+  inet_addr* chunk = t.chunks[i >> kChunkBits].load(std::memory_order_relaxed);
+  if (!chunk) {
+    chunk = new inet_addr[size_t(1) << kChunkBits];
+    t.chunks[i >> kChunkBits].store(chunk, std::memory_order_release);
+  }
+  chunk[i & ((1u << kChunkBits) - 1)] = a;
+  std::atomic_thread_fence(std::memory_order_release);
+  ++t.size;
+  bucket.push_back(i);
+  return i;
+}
+
+const inet_addr& sock_addr::interned(uint32_t index) {
+  const inet_addr* chunk = intern_table().chunks[index >> kChunkBits].load(std::memory_order_acquire);
+  return chunk[index & ((1u << kChunkBits) - 1)];
+}
 
 std::optional<inet_addr> parse_addr(std::string_view text) {
   std::string s(text);

@@ -171,6 +171,12 @@ sock_id world::sock_alloc(uint16_t ns) {
   return id;
 }
 
+void world::set_local_port_range(sock_id id, uint32_t range) {
+  if (local_port_ranges.size() <= id) local_port_ranges.resize(socks.size(), 0);
+  local_port_ranges[id] = range;
+  socks[id].has_local_port_range = range != 0;
+}
+
 void world::sock_free(sock_id id) {
   PORTSIM_ASSERT(!socks[id].hashed && socks[id].tb2 == kNone, "freeing a hashed/bound sock {}", id);
   const uint32_t gen = socks[id].timer_gen + 1;  // invalidates timers armed for the old sock
@@ -457,10 +463,11 @@ bool inet_sk_get_local_port_range(const world& w, const sock& sk, int& low, int&
   const sysctls& sys = w.nets[sk.netns].sys;
   low = sys.ip_local_port_range_lo;
   high = sys.ip_local_port_range_hi;
-  const int sk_lo = int(sk.local_port_range & 0xffff), sk_hi = int(sk.local_port_range >> 16);
+  const uint32_t range = w.local_port_range(sk);
+  const int sk_lo = int(range & 0xffff), sk_hi = int(range >> 16);
   if (sk_lo && sk_lo >= low && sk_lo <= high) low = sk_lo;  // only if inside the netns range
   if (sk_hi && sk_hi >= low && sk_hi <= high) high = sk_hi;
-  return sk.local_port_range != 0;
+  return range != 0;
 }
 
 namespace {

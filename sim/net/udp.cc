@@ -628,7 +628,7 @@ int udp_connect(world& w, sock_id sk, const endpoint& to, udp_port_info* info) {
   if (!s.v6 && !to.addr.is_v4()) return EAFNOSUPPORT;
   if (s.v6 && to.addr.is_v4() && s.ipv6only) return ENETUNREACH;
   const netns& ns = w.ns_of(sk);
-  const inet_addr saddr = s.rcv_saddr.is_any() ? inet_select_saddr(ns, to.addr) : s.rcv_saddr;
+  const inet_addr saddr = s.rcv_saddr.is_any() ? inet_select_saddr(ns, to.addr) : s.rcv_saddr.get();
   if (saddr.is_any()) return ENETUNREACH;
   if (s.rcv_saddr.is_any()) {  // inet_rcv_saddr = fl4->saddr; sk_prot->rehash(sk)
     s.rcv_saddr = saddr;
@@ -659,7 +659,7 @@ int udp_sendmsg(world& w, sock_id sk, const std::optional<endpoint>& to, udp_por
     dst = {s.daddr, s.dport};
   }
   const netns& ns = w.ns_of(sk);
-  const inet_addr saddr = s.rcv_saddr.is_any() ? inet_select_saddr(ns, dst.addr) : s.rcv_saddr;
+  const inet_addr saddr = s.rcv_saddr.is_any() ? inet_select_saddr(ns, dst.addr) : s.rcv_saddr.get();
   if (saddr.is_any()) return ENETUNREACH;
   // sock_alloc_send_pskb(): a pending error (an ICMP's ECONNREFUSED) fails this send, once.
   if (s.sk_err) {

@@ -4,6 +4,7 @@
 #include "runner_impl.h"
 
 #include "portsim/net/secure_seq.h"
+#include "portsim/scenario/load.h"
 
 #include <cstring>
 
@@ -115,7 +116,10 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   for (const auto& c : sc_.timeline)
     if (c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen || c.op == Op::accept)
       max_socks += c.count;
-  max_socks = std::min<uint64_t>(max_socks, 4u << 20);  // beyond that, tables grow as needed
+  // Up to the default socket limit (10^7, README "Limits") and a little more: reserving costs
+  // address space only for socks (untouched pages), 10.7 bytes per planned socket for ehash;
+  // growing instead would copy both tables (peak RSS: old + new) at the worst moment.
+  max_socks = std::min<uint64_t>(max_socks, 16u << 20);  // beyond that, tables grow as needed
   w_.socks.reserve(max_socks);
   w_.ehash.reserve(max_socks);
   for (const auto& ws : sc_.workloads) impl_->wl.push_back({Random(seed, "workload:" + ws.name), 0, {}, 0, 0});
@@ -150,6 +154,8 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   }
   impl_->tee.add(opt_.watch);
   if (!impl_->tee.empty()) w_.obs = impl_->tee.only() ? impl_->tee.only() : &impl_->tee;
+  impl_->unnamed.assign(sc_.timeline.size(), false);
+  if (!impl_->trace->enabled() && !opt_.explain && !w_.obs) impl_->unnamed = unreferenced_fresh_calls(sc_);
   w_.timers = impl_.get();
   w_.net_wire = impl_.get();
   w_.app = impl_.get();
@@ -158,7 +164,8 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
 Runner::~Runner() = default;
 
 // setsockopt(): the options portsim models, with the kernel's own refusals.
-int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o) {
+int apply_opt(const net::kernel_profile& k, net::world& w, net::sock_id id, const OptSetting& o) {
+  net::sock& s = w.sk(id);
   // net/ipv4/ip_sockglue.c: an option this kernel does not know is ENOPROTOOPT.
   if ((o.opt == SockOpt::IP_BIND_ADDRESS_NO_PORT && !k.opt_bind_address_no_port) ||
       (o.opt == SockOpt::IP_LOCAL_PORT_RANGE && k.iplpr == net::iplpr_mode::absent))
@@ -181,7 +188,7 @@ int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o) {
       // net/ipv4/ip_sockglue.c: both ends set and lo > hi → EINVAL.
       const uint32_t lo = o.value & 0xffff, hi = o.value >> 16;
       if (lo && hi && lo > hi) return EINVAL;
-      s.local_port_range = o.value;
+      w.set_local_port_range(id, o.value);
       return 0;
     }
   }
@@ -189,6 +196,18 @@ int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o) {
 }
 
 net::world& Runner::Impl::r_world() { return r.w_; }
+
+uint32_t ExaminedCounts::at_sorted(uint64_t i) const {
+  for (size_t v = 0; v < counts.size(); ++v) {
+    if (i < counts[v]) return uint32_t(v);
+    i -= counts[v];
+  }
+  if (large.empty()) return counts.empty() ? 0 : uint32_t(counts.size() - 1);
+  std::vector<uint32_t> l = large;
+  const size_t at = std::min<size_t>(size_t(i), l.size() - 1);
+  std::nth_element(l.begin(), l.begin() + ptrdiff_t(at), l.end());
+  return l[at];
+}
 
 void Runner::Impl::connect_done(net::sock_id sk, int err) {
   // A blocking connect that finished inside its own call: the caller records it.
@@ -256,7 +275,7 @@ void Runner::handle(const engine::Event& ev) {
   last_effective_ = ev.t;
   switch (ev.kind) {
     case kArrival: workload_arrival(ev.a, ev.b); return;
-    case kWlClose: workload_close(ev.a); return;
+    case kWlClose: workload_close(ev.a, ev.b); return;
     case kPoolOpen: pool_open(ev.a); return;
     case kPoolClose: pool_close(ev.a); return;
     default: run_call(ev.a, ev.b); return;
@@ -270,14 +289,16 @@ void Runner::on_timer(const engine::Event& ev) {
   if (id >= w_.socks.size() || !w_.sk(id).alive || w_.sk(id).timer_gen != gen) return;  // cancelled
   last_effective_ = ev.t;
   if (w_.obs) w_.obs->timer(w_, kind, id);
-  const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", impl_->trace->sk_id(id)) : impl_->name(id);
-  impl_->explain_begin(ev.t,
+  if (impl_->explainer) {
+    const std::string who = impl_->name(id).empty() ? fmt::format("sk{}", impl_->trace->sk_id(id)) : impl_->name(id);
+    impl_->explain_begin(ev.t,
                        fmt::format("{:<29} {}",
                                    kind == net::timer_kind::timewait    ? "tw_timer_handler"
                                    : kind == net::timer_kind::keepalive ? "tcp_keepalive_timer"
                                                                         : "tcp_retransmit_timer",
                                    who),
                        who);
+  }
   switch (kind) {
     case net::timer_kind::timewait:
       if (w_.sk(id).state == net::tcp_state::TIME_WAIT) net::inet_twsk_kill(w_, id);
@@ -320,16 +341,16 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
     sk = c.udp ? net::udp_socket(w_, uint16_t(c.netns), c.cred.uid, c.cred.cap_net_bind_service, c.family == net::family::inet6)
                : net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
     if (c.echo) w_.udp.socks[sk].echo = true;
-    impl_->set_name(sk, ci, uint32_t(k), false);
+    if (!impl_->unnamed[ci]) impl_->set_name(sk, ci, uint32_t(k), false);
     for (const auto& o : c.opts)
-      if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
+      if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   } else if (c.op == Op::socket) {
     rep_.runtime_error = fmt::format("{}: {}: socket '{}' exists already", sc_.file, c.path, sname);
     impl_->explain_end(now);
     return;
   } else if (!c.opts.empty() && c.op != Op::setsockopt) {
     for (const auto& o : c.opts)
-      if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
+      if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   }
   out.sk = sk;
   // Exact replay: each timeline connect() call takes its machine's next "connect_jiffies".
@@ -351,7 +372,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   if (!out.err) {
     switch (c.op) {
       case Op::socket: break;
-      case Op::setsockopt: out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), c.opts.front()); break;
+      case Op::setsockopt: out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, c.opts.front()); break;
       case Op::bind:
         out.err = net::inet_bind(w_, sk, c.addr, &out.bi);
         out.has_bind = c.addr.port == 0 && !w_.sk(sk).bind_address_no_port;
@@ -422,7 +443,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_st
   }
   ++rep_.calls;
   if (c.op == Op::connect && o.has_connect && o.ci.autobind)
-    rep_.examined.push_back(uint32_t(std::min<uint64_t>(o.ci.examined, UINT32_MAX)));
+    rep_.examined.add(uint32_t(std::min<uint64_t>(o.ci.examined, UINT32_MAX)));
   if (c.op == Op::connect && o.err != EINPROGRESS) count_connect(o.err);
   if (o.err) ++rep_.errors[std::string(errno_name(o.err))];
   else ++rep_.calls_ok;
@@ -564,8 +585,8 @@ void Runner::Impl::accept_ready(net::sock_id listener, net::sock_id child) {
 // EOF seen by an application: a generated client closes its socket (server-first close), and
 // the generator's server side closes a child whose client closed first.
 void Runner::Impl::peer_closed(net::sock_id sk) {
-  if (auto it = wl_of_sock.find(sk); it != wl_of_sock.end()) {
-    wl_of_sock.erase(it);
+  if (wl_of_sock.count(sk)) {
+    wl_of_sock.erase(sk);
     net::tcp_close(r.w_, sk);
   } else if (auto c = auto_children.find(sk); c != auto_children.end()) {
     auto_children.erase(c);

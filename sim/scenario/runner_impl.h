@@ -46,6 +46,25 @@ struct Runner::Outcome {
 };
 
 
+// A map from sock ids to a uint32_t value (kNone: absent) kept as a vector indexed by the id:
+// sock ids are dense (recycled by sock_alloc), so this costs 4 bytes per sock slot ever used
+// and nothing per insertion — no hash-map node per generated connection.
+class SockMap {
+ public:
+  uint32_t get(net::sock_id sk) const { return sk < v_.size() ? v_[sk] : net::kNone; }
+  bool count(net::sock_id sk) const { return get(sk) != net::kNone; }
+  void set(net::sock_id sk, uint32_t value) {
+    if (sk >= v_.size()) v_.resize(std::max<size_t>(size_t(sk) + 1, v_.size() * 2), net::kNone);
+    v_[sk] = value;
+  }
+  void erase(net::sock_id sk) {
+    if (sk < v_.size()) v_[sk] = net::kNone;
+  }
+
+ private:
+  std::vector<uint32_t> v_;
+};
+
 struct Pending {
   uint32_t call;
   uint64_t k;
@@ -70,9 +89,8 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
     uint64_t requests = 0, requests_failed = 0;
   };
   std::vector<WlState> wl;
-  struct WlConn { net::sock_id sk; uint32_t w; uint32_t gen = 0; };  // gen: the sock's timer_gen (UDP)
-  std::vector<WlConn> wl_conns;
-  std::vector<uint32_t> free_wl_conns;
+  // A generated connection's hold-then-close event carries a = its sock, b = workload << 32 |
+  // the sock's timer_gen (UDP; 0 for TCP).
   struct WlPending {
     uint32_t w;
     uint64_t k;              // the arrival (repetition) number
@@ -80,7 +98,7 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
     Nanos t_start;
   };
   std::unordered_map<net::sock_id, WlPending> wl_pending;  // generated connects awaiting the handshake
-  std::unordered_map<net::sock_id, uint32_t> wl_of_sock;   // generated sock -> workload
+  SockMap wl_of_sock;                                      // generated sock -> workload
   std::unordered_set<net::sock_id> auto_children;         // server children the generator accepted
   // server children of generated connections still in SYN_RECV -> their client's endpoint
   std::unordered_map<net::sock_id, net::endpoint> accept_when_ready;
@@ -116,6 +134,9 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   std::unordered_map<std::string, net::sock_id> plain;       // single names
   std::vector<std::vector<net::sock_id>> inst;               // per call: sockets of "{i}" names
   std::vector<NameRef> name_of_sock;                         // by sock id
+  // Per call: its sockets get no name index (a quiet run without observers, the call's names
+  // unreferenced by any other call: unreferenced_fresh_calls). Nothing can ask for the name.
+  std::vector<bool> unnamed;
   std::vector<uint64_t> ok_count;                            // per call, for expect_total
   std::vector<std::map<int, uint64_t>> err_count;
   std::vector<std::vector<bool>> ports_seen;
@@ -209,7 +230,7 @@ inline std::string connect_result_line(const net::world& w, net::sock_id sk, int
 }
 
 // setsockopt(): the options portsim models, with the kernel's own refusals (runner.cc).
-int apply_opt(const net::kernel_profile& k, net::sock& s, const OptSetting& o);
+int apply_opt(const net::kernel_profile& k, net::world& w, net::sock_id id, const OptSetting& o);
 // A sysctl write under the netns' machine's kernel (global sysctls reach every netns).
 std::string sysctl_set(net::world& w, uint16_t ns, const std::string& name, const std::string& value);
 // getsockname(): inet_rcv_saddr and inet_sport (which keeps the port after inet_put_port); an

@@ -290,17 +290,17 @@ struct Quantiles {
   uint32_t p50 = 0, p99 = 0, max = 0;
 };
 
-Quantiles quantiles(std::vector<uint32_t> v) {
+Quantiles quantiles(const ExaminedCounts& v) {
   Quantiles q;
   if (v.empty()) return q;
-  std::sort(v.begin(), v.end());
-  double sum = 0;
-  for (uint32_t x : v) sum += x;
+  double sum = 0;  // exact: integers below 2^53, in any order
+  for (size_t x = 0; x < v.counts.size(); ++x) sum += double(x) * double(v.counts[x]);
+  for (uint32_t x : v.large) sum += x;
   q.mean = sum / double(v.size());
-  auto at = [&](double p) { return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))]; };
+  auto at = [&](double p) { return v.at_sorted(std::min<uint64_t>(v.size() - 1, uint64_t(p * double(v.size() - 1) + 0.5))); };
   q.p50 = at(0.5);
   q.p99 = at(0.99);
-  q.max = v.back();
+  q.max = v.at_sorted(v.size() - 1);
   return q;
 }
 

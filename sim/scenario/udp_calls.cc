@@ -13,7 +13,7 @@ bool Runner::run_udp_call(uint32_t ci, uint64_t k, net::sock_id sk, const std::s
   out.udp = true;
   switch (c.op) {
     case Op::socket: break;
-    case Op::setsockopt: out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), c.opts.front()); break;
+    case Op::setsockopt: out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, c.opts.front()); break;
     case Op::bind:
       out.err = net::udp_bind(w_, sk, c.addr, &out.ui);
       out.has_udp = out.ui.autobind;
@@ -21,7 +21,7 @@ bool Runner::run_udp_call(uint32_t ci, uint64_t k, net::sock_id sk, const std::s
     case Op::connect:
       out.err = net::udp_connect(w_, sk, c.addr, &out.ui);
       out.has_udp = out.ui.autobind;
-      if (out.ui.autobind) rep_.examined.push_back(uint32_t(std::min<uint64_t>(out.ui.examined, UINT32_MAX)));
+      if (out.ui.autobind) rep_.examined.add(uint32_t(std::min<uint64_t>(out.ui.examined, UINT32_MAX)));
       break;
     case Op::send:
       out.err = net::udp_sendmsg(w_, sk, c.has_to ? std::optional<net::endpoint>(c.addr) : std::nullopt, &out.ui);
@@ -51,11 +51,11 @@ net::sock_id Runner::workload_udp(uint32_t wi, uint64_t k) {
   if (impl_->trace->enabled() || opt_.explain) impl_->set_generated_name(sk, ws.name, k);
   int err = 0;
   for (const auto& o : ws.opts)
-    if (!err) err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
+    if (!err) err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   if (!err && ws.bind) err = net::udp_bind(w_, sk, *ws.bind);
   net::udp_port_info ui;
   if (!err) err = net::udp_connect(w_, sk, to, &ui);
-  if (ui.autobind) rep_.examined.push_back(uint32_t(std::min<uint64_t>(ui.examined, UINT32_MAX)));
+  if (ui.autobind) rep_.examined.add(uint32_t(std::min<uint64_t>(ui.examined, UINT32_MAX)));
   count_connect(err);
   ++w_.udp.st.queries;
   if (impl_->trace->enabled() && !(opt_.trace_sample > 1 && k % opt_.trace_sample)) {
@@ -74,29 +74,20 @@ net::sock_id Runner::workload_udp(uint32_t wi, uint64_t k) {
     net::udp_close(w_, sk);
     return net::kNone;
   }
-  impl_->wl_of_sock[sk] = wi;
+  impl_->wl_of_sock.set(sk, wi);
   const uint32_t gen = w_.sk(sk).timer_gen;
   (void)net::udp_sendmsg(w_, sk, std::nullopt);  // a zero-delay answer closes the socket in here
   if (!w_.sk(sk).alive || w_.sk(sk).timer_gen != gen) return net::kNone;
-  uint32_t slot;
-  if (!impl_->free_wl_conns.empty()) {
-    slot = impl_->free_wl_conns.back();
-    impl_->free_wl_conns.pop_back();
-    impl_->wl_conns[slot] = {sk, wi, gen};
-  } else {
-    slot = uint32_t(impl_->wl_conns.size());
-    impl_->wl_conns.push_back({sk, wi, gen});
-  }
-  eng_.schedule({w_.now + ws.hold, engine::Prio::Call, kWlClose, slot, 0});
+  eng_.schedule({w_.now + ws.hold, engine::Prio::Call, kWlClose, sk, uint64_t(wi) << 32 | gen});
   return sk;
 }
 
 // A datagram or an ICMP error reached a UDP socket: a generated query is over (answered or
 // refused) and its socket closes.
 void Runner::Impl::udp_ready(net::sock_id sk) {
-  auto it = wl_of_sock.find(sk);
-  if (it == wl_of_sock.end() || !r.sc_.workloads[it->second].udp) return;
-  wl_of_sock.erase(it);
+  const uint32_t wi = wl_of_sock.get(sk);
+  if (wi == net::kNone || !r.sc_.workloads[wi].udp) return;
+  wl_of_sock.erase(sk);
   net::world& w = r.w_;
   if (w.sk(sk).sk_err) ++w.udp.st.queries_refused;
   else ++w.udp.st.queries_answered;

@@ -29,13 +29,13 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
   const net::endpoint& to = next_dest(wi);
   const auto fam = to.addr.is_v4() && (!ws.bind || ws.bind->addr.is_v4()) ? net::family::inet : net::family::inet6;
   const net::sock_id sk = net::sys_socket(w_, uint16_t(ws.netns), {}, fam);
-  impl_->wl_of_sock[sk] = wi;
+  impl_->wl_of_sock.set(sk, wi);
   if (impl_->trace->enabled() || opt_.explain) impl_->set_generated_name(sk, ws.name, k);
   if (opt_.explain) impl_->explain_begin(w_.now, fmt::format("connect {}#{} {}", ws.name, k, net::to_string(to)),
                                          fmt::format("{}#{}", ws.name, k));
   int err = 0;
   for (const auto& o : ws.opts)
-    if (!err) err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_.sk(sk), o);
+    if (!err) err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   if (!err && ws.bind) err = net::inet_bind(w_, sk, *ws.bind);
   net::connect_info info;
   if (!err) {
@@ -43,7 +43,7 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
     err = cr.err;
     info = cr.info;
   }
-  if (info.autobind) rep_.examined.push_back(uint32_t(std::min<uint64_t>(info.examined, UINT32_MAX)));
+  if (info.autobind) rep_.examined.add(uint32_t(std::min<uint64_t>(info.examined, UINT32_MAX)));
   if (opt_.explain) {
     if (err == EINPROGRESS) impl_->explain_end(w_.now, {}, EINPROGRESS);  // the result is a block of its own
     else impl_->explain_end(w_.now, connect_result_line(w_, sk, err, fmt::format("{}#{}", ws.name, k)), err);
@@ -78,16 +78,7 @@ void Runner::workload_established(uint32_t wi, net::sock_id sk) {
   if (ws.pool) return;
   Nanos hold = ws.hold;
   if (ws.hold_exp) hold = nanos_from_double(-std::log1p(-impl_->wl[wi].rnd.unit()) * double(ws.hold));
-  uint32_t slot;
-  if (!impl_->free_wl_conns.empty()) {
-    slot = impl_->free_wl_conns.back();
-    impl_->free_wl_conns.pop_back();
-    impl_->wl_conns[slot] = {sk, wi};
-  } else {
-    slot = uint32_t(impl_->wl_conns.size());
-    impl_->wl_conns.push_back({sk, wi});
-  }
-  eng_.schedule({sat_add(w_.now, hold), engine::Prio::Call, kWlClose, slot, 0});
+  eng_.schedule({sat_add(w_.now, hold), engine::Prio::Call, kWlClose, sk, uint64_t(wi) << 32});
 }
 
 void Runner::workload_arrival(uint32_t wi, uint64_t k) {
@@ -106,9 +97,8 @@ void Runner::workload_arrival(uint32_t wi, uint64_t k) {
 }
 
 // The hold is over: the chosen side closes.
-void Runner::workload_close(uint32_t slot) {
-  const auto [sk, wi, gen] = impl_->wl_conns[slot];
-  impl_->free_wl_conns.push_back(slot);
+void Runner::workload_close(net::sock_id sk, uint64_t wl_gen) {
+  const uint32_t wi = uint32_t(wl_gen >> 32), gen = uint32_t(wl_gen);
   if (!w_.sk(sk).alive) return;
   const WorkloadSpec& ws = sc_.workloads[wi];
   if (ws.udp) {  // no answer within hold: the resolver gives up and closes

@@ -62,7 +62,7 @@ sock_id listener(World& W, const std::string& a = "127.0.0.1:5000") {
   REQUIRE(do_listen(W, l) == 0);
   return l;
 }
-void set_range(World& W, sock_id s, uint32_t lo, uint32_t hi) { W.w.sk(s).local_port_range = lo | hi << 16; }
+void set_range(World& W, sock_id s, uint32_t lo, uint32_t hi) { W.w.set_local_port_range(s, lo | hi << 16); }
 
 // The first half of tcp_v4_connect() without the wire: fix the source address (moving a
 // wildcard-bound socket to its (port, saddr) bucket like inet_bhash2_update_saddr), set the
@@ -80,7 +80,7 @@ net::connect_info hash_connect(World& W, sock_id s, const std::string& to, int& 
   err = net::inet_hash_connect(W.w, s, info);
   if (err) {  // tcp_v4_connect's failure path
     W.w.sk(s).state = tcp_state::CLOSE;
-    W.w.sk(s).daddr = {};
+    W.w.sk(s).daddr = net::inet_addr{};
     W.w.sk(s).dport = 0;
   } else {
     W.w.sk(s).state = tcp_state::ESTABLISHED;

@@ -170,7 +170,7 @@ TEST_CASE("connect: IP_LOCAL_PORT_RANGE scans with step 1, no parity split", "[c
   std::set<uint16_t> ports;
   for (int i = 0; i < 4; ++i) {
     const net::sock_id s = t.socket();
-    t.w.sk(s).local_port_range = 40002 | (40005u << 16);
+    t.w.set_local_port_range(s, 40002 | (40005u << 16));
     const auto r = t.connect(s, "127.0.0.1:5000");
     REQUIRE(r.err == 0);
     CHECK(r.info.step == 1);
@@ -178,7 +178,7 @@ TEST_CASE("connect: IP_LOCAL_PORT_RANGE scans with step 1, no parity split", "[c
   }
   CHECK(ports == std::set<uint16_t>{40002, 40003, 40004, 40005});
   const net::sock_id s = t.socket();
-  t.w.sk(s).local_port_range = 40002 | (40005u << 16);
+  t.w.set_local_port_range(s, 40002 | (40005u << 16));
   CHECK(t.connect(s, "127.0.0.1:5000").err == EADDRNOTAVAIL);
 }
 

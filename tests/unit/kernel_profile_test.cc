@@ -476,7 +476,7 @@ TEST_CASE("IP_LOCAL_PORT_RANGE keeps the parity passes on 6.6, walks step 1 from
     int odd = 0;
     for (int i = 0; i < 5; ++i) {
       const net::sock_id s = t.socket();
-      t.w.sk(s).local_port_range = 40000u | (40009u << 16);
+      t.w.set_local_port_range(s, 40000u | (40009u << 16));
       REQUIRE(t.connect(s, "127.0.0.1:5000").err == 0);
       CHECK((t.port(s) >= 40000 && t.port(s) <= 40009));
       odd += t.port(s) % 2;
@@ -491,7 +491,7 @@ TEST_CASE("IP_LOCAL_PORT_RANGE keeps the parity passes on 6.6, walks step 1 from
     listen_on(t, "127.0.0.1:5000");
     for (int i = 0; i < 5; ++i) {
       const net::sock_id s = t.socket();
-      t.w.sk(s).local_port_range = 40000u | (40009u << 16);
+      t.w.set_local_port_range(s, 40000u | (40009u << 16));
       REQUIRE(t.connect(s, "127.0.0.1:5000").err == 0);
       odd_total += t.port(s) % 2;
     }

@@ -128,3 +128,24 @@ TEST_CASE("load: messages escape bytes that are not UTF-8", "[load]") {
   CHECK(printable("ok \xc3\xa9 \xff\x01") == "ok \xc3\xa9 \\xFF\\x01");
   CHECK(printable(std::string(10, 'a'), 4) == "aaaa...");
 }
+
+// unreferenced_fresh_calls(): a repeated creating call is unreferenced unless another call's
+// name could start with its literal prefix or be a "{i}" pattern its prefix starts with (the
+// runner keeps no name index for the unreferenced ones in quiet runs).
+TEST_CASE("unreferenced_fresh_calls: prefixes clash, distinct prefixes do not", "[load]") {
+  const std::string text = R"({"name":"u","machines":[{"name":"h","addresses":["10.0.0.1/24"]}],
+    "external":["10.0.0.2:80"],
+    "timeline":[
+      {"t":"0s","host":"h","op":"connect","sock":"d1c{i}","to":"10.0.0.2:80","repeat":{"count":2,"every":"0s"}},
+      {"t":"0s","host":"h","op":"connect","sock":"d10c{i}","to":"10.0.0.2:80","repeat":{"count":2,"every":"0s"}},
+      {"t":"0s","host":"h","op":"connect","sock":"a{i}","to":"10.0.0.2:80","repeat":{"count":2,"every":"0s"}},
+      {"t":"0s","host":"h","op":"connect","sock":"ab{i}","to":"10.0.0.2:80","repeat":{"count":2,"every":"0s"}},
+      {"t":"0s","host":"h","op":"connect","sock":"x{i}","to":"10.0.0.2:80","repeat":{"count":2,"every":"0s"}},
+      {"t":"1s","host":"h","op":"close","sock":"x1"}]})";
+  auto r = load_scenario_text(text, "u.json");
+  REQUIRE(r.scenario);
+  const std::vector<bool> got = unreferenced_fresh_calls(*r.scenario);
+  // d1c / d10c: neither literal starts with the other. a / ab: "ab…" starts with "a", and "a{i}"
+  // is a pattern "ab" starts with. x{i}: the close names "x1".
+  CHECK(got == std::vector<bool>{true, true, false, false, false, false});
+}

@@ -137,14 +137,14 @@ TEST_CASE("udp: IP_BIND_ADDRESS_NO_PORT sources share ports; IP_LOCAL_PORT_RANGE
   std::set<uint16_t> got;
   for (int i = 0; i < 5; ++i) {
     const sock_id s = mk(R);
-    R.w.sk(s).local_port_range = 40002u | (40005u << 16);
+    R.w.set_local_port_range(s, 40002u | (40005u << 16));
     const int r = bind_(R, s, "127.0.0.1:0");
     if (i < 4) got.insert(R.port(s));
     else CHECK(r == EADDRINUSE);
   }
   CHECK(got == std::set<uint16_t>{40002, 40003, 40004, 40005});
   const sock_id c = mk(R);
-  R.w.sk(c).local_port_range = 40002u | (40005u << 16);
+  R.w.set_local_port_range(c, 40002u | (40005u << 16));
   CHECK(connect_(R, c, "127.0.0.2:5000") == EAGAIN);
 }
 
@@ -363,7 +363,7 @@ TEST_CASE("udp: IP_LOCAL_PORT_RANGE exists from 6.3 (kernel profile)", "[udp][ke
     int fails = 0;
     for (int i = 0; i < 12; ++i) {
       const sock_id s = mk(R);
-      R.w.sk(s).local_port_range = 40002u | (40005u << 16);
+      R.w.set_local_port_range(s, 40002u | (40005u << 16));
       if (bind_(R, s, "127.0.0.1:0") == 0) got.insert(R.port(s));
       else ++fails;
     }

@@ -24,6 +24,50 @@ struct inet_addr {
 
 inline constexpr inet_addr kAnyV4 = inet_addr::v4(0);
 
+// An inet_addr held in 8 bytes with 4-byte alignment, for the per-socket fields (struct sock
+// keeps two): an address whose upper half is zero and lower half below 2^63 — every IPv4
+// (v4-mapped) address, ::, ::1 — is stored as its lower half; any other IPv6 address as an
+// index into a process-wide, append-only intern table (one index per distinct address, so
+// equal addresses have equal representations). Reads convert back to inet_addr.
+class sock_addr {
+ public:
+  sock_addr() : lo_(uint32_t(kAnyV4.lo)), hi_(uint32_t(kAnyV4.lo >> 32)) {}
+  sock_addr(const inet_addr& a) { set(a); }  // NOLINT: implicit on purpose (drop-in for inet_addr)
+  sock_addr& operator=(const inet_addr& a) {
+    set(a);
+    return *this;
+  }
+  operator inet_addr() const { return get(); }  // NOLINT
+  inet_addr get() const {
+    if (hi_ & kTag) return interned(lo_);
+    return {0, uint64_t(hi_) << 32 | lo_};
+  }
+  bool is_v4() const { return get().is_v4(); }
+  uint32_t v4_host() const { return get().v4_host(); }
+  bool is_loopback() const { return get().is_loopback(); }
+  bool is_any() const { return get().is_any(); }
+  friend bool operator==(const sock_addr& a, const sock_addr& b) { return a.lo_ == b.lo_ && a.hi_ == b.hi_; }
+  friend bool operator==(const sock_addr& a, const inet_addr& b) {
+    if (a.hi_ & kTag) return interned(a.lo_) == b;
+    return b.hi == 0 && b.lo == (uint64_t(a.hi_) << 32 | a.lo_);
+  }
+
+ private:
+  static constexpr uint32_t kTag = 1u << 31;
+  static uint32_t intern(const inet_addr& a);           // inet_addr.cc
+  static const inet_addr& interned(uint32_t index);     // inet_addr.cc
+  void set(const inet_addr& a) {
+    if (a.hi == 0 && (a.lo >> 63) == 0) {
+      lo_ = uint32_t(a.lo);
+      hi_ = uint32_t(a.lo >> 32);
+    } else {
+      lo_ = intern(a);
+      hi_ = kTag;
+    }
+  }
+  uint32_t lo_, hi_;
+};
+
 struct endpoint {
   inet_addr addr;
   uint16_t port = 0;

@@ -156,6 +156,14 @@ struct world {
   netns& ns_of(sock_id id) { return nets[socks[id].netns]; }
   machine& machine_of(const netns& ns) { return machines[ns.machine]; }
 
+  // IP_LOCAL_PORT_RANGE (packed lo | hi << 16, 0 = unset) lives beside struct sock, by sock
+  // id, allocated only once a socket sets it: few sockets do, every held connection would pay.
+  std::vector<uint32_t> local_port_ranges;
+  uint32_t local_port_range(const sock& s) const {
+    return s.has_local_port_range ? local_port_ranges[size_t(&s - socks.data())] : 0;
+  }
+  void set_local_port_range(sock_id id, uint32_t range);
+
   sock_id sock_alloc(uint16_t netns);
   void sock_free(sock_id id);
   // net/ipv4/tcp.c: tcp_set_state() — records the change (trace) and keeps indexes in step.

@@ -1,5 +1,5 @@
 // struct sock, reduced to what port selection and the connection lifecycle need.
-// Kept small on purpose (~80 bytes): a million connections must fit in 200 MB.
+// Kept small on purpose (76 bytes, checked below): 10 million connections must fit in 1.5 GiB.
 #pragma once
 #include <cstdint>
 #include <string_view>
@@ -32,14 +32,14 @@ enum class socket_state : uint8_t { SS_FREE, SS_UNCONNECTED, SS_CONNECTING, SS_C
 // include/net/sock.h: sk_reuse values.
 enum : uint8_t { SK_NO_REUSE = 0, SK_CAN_REUSE = 1 };
 
+// 76 bytes, 4-byte aligned: addresses as sock_addr (8 bytes each, IPv6 interned), the RTO
+// fields packed into bit-fields wide enough for their kernel ranges.
 struct sock {
-  inet_addr rcv_saddr = kAnyV4;  // inet_rcv_saddr: bound / chosen local address (AF_INET: 0.0.0.0)
-  inet_addr daddr = kAnyV4;       // inet_daddr
+  sock_addr rcv_saddr = kAnyV4;  // inet_rcv_saddr: bound / chosen local address (AF_INET: 0.0.0.0)
+  sock_addr daddr = kAnyV4;       // inet_daddr
   uint32_t uid = 0;             // sk_uid: owner uid (SO_REUSEPORT same-uid rule)
-  uint32_t local_port_range = 0;  // IP_LOCAL_PORT_RANGE, packed lo | hi << 16 (0 = unset)
   sock_id bind_next = kNone, bind_prev = kNone;  // sk_bind2_node: owners list of tb2
   uint32_t tb2 = kNone;         // icsk_bind2_hash (tb is tb2's parent)
-  sock_id peer = kNone;         // the other end, when it is modelled
   sock_id listener = kNone;     // for a child: the listener it was accepted from
   uint32_t timer_gen = 0;       // bumps on every (re)arm and free: stale timer events are ignored
   // ms stamps (tcp_time_stamp_ms): tp->retrans_stamp (first SYN / SYN-ACK) while connecting,
@@ -48,24 +48,25 @@ struct sock {
     uint32_t retrans_stamp = 0;
     uint32_t tw_entry_stamp;
   };
-  uint32_t rto_ms = 0;          // icsk_rto (ms)
+  uint32_t rto_ms : 17 = 0;     // icsk_rto (ms), at most TCP_RTO_MAX (120 000)
+  uint32_t retransmits : 8 = 0; // icsk_retransmits (u8)
+  uint32_t syn_retries : 7 = 0; // TCP_SYNCNT, 1..MAX_TCP_SYNCNT (127); 0 = net.ipv4.tcp_syn_retries
+  uint32_t rto_max_ms : 17 = 0; // icsk_rto_max: net.ipv4.tcp_rto_max_ms (1000..120 000) when the socket was made
+  uint32_t total_rto : 8 = 0;   // tp->total_rto (u8; 6.7+: linear SYN phase)
+  uint32_t sk_err : 7 = 0;      // the error a pending connect() ended with (an errno, < 128)
   // Sequence space (data is not modelled: only SYN and FIN occupy it). Before connect()
   // snd_nxt holds tp->write_seq: 0 = not chosen yet (secure_tcp_seq), or set by the reuse of
   // a TIME_WAIT (tcp_twsk_unique).
   uint32_t snd_nxt = 0, rcv_nxt = 0;
-  uint32_t rto_max_ms = 0;      // icsk_rto_max: net.ipv4.tcp_rto_max_ms when the socket was made
-  uint8_t retransmits = 0;      // icsk_retransmits
-  uint8_t total_rto = 0;        // tp->total_rto (6.7+: linear SYN phase)
-  uint8_t syn_retries = 0;      // TCP_SYNCNT (0 = net.ipv4.tcp_syn_retries)
-  uint8_t sk_err = 0;           // the error a pending connect() ended with
   uint16_t num = 0;             // inet_num: local port, 0 = unbound
   uint16_t sport = 0;           // inet_sport: what getsockname() shows; inet_put_port keeps it
   uint16_t dport = 0;           // inet_dport
   uint16_t netns = 0;           // sock_net(sk)
   tcp_state state = tcp_state::CLOSE;
   tcp_state tw_substate = tcp_state::CLOSE;  // TIME_WAIT sockets: TIME_WAIT or FIN_WAIT2
-  uint8_t userlocks = 0;        // sk_userlocks
-  uint8_t reuse = SK_NO_REUSE;  // sk_reuse (SO_REUSEADDR)
+  uint8_t userlocks : 5 = 0;    // sk_userlocks
+  uint8_t reuse : 2 = SK_NO_REUSE;  // sk_reuse (SO_REUSEADDR)
+  bool has_local_port_range : 1 = false;  // world::local_port_ranges holds its IP_LOCAL_PORT_RANGE
   socket_state ss = socket_state::SS_UNCONNECTED;  // sock->state (struct socket)
   bool reuseport : 1 = false;   // sk_reuseport (SO_REUSEPORT)
   bool bind_address_no_port : 1 = false;  // IP_BIND_ADDRESS_NO_PORT
@@ -83,5 +84,6 @@ struct sock {
   bool shut_wr : 1 = false;     // shutdown(SHUT_WR) done
   bool udp : 1 = false;         // SOCK_DGRAM (net/ipv4/udp.c); state ESTABLISHED = connected
 };
+static_assert(sizeof(sock) <= 76, "struct sock grew: every held connection pays for it (README Performance)");
 
 }  // namespace portsim::net

@@ -30,6 +30,10 @@ struct Limits {
 
 // The memory a run of `sc` needs at least, in bytes (tables per machine and namespace, sockets).
 uint64_t estimate_memory(const Scenario& sc);
+// Repeated creating calls whose "{i}" names no other call can name (conservatively, by their
+// literal prefixes): true at their index. The lifetime check skips them; a quiet run keeps no
+// name index for their sockets.
+std::vector<bool> unreferenced_fresh_calls(const Scenario& sc);
 
 constexpr size_t kMaxScenarioBytes = 64u << 20;  // a scenario file is at most 64 MiB
 constexpr int kMaxJsonDepth = 64;                // nesting levels of arrays and objects

@@ -46,6 +46,30 @@ struct Sample {
   std::map<std::string, uint64_t> connect_errors;  // running totals by errno name
 };
 
+// How many candidates each autobind examined, kept as counts per value (a connect() scan
+// examines at most its range, ≤ 65 536): bounded memory however many connects ran. Larger
+// values (UDP searches can count more) are kept one by one.
+struct ExaminedCounts {
+  static constexpr uint32_t kCounted = 1u << 17;
+  std::vector<uint64_t> counts;  // counts[v]: autobinds that examined v < kCounted candidates
+  std::vector<uint32_t> large;   // the values ≥ kCounted, in arrival order
+  uint64_t n = 0;
+  void add(uint32_t v) {
+    ++n;
+    if (v >= kCounted) {
+      large.push_back(v);
+      return;
+    }
+    if (v >= counts.size()) counts.resize(size_t(v) + 1, 0);
+    ++counts[v];
+  }
+  uint64_t size() const { return n; }
+  bool empty() const { return n == 0; }
+  // The value at index i of the sorted list of every count (i < size()).
+  uint32_t at_sorted(uint64_t i) const;
+  friend bool operator==(const ExaminedCounts&, const ExaminedCounts&) = default;
+};
+
 struct RunReport {
   uint64_t calls = 0, calls_ok = 0;
   std::map<std::string, uint64_t> errors;  // errno name -> count
@@ -61,7 +85,7 @@ struct RunReport {
   std::map<std::string, uint64_t> connect_errors;
   uint64_t requests = 0, requests_failed = 0;  // pooled workloads
   std::optional<Nanos> first_eaddrnotavail;
-  std::vector<uint32_t> examined;  // candidates examined by each connect() autobind
+  ExaminedCounts examined;  // candidates examined by each connect() autobind
   std::vector<Sample> samples;
 };
 
@@ -100,7 +124,7 @@ class Runner final : public engine::EventHandler {
   net::sock_id workload_udp(uint32_t wi, uint64_t k);
   void workload_established(uint32_t wi, net::sock_id sk);
   void workload_arrival(uint32_t wi, uint64_t k);
-  void workload_close(uint32_t slot);
+  void workload_close(net::sock_id sk, uint64_t wl_gen);
   void pool_open(uint32_t wi);
   void pool_close(uint32_t wi);
   void take_sample();
