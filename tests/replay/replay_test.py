@@ -62,12 +62,17 @@ def port(local):
     return int(local.rpartition(':')[2])
 
 
+def replay_ok(binary, name):
+    """The result of replaying tests/replay/NAME.json, or None (a failed check) if it did not exit 0."""
+    p = replay(binary, S.plan(S.load(os.path.join(HERE, name + '.json'))))
+    check(p.returncode == 0, '%s: exit 0 (stderr: %s)' % (name, p.stderr.strip()))
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
 def test_range10(binary):
-    p = replay(binary, S.plan(S.load(os.path.join(HERE, 'range10.json'))))
-    check(p.returncode == 0, 'range10: exit 0 (stderr: %s)' % p.stderr.strip())
-    if p.returncode:
+    out = replay_ok(binary, 'range10')
+    if out is None:
         return
-    out = json.loads(p.stdout)
     conns = [c for c in out['calls'] if c['op'] == 'connect']
     check(len(conns) == 11, 'range10: 11 connect records')
     ok = [port(c['local']) for c in conns[:10] if c['err'] == 'OK']
@@ -80,11 +85,9 @@ def test_range10(binary):
 
 
 def test_topology(binary):
-    p = replay(binary, S.plan(S.load(os.path.join(HERE, 'topology.json'))))
-    check(p.returncode == 0, 'topology: exit 0 (stderr: %s)' % p.stderr.strip())
-    if p.returncode:
+    out = replay_ok(binary, 'topology')
+    if out is None:
         return
-    out = json.loads(p.stdout)
     by = {c['i']: c for c in out['calls']}
     check(by[2]['err'] == 'OK' and by[2]['local'].startswith('10.0.9.1:'),
           'topology: c -> s 10.0.9.2:80 OK from 10.0.9.1 (%s %s)' % (by[2]['err'], by[2]['local']))

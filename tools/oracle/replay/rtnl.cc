@@ -151,12 +151,19 @@ void rtnl_link_up(const std::string& ifname) {
   r.send_or_throw(what);
 }
 
-void rtnl_link_add_bridge(const std::string& name) {
+// The start of an RTM_NEWLINK request that creates link `name` (ip link add NAME …): the
+// interface header and IFLA_IFNAME; the caller adds IFLA_LINKINFO.
+static NlRequest new_link_request(const std::string& name) {
   NlRequest r(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
   r.put(&ifi, sizeof ifi);
   r.attr_str(IFLA_IFNAME, name);
+  return r;
+}
+
+void rtnl_link_add_bridge(const std::string& name) {
+  NlRequest r = new_link_request(name);
   std::size_t info = r.begin_nest(IFLA_LINKINFO);
   r.attr_str(IFLA_INFO_KIND, "bridge");
   r.end_nest(info);
@@ -164,11 +171,7 @@ void rtnl_link_add_bridge(const std::string& name) {
 }
 
 void rtnl_link_add_veth(const std::string& name, const std::string& peer, int peer_netns_fd) {
-  NlRequest r(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-  ifinfomsg ifi{};
-  ifi.ifi_family = AF_UNSPEC;
-  r.put(&ifi, sizeof ifi);
-  r.attr_str(IFLA_IFNAME, name);
+  NlRequest r = new_link_request(name);
   std::size_t info = r.begin_nest(IFLA_LINKINFO);
   r.attr_str(IFLA_INFO_KIND, "veth");
   std::size_t data = r.begin_nest(IFLA_INFO_DATA);
