@@ -2,8 +2,9 @@
 // arrays): linear probing, backward-shift deletion, no tombstones, no allocation in steady state.
 // A slot is 8 bytes (32-bit hash ‖ id+1). The capacity is a multiple of 16, not a power of two:
 // the home slot of a hash is group (hash >> 4) × groups >> 28 (Lemire's fast range), slot
-// hash & 15 in that 16-slot group — the low 4 bits stay adjacent, as ehash keys keep a port's
-// low 4 bits there (inet_hashtables.cc tuple_hash). The load factor stays at most 3/4 and a
+// hash & 15 in that 16-slot group. Hashes must be well mixed in all 32 bits (keys that share
+// their low bits all start in the same slot of their group and lengthen the clusters that
+// every miss probes to the end). The load factor stays at most 3/4 and a
 // reserve(n) costs n × 4/3 slots (~10.7 bytes per entry, not 16–32 as with power-of-two
 // doubling). Used for ehash and the connect destination index.
 #pragma once
