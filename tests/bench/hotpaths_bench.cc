@@ -1,9 +1,14 @@
 // Hot paths: the connect() scan, the ehash lookup, the word scan of a parity class, the event
-// queue, SipHash. Whole-run figures (events/s, peak RSS) come from `portsim run` on the
+// queue, SipHash; and the machine's own latency for a random access into a table of a given
+// size (what the big runs pay per ehash slot or sock touched). Whole-run figures (events/s, peak RSS) come from `portsim run` on the
 // scenarios in this folder; see README "Performance".
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <numeric>
+#include <random>
+#include <vector>
 
 #include "portsim/base/siphash.h"
 #include "portsim/engine/engine.h"
@@ -95,6 +100,23 @@ void BM_siphash_port_offset(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(net::secure_ipv4_port_ephemeral(0x0a000001, 0x0a000002, 80, ts++, key));
 }
 BENCHMARK(BM_siphash_port_offset);
+
+// Dependent random loads over a table of range(0) KiB: one 64-byte line per node, visited in a
+// seeded random cycle, so each load waits for the one before (no overlap, no prefetch).
+void BM_memory_latency(benchmark::State& st) {
+  const size_t lines = size_t(st.range(0)) * 1024 / 64;
+  std::vector<size_t> order(lines);
+  std::iota(order.begin(), order.end(), size_t(0));
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(1));
+  std::vector<size_t> next(lines * 8);
+  for (size_t i = 0; i < lines; ++i) next[order[i] * 8] = order[(i + 1) % lines] * 8;
+  size_t p = 0;
+  for (auto _ : st) {
+    p = next[p];
+    benchmark::DoNotOptimize(p);
+  }
+}
+BENCHMARK(BM_memory_latency)->Arg(32)->Arg(1024)->Arg(4096)->Arg(16384)->Arg(65536)->Arg(262144);
 
 struct Nop : engine::EventHandler {
   void handle(const engine::Event&) override {}
