@@ -25,10 +25,13 @@ foreach(_sc IN LISTS _vm_scenarios)
   endif()
 endforeach()
 # The smoke batch: connect() autobind over IPv4 and IPv6 (parity order, final errno), three
-# destinations (the per-destination perturb cells), UDP autobind; plus (both labels) the sysctl
-# probe (tests/oracle-vm/sysctl_oracle.py: presence and accepted values per kernel).
+# destinations (the per-destination perturb cells), UDP autobind, a host's own IPv4 and IPv6
+# addresses on a veth called at t = 0 (the executor's wait for links and non-tentative
+# addresses); plus (both labels) the sysctl probe (tests/oracle-vm/sysctl_oracle.py: presence
+# and accepted values per kernel).
 set(_vm_smoke ${PROJECT_SOURCE_DIR}/scenarios/exhaust-one-destination.json
               ${PROJECT_SOURCE_DIR}/scenarios/exhaust-one-destination-v6.json
+              ${PROJECT_SOURCE_DIR}/scenarios/edge-one-host-addresses.json
               ${PROJECT_SOURCE_DIR}/scenarios/three-destinations.json
               ${PROJECT_SOURCE_DIR}/scenarios/udp-exhaust.json)
 foreach(_k 5.10 6.1 6.12)

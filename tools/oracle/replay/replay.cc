@@ -140,7 +140,64 @@ void Replay::setup() {
       if (!h.addresses.empty()) veth_hosts.insert(h.name);
   for (const auto& h : plan_.hosts) setup_host(h, veth_hosts);
   if (!plan_.externals.empty()) setup_externals();
+  wait_links_ready();
   enter(-1);
+}
+
+void Replay::made_link(int ns_fd, const std::string& name) { made_links_[ns_fd].push_back(name); }
+
+/// What keeps the created links from carrying the first call, or "" when nothing does: a link
+/// not operationally up (IFLA_OPERSTATE != kIfOperUp: the veth's carrier needs both ends up,
+/// and linkwatch sets the operstate asynchronously), a bridge port not yet forwarding, or an
+/// IPv6 address (not link-local) still tentative — even `nodad` addresses stay tentative until
+/// their link is up (net/ipv6/addrconf.c addrconf_dad_begin), and until then the address has
+/// no local route, so a connect() to it leaves on the wire (seen: 6.1 in a TCG guest).
+std::string Replay::links_not_ready() {
+  std::string why;
+  auto add = [&why](const std::string& s) { why += (why.empty() ? "" : "; ") + s; };
+  for (const auto& [fd, names] : made_links_) {
+    enter(fd);
+    std::string where = fd < 0 ? "base namespace" : "namespace of " + [&] {
+      for (const auto& [h, f] : ns_fd_)
+        if (f == fd) return "host " + h;
+      return std::string("the external endpoints");
+    }();
+    std::vector<LinkState> links = rtnl_links();
+    std::set<int> ours;
+    for (const auto& n : names) {
+      const LinkState* l = nullptr;
+      for (const auto& x : links)
+        if (x.name == n) l = &x;
+      if (!l) {
+        add(where + ": " + n + " missing");
+        continue;
+      }
+      ours.insert(l->index);
+      if (l->operstate != kIfOperUp) add(where + ": " + n + " operstate " + std::to_string(l->operstate) + " (not up)");
+      if (l->brport_state >= 0 && l->brport_state != kBrStateForwarding)
+        add(where + ": bridge port " + n + " in STP state " + std::to_string(l->brport_state) + " (not forwarding)");
+    }
+    for (const auto& a : rtnl_addrs6()) {
+      if (a.scope == kScopeLink) continue;  // link-local: the kernel's own (real DAD), never a scenario address
+      if (a.flags & kIfaDadFailed)
+        throw SysError("IPv6 address " + a.ip + " failed duplicate address detection (" + where + ")");
+      if (a.flags & kIfaTentative) add(where + ": IPv6 " + a.ip + " tentative");
+    }
+  }
+  return why;
+}
+
+/// Hold the first call until every link this run created is up and its IPv6 addresses usable:
+/// polled every 5 ms, at most 5 s (then SysError: exit 1 in host mode, rc 1 in the guest).
+void Replay::wait_links_ready() {
+  if (made_links_.empty()) return;
+  const std::int64_t start = monotonic_ns();
+  for (;;) {
+    std::string why = links_not_ready();
+    if (why.empty()) return;
+    if (monotonic_ns() - start > 5000000000LL) throw SysError("links not ready after 5 s: " + why);
+    usleep(5000);
+  }
 }
 
 /// The bridge br0 in the base namespace and a veth "vK" on it per host with addresses (and one
@@ -152,12 +209,15 @@ void Replay::setup_links(bool single) {
   if (ext_ns_) linked.push_back(ext_ns_);
   if (linked.empty()) return;
   rtnl_link_add_bridge("br0");
-  rtnl_link_up("br0");
+  rtnl_link_up("br0");  // not waited for: its own operstate (linkwatch, non-urgent: up to 1 s
+                        // late) gates nothing here, br0 has no address; its ports are waited for
   for (std::size_t k = 0; k < linked.size(); ++k) {
     std::string v = "v" + std::to_string(k);
     rtnl_link_add_veth(v, "eth0", linked[k]->fd());
     rtnl_link_set_master(v, "br0");
     rtnl_link_up(v);
+    made_link(-1, v);
+    made_link(linked[k]->fd(), "eth0");  // brought up by setup_host / setup_externals
   }
 }
 
@@ -170,6 +230,8 @@ void Replay::setup_host(const Host& h, const std::set<std::string>& veth_hosts) 
   if (!h.addresses.empty() && !veth_hosts.count(h.name)) {
     rtnl_link_add_veth("eth0", "eth0p", -1);
     rtnl_link_up("eth0p");
+    made_link(ns_fd_.at(h.name), "eth0p");
+    made_link(ns_fd_.at(h.name), "eth0");
   }
   for (const auto& a : h.addresses) rtnl_addr_add(a.ip, a.prefixlen, a.family, "eth0", a.family == 6);
   if (!h.addresses.empty()) rtnl_link_up("eth0");

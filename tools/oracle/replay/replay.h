@@ -59,6 +59,9 @@ class Replay {
   void setup_links(bool single);
   void setup_host(const Host& h, const std::set<std::string>& veth_hosts);
   void setup_externals();
+  void made_link(int ns_fd, const std::string& name);
+  void wait_links_ready();
+  std::string links_not_ready();
   void ext_listen(const Endpoint& ep, const std::string& alias_host);
   void ext_listen_star();
   void drain_externals();
@@ -92,6 +95,7 @@ class Replay {
   std::map<std::string, int> ext_peers_;       // client local endpoint -> accepted external fd
   std::map<std::string, std::string> ext_conn_;  // client socket -> its local endpoint
   std::unique_ptr<kcore::ExactProbe> probe_;     // exact mode, when open
+  std::map<int, std::vector<std::string>> made_links_;  // namespace fd -> links this run created there
 };
 
 /// Host mode: load nothing, run `plan` in the current (fresh) namespace and print

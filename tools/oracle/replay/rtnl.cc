@@ -13,6 +13,8 @@
 #include <linux/veth.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <functional>
+#include <linux/if_bridge.h>
 #include <unistd.h>
 #include <vector>
 
@@ -24,11 +26,11 @@ namespace {
 /// A netlink request under construction: header, family header, attributes (nestable).
 class NlRequest {
  public:
-  NlRequest(unsigned short type, unsigned short flags) {
+  NlRequest(unsigned short type, unsigned short flags, bool ack = true) {
     buf_.resize(NLMSG_HDRLEN);
     auto* h = header();
     h->nlmsg_type = type;
-    h->nlmsg_flags = static_cast<unsigned short>(NLM_F_REQUEST | NLM_F_ACK | flags);
+    h->nlmsg_flags = static_cast<unsigned short>(NLM_F_REQUEST | (ack ? NLM_F_ACK : 0) | flags);
   }
 
   /// Append `len` bytes (a family header such as ifinfomsg), aligned.
@@ -94,6 +96,49 @@ class NlRequest {
     }
     close(fd);
     throw SysError("rtnetlink: no acknowledgement");
+  }
+
+  /// A dump request (NLM_F_DUMP): `each` sees every message up to NLMSG_DONE; SysError on an
+  /// NLMSG_ERROR. Bounded: at most 4096 datagrams.
+  void dump(const std::string& what, const std::function<void(const nlmsghdr*)>& each) {
+    header()->nlmsg_len = static_cast<std::uint32_t>(buf_.size());
+    header()->nlmsg_seq = 1;
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) throw_errno("socket(AF_NETLINK)", errno);
+    sockaddr_nl kernel{};
+    kernel.nl_family = AF_NETLINK;
+    if (sendto(fd, buf_.data(), buf_.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) {
+      int e = errno;
+      close(fd);
+      throw_errno("rtnetlink send (" + what + ")", e);
+    }
+    std::vector<nlmsghdr> buf(65536 / sizeof(nlmsghdr));  // aligned for nlmsghdr
+    char* reply = reinterpret_cast<char*>(buf.data());
+    for (int tries = 0; tries < 4096; ++tries) {
+      ssize_t n = recv(fd, reply, buf.size() * sizeof(nlmsghdr), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int e = errno;
+        close(fd);
+        throw_errno("rtnetlink recv (" + what + ")", e);
+      }
+      for (auto* h = reinterpret_cast<nlmsghdr*>(reply); NLMSG_OK(h, static_cast<unsigned>(n));
+           h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == NLMSG_DONE) {
+          close(fd);
+          return;
+        }
+        if (h->nlmsg_type == NLMSG_ERROR) {
+          int err = -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
+          close(fd);
+          if (!err) return;
+          throw_errno("rtnetlink: " + what, err);
+        }
+        each(h);
+      }
+    }
+    close(fd);
+    throw SysError("rtnetlink: " + what + ": no end of the dump");
   }
 
   /// send(), SysError("rtnetlink: WHAT: error text") unless it succeeded.
@@ -230,6 +275,82 @@ void rtnl_route_add(const std::string& network, int prefixlen, int family, const
   r.attr_u32(RTA_OIF, static_cast<std::uint32_t>(ifindex_of(ifname, what)));
   int e = r.send();
   if (e && e != EEXIST) throw_errno("rtnetlink: " + what, e);
+}
+
+// The link dump, then the AF_BRIDGE dump (br_fill_ifinfo: one message per bridge port, with
+// IFLA_PROTINFO → IFLA_BRPORT_STATE), net/core/rtnetlink.c rtnl_dump_ifinfo / rtnl_bridge_getlink.
+std::vector<LinkState> rtnl_links() {
+  std::vector<LinkState> out;
+  {
+    NlRequest r(RTM_GETLINK, NLM_F_DUMP, false);
+    ifinfomsg ifi{};
+    ifi.ifi_family = AF_UNSPEC;
+    r.put(&ifi, sizeof ifi);
+    r.dump("link show", [&](const nlmsghdr* h) {
+      if (h->nlmsg_type != RTM_NEWLINK) return;
+      const auto* m = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+      LinkState l;
+      l.index = m->ifi_index;
+      l.flags = m->ifi_flags;
+      int len = static_cast<int>(IFLA_PAYLOAD(h));
+      for (const rtattr* a = IFLA_RTA(m); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type == IFLA_IFNAME)
+          l.name = std::string(static_cast<const char*>(RTA_DATA(a)), strnlen(static_cast<const char*>(RTA_DATA(a)), RTA_PAYLOAD(a)));
+        else if (a->rta_type == IFLA_OPERSTATE && RTA_PAYLOAD(a) >= 1)
+          l.operstate = *static_cast<const unsigned char*>(RTA_DATA(a));
+      }
+      out.push_back(l);
+    });
+  }
+  NlRequest r(RTM_GETLINK, NLM_F_DUMP, false);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_BRIDGE;
+  r.put(&ifi, sizeof ifi);
+  r.dump("bridge link show", [&](const nlmsghdr* h) {
+    if (h->nlmsg_type != RTM_NEWLINK) return;
+    const auto* m = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+    int len = static_cast<int>(IFLA_PAYLOAD(h));
+    for (const rtattr* a = IFLA_RTA(m); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if ((a->rta_type & NLA_TYPE_MASK) != IFLA_PROTINFO) continue;
+      int plen = static_cast<int>(RTA_PAYLOAD(a));
+      for (const rtattr* b = static_cast<const rtattr*>(RTA_DATA(a)); RTA_OK(b, plen); b = RTA_NEXT(b, plen))
+        if ((b->rta_type & NLA_TYPE_MASK) == IFLA_BRPORT_STATE && RTA_PAYLOAD(b) >= 1)
+          for (auto& l : out)
+            if (l.index == m->ifi_index) l.brport_state = *static_cast<const unsigned char*>(RTA_DATA(b));
+    }
+  });
+  return out;
+}
+
+// net/ipv6/addrconf.c inet6_dump_ifaddr: ifa_flags holds the low 8 flag bits, IFA_FLAGS all 32.
+std::vector<Addr6State> rtnl_addrs6() {
+  std::vector<Addr6State> out;
+  NlRequest r(RTM_GETADDR, NLM_F_DUMP, false);
+  ifaddrmsg ifa{};
+  ifa.ifa_family = AF_INET6;
+  r.put(&ifa, sizeof ifa);
+  r.dump("-6 addr show", [&](const nlmsghdr* h) {
+    if (h->nlmsg_type != RTM_NEWADDR) return;
+    const auto* m = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
+    if (m->ifa_family != AF_INET6) return;
+    Addr6State s;
+    s.index = static_cast<int>(m->ifa_index);
+    s.flags = m->ifa_flags;
+    s.scope = m->ifa_scope;
+    int len = static_cast<int>(IFA_PAYLOAD(h));
+    for (const rtattr* a = IFA_RTA(m); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (a->rta_type == IFA_FLAGS && RTA_PAYLOAD(a) >= 4) {
+        std::uint32_t f;
+        std::memcpy(&f, RTA_DATA(a), sizeof f);
+        s.flags = f;
+      } else if ((a->rta_type == IFA_ADDRESS || (a->rta_type == IFA_LOCAL)) && RTA_PAYLOAD(a) == 16) {
+        char txt[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, RTA_DATA(a), txt, sizeof txt)) s.ip = txt;
+      }
+    }
+    out.push_back(s);
+  });
+  return out;
 }
 
 }  // namespace portsim_replay
