@@ -116,8 +116,21 @@ void tcp_time_wait(world& w, sock_id id, tcp_state substate, Nanos timeo) {
   ++ns.tw_count;
   ++w.st.time_wait;
   w.st.time_wait_peak = std::max(w.st.time_wait_peak, w.st.time_wait);
-  w.sk(tw).tw_entry_stamp = now_ms(w);  // tcp_time_stamp_ms; refreshed on entering true TIME_WAIT
+  tcp_tw_stamp(w, tw);  // refreshed on entering true TIME_WAIT (tcp_timewait_state_process)
   arm_timer(w, tw, timer_kind::timewait, timeo);
+}
+
+// tcp_minisocks.c: the stamps of a TIME_WAIT sock. tw_entry_stamp = tcp_time_stamp_ms (6.14+)
+// in virtual ms; tw_ts_recent_stamp = ktime_get_seconds() (4.19-6.13) — portsim takes it at
+// TIME_WAIT entry, when the peer's FIN or ACK arrived. Given the guest's CLOCK_MONOTONIC
+// ("call_monotonic_ns", exact replay), that second is the guest's at the call in which the
+// segment arrived; otherwise tcp_twsk_unique derives it from tw_entry_stamp (seconds_at).
+void tcp_tw_stamp(world& w, sock_id tw) {
+  w.sk(tw).tw_entry_stamp = now_ms(w);
+  machine& m = w.machine_of(w.ns_of(tw));
+  if (m.call_monotonic.empty()) return;
+  if (const auto s = m.guest_seconds(w.now)) m.tw_stamp_mono_s[tw] = *s;
+  else m.tw_stamp_mono_s.erase(tw);
 }
 
 // net/ipv4/inet_timewait_sock.c: inet_twsk_kill() — unhash from ehash and the bind buckets.
@@ -160,7 +173,10 @@ bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp) {
     after = int32_t(thresh - now_ms(w)) < 0;  // time_after32(now, thresh)
   } else {
     const machine& m = w.machine_of(ns);
-    const uint64_t elapsed = seconds_at(m, now_ms(w)) - seconds_at(m, t.tw_entry_stamp);
+    int64_t elapsed = int64_t(seconds_at(m, now_ms(w)) - seconds_at(m, t.tw_entry_stamp));
+    const auto guest_now = m.guest_seconds(w.now);  // exact replay: the guest's clock at this connect()
+    const auto stamp = m.tw_stamp_mono_s.find(tw);
+    if (guest_now && stamp != m.tw_stamp_mono_s.end()) elapsed = int64_t(*guest_now - stamp->second);
     after = k.tw_clock == tw_reuse_clock::seconds_after_last_ts ? elapsed > 0  // time_after32(ktime_get_seconds(), stamp)
                                                                 : elapsed > 1; // get_seconds() - stamp > 1
 

@@ -96,7 +96,7 @@ tcp_tw_status tcp_timewait_state_process(world& w, sock_id id, const segment& in
     // FIN: a true TIME_WAIT now. 6.14+: the entry stamp (tcp_tw_reuse_delay counts from it)
     // is renewed, with tw_ts_recent_stamp, only when the FIN carried a timestamp.
     s.rcv_nxt = in.seq + 1;
-    if (saw_tstamp) s.tw_entry_stamp = now_ms(w);
+    if (saw_tstamp) tcp_tw_stamp(w, id);  // tw_ts_recent_stamp = ktime_get_seconds()
     tcp_time_wait(w, id, tcp_state::TIME_WAIT, TCP_TIMEWAIT_LEN);  // substate, inet_twsk_reschedule
     return tcp_tw_status::ACK;
   }

@@ -10,6 +10,9 @@ void tcp_send_fin(world& w, sock_id id);
 void tcp_v4_send_reset(world& w, uint16_t ns, const segment& in);
 void arm_timer(world& w, sock_id id, timer_kind kind, Nanos after);
 uint32_t now_ms(const world& w);
+// A TIME_WAIT sock's stamps, taken now (tcp.cc): tw_entry_stamp, and tw_ts_recent_stamp on the
+// guest's clock when the machine has "call_monotonic_ns".
+void tcp_tw_stamp(world& w, sock_id tw);
 // net/ipv4/tcp_ipv4.c: tcp_v4_init_seq() — the ISN from secure_tcp_seq (secure_tcpv6_seq).
 uint32_t tcp_init_seq(const world& w, uint16_t ns, const inet_addr& saddr, uint16_t sport, const inet_addr& daddr,
                       uint16_t dport);

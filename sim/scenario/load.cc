@@ -245,12 +245,31 @@ void parse_exact_inputs(const Obj& o, MachineSpec& m) {
       fail(o.sub("connect_jiffies"), fmt::format("kernel {} has no time seed in its port offset (4dfa9b438ee3)", k.name));
     for (size_t i = 0; i < a.size(); ++i) m.connect_jiffies.push_back(jiffies_value(a[i], fmt::format("{}[{}]", o.sub("connect_jiffies"), i)));
   }
+  if (o.has("call_monotonic_ns")) {  // ktime_get_seconds() of tcp_twsk_unique / tw_ts_recent_stamp
+    const json& a = o.at("call_monotonic_ns");
+    const std::string p = o.sub("call_monotonic_ns");
+    if (!a.is_array()) fail(p, "expected an array of CLOCK_MONOTONIC readings in nanoseconds, got " + show(a));
+    if (k.tw_clock == net::tw_reuse_clock::seconds_since_last_ts)
+      fail(p, fmt::format("kernel {} stamps TIME_WAITs with get_seconds() (CLOCK_REALTIME), not CLOCK_MONOTONIC "
+                          "(ktime_get_seconds() from 4.19, cca9bab1b72c)", k.name));
+    const uint64_t max = uint64_t(INT64_MAX);  // a signed ktime_t: ~292 years of uptime; + the scenario's span fits
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string pi = fmt::format("{}[{}]", p, i);
+      if (!a[i].is_number_unsigned() || a[i].get<uint64_t>() > max)
+        fail(pi, fmt::format("expected CLOCK_MONOTONIC nanoseconds, an integer in [0, {}], got {}", max, show(a[i])));
+      const uint64_t v = a[i].get<uint64_t>();
+      if (i && v < m.call_monotonic_ns.back())
+        fail(pi, fmt::format("{} is before the previous call's {}: CLOCK_MONOTONIC never goes back", v,
+                             m.call_monotonic_ns.back()));
+      m.call_monotonic_ns.push_back(v);
+    }
+  }
 }
 
 MachineSpec parse_machine(const json& j, const std::string& path, const net::kernel_profile& scenario_kernel,
                           bool overridden) {
   Obj o(j, path, {"name", "hz", "uptime", "jiffies", "net_secret", "table_perturb", "perturb_draws", "connect_jiffies",
-                  "addresses", "sysctls", "netns", "kernel", "udp_hash_entries"});
+                  "call_monotonic_ns", "addresses", "sysctls", "netns", "kernel", "udp_hash_entries"});
   MachineSpec m;
   m.name = o.str("name");
   m.kernel = scenario_kernel;

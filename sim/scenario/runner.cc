@@ -40,6 +40,7 @@ void build_world(const Scenario& sc, uint64_t seed, net::world& w) {
     for (const auto& [index, value] : ms.perturb_cells) m.table_perturb[index] = value;
     m.perturb_draws = ms.perturb_draws;
     m.connect_jiffies = ms.connect_jiffies;
+    m.call_monotonic = ms.call_monotonic_ns;
     if (m.kp.hash == net::port_hash::md5) {  // ≤ 4.10: net_secret_init(), 16 random words
       Random md5(seed, "net_secret_md5:" + ms.name);
       for (auto& word : m.md5_secret) word = md5.u32();
@@ -353,7 +354,9 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       if (!out.err) out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   }
   out.sk = sk;
-  // Exact replay: each timeline connect() call takes its machine's next "connect_jiffies".
+  // Exact replay: every timeline call takes its machine's next "call_monotonic_ns" (the guest's
+  // clock when it began), each connect() call also its next "connect_jiffies".
+  w_.machine_of(c.op == Op::sysctl ? w_.nets[size_t(c.netns)] : w_.ns_of(sk)).timeline_call_begin(now);
   net::machine* connect_m = c.op == Op::connect ? &w_.machine_of(w_.ns_of(sk)) : nullptr;
   if (connect_m) connect_m->connect_call_begin();
   if (!out.err && c.op != Op::sysctl && w_.sk(sk).udp) {

@@ -24,6 +24,14 @@ if(_ex_fx)
            COMMAND ${_ex_python} ${PROJECT_SOURCE_DIR}/tests/exact/mutate_check.py
                    ${PROJECT_SOURCE_DIR}/tests/live/vm/exact-6.1.json $<TARGET_FILE:portsim>)
   set_tests_properties(vm-fixtures.exact-mutated PROPERTIES LABELS vm-fixtures TIMEOUT 120)
+  # exact-mono-*.json (executor with "mono" per call): the guest's clock decides the 0.5-s
+  # TIME_WAIT verdict; moving that connect across a second boundary must be reported.
+  if(EXISTS ${PROJECT_SOURCE_DIR}/tests/live/vm/exact-mono-5.10.json)
+    add_test(NAME vm-fixtures.exact-mono-mutated
+             COMMAND ${_ex_python} ${PROJECT_SOURCE_DIR}/tests/exact/mutate_check.py
+                     ${PROJECT_SOURCE_DIR}/tests/live/vm/exact-mono-5.10.json $<TARGET_FILE:portsim> --mono)
+    set_tests_properties(vm-fixtures.exact-mono-mutated PROPERTIES LABELS vm-fixtures TIMEOUT 120)
+  endif()
 endif()
 # The scenarios of the exact VM runs: connect() autobind in a 10-port range (IPv4, IPv6), three
 # destinations, the default range with three destinations, and TIME_WAIT reuse 0.5 / 1.2 s after

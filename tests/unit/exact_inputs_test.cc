@@ -108,3 +108,40 @@ TEST_CASE("exact inputs: connect_jiffies is the jiffies of each timeline connect
                                         scenario(fmt::format(R"("connect_jiffies":[{},{}],)", j1, j2), p2));
   portsim::test::run_scenario_expecting("clock", scenario("", p2_clock));
 }
+
+TEST_CASE("exact inputs: call_monotonic_ns puts the TIME_WAIT reuse second on the guest's clock", "[exact][scenario]") {
+  // 4.19-6.13 tcp_twsk_unique() (net/ipv4/tcp_ipv4.c, 6.1): a TIME_WAIT is recycled once
+  // time_after32(ktime_get_seconds(), tw_ts_recent_stamp), and tcp_timewait_state_process()
+  // (tcp_minisocks.c) sets tw_ts_recent_stamp = ktime_get_seconds() when the peer's FIN arrives
+  // — on loopback within the close() that sent it. ktime_get_seconds() is CLOCK_MONOTONIC
+  // seconds (kernel/time/timekeeping.c, tk->ktime_sec). Seven calls; the server's close (6th)
+  // stamps the client's TIME_WAIT, the 7th connect asks for its port 0.5 s later in virtual time.
+  auto scenario = [](const std::string& clock, bool reused) {
+    return fmt::format(R"({{"machines":[{{"name":"h","kernel":"6.1",{}
+        "sysctls":{{"net.ipv4.ip_local_port_range":"40000 40000","net.ipv4.tcp_tw_reuse":2}}}}],"timeline":[
+        {{"t":"0s","host":"h","op":"bind","sock":"l","addr":"127.0.0.1:5000"}},{{"t":"0s","op":"listen","sock":"l"}},
+        {{"t":"1ms","host":"h","op":"connect","sock":"c","to":"127.0.0.1:5000","expect":{{"port":40000}}}},
+        {{"t":"10ms","op":"accept","sock":"l","as":"a","expect":{{"ret":0}}}},
+        {{"t":"100ms","op":"close","sock":"c"}},{{"t":"200ms","op":"close","sock":"a"}},
+        {{"t":"700ms","host":"h","op":"connect","sock":"d","to":"127.0.0.1:5000","expect":{}}}]}})",
+                       clock, reused ? R"({"ret":0,"port":40000})" : R"({"ret":-1,"errno":"EADDRNOTAVAIL"})");
+  };
+  // The virtual clock alone: uptime 10 s puts the stamp (10.2 s) and the connect (10.7 s) in one
+  // second — not recycled; uptime 10.5 s puts them in 10 and 11 — recycled.
+  portsim::test::run_scenario_expecting("uptime-10", scenario(R"("uptime":"10s",)", false));
+  portsim::test::run_scenario_expecting("uptime-10.5", scenario(R"("uptime":"10500ms",)", true));
+  // The guest's clock overrides both: the close ran at 5.990 s and the connect at 6.010 s (a new
+  // second, recycled, although uptime 10 s says not), or at 6.100 / 6.600 s (same second, not
+  // recycled, although uptime 10.5 s says it would be).
+  portsim::test::run_scenario_expecting(
+      "guest-new-second",
+      scenario(R"("uptime":"10s","call_monotonic_ns":[5000000000,5000000100,5001000000,5010000000,5890000000,5990000000,6010000000],)", true));
+  portsim::test::run_scenario_expecting(
+      "guest-same-second",
+      scenario(R"("uptime":"10500ms","call_monotonic_ns":[5000000000,5000000100,5001000000,5010000000,6000000000,6100000000,6600000000],)", false));
+  // Only the call in which the FIN arrived stamps: the guest's clock at the client's close (the
+  // 5th call, 5.990 s) does not matter, the server's close (6th) does.
+  portsim::test::run_scenario_expecting(
+      "guest-stamp-at-fin",
+      scenario(R"("uptime":"10s","call_monotonic_ns":[5000000000,5000000100,5001000000,5010000000,5990000000,6005000000,6500000000],)", false));
+}

@@ -9,7 +9,9 @@ jiffies_64 and the table_perturb cells that changed (tools/oracle/replay/kcore.h
   call["exact"] = {"jiffies_before", "jiffies_after", "perturb": [[index, old, new], ...]}
 This module turns those into portsim scenario inputs (scenarios/README.md "Exact inputs"):
   every machine: "net_secret", "hz", "jiffies" (at t=0), "connect_jiffies" (jiffies_before of
-  each of its connect() calls, in order), "table_perturb" {index: old value, the first time a
+  each of its connect() calls, in order), "call_monotonic_ns" (the guest's CLOCK_MONOTONIC right
+  before each call, every call in order: call["mono"] = [before, after], recorded by executors
+  from this branch on; results without it leave the key out and replay as before), "table_perturb" {index: old value, the first time a
   connect changed that cell}, "perturb_draws" (the random draw of each connect that changed a
   cell, recovered from the increment: new - old = max(i, draw * step) + step, so
   draw = (new - old - step) / step, capped at 7 — when i >= draw * step every draw <= i / step
@@ -145,6 +147,12 @@ def build(sc, results, profile):
     pm = per_machine[KERNEL_MACHINE]
     m = {'name': KERNEL_MACHINE, 'hz': int(sec['hz']), 'net_secret': sec['net_secret'], 'jiffies': int(sec['jiffies']),
          'connect_jiffies': pm['connect_jiffies']}
+    # Every call runs on the one guest kernel: its clock at each call, in the plan's (= portsim's)
+    # call order. ktime_get_seconds() = CLOCK_MONOTONIC seconds: tcp_twsk_unique's "now" and the
+    # TIME_WAIT's tw_ts_recent_stamp (4.19-6.13) are taken from it (scenarios/README.md).
+    monos = [rec.get('mono') for rec in results['calls']]
+    if monos and all(isinstance(x, list) and len(x) == 2 for x in monos) and _version(profile) >= (4, 19):
+        m['call_monotonic_ns'] = [int(x[0]) for x in monos]
     if pm['cells']:
         m['table_perturb'] = {str(k): v for k, v in sorted(pm['cells'].items())}
     if pm['draws']:

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "portsim/base/random.h"
@@ -53,6 +54,16 @@ struct machine {
   std::vector<uint64_t> connect_jiffies; // jiffies at each timeline connect() call
   size_t connect_jiffies_used = 0;
   std::optional<uint64_t> call_jiffies;  // the current connect() call's value, while it runs
+  // "call_monotonic_ns": the guest's CLOCK_MONOTONIC when each timeline call of this machine
+  // began. The latest one taken anchors the machine's monotonic clock: at virtual time `now`
+  // it reads anchor + (now - the call's virtual time), so what a call does (a FIN delivered on
+  // loopback within close(), the connect() itself) sees the guest's instant of that call.
+  std::vector<uint64_t> call_monotonic;
+  size_t call_monotonic_used = 0;
+  std::optional<std::pair<Nanos, uint64_t>> mono_anchor;  // (virtual time, CLOCK_MONOTONIC ns)
+  // tw_ts_recent_stamp as ktime_get_seconds() gave it on that clock, per TIME_WAIT sock (only
+  // with "call_monotonic_ns"; written at every stamp, so a reused sock id is overwritten).
+  std::unordered_map<uint32_t, uint64_t> tw_stamp_mono_s;
 
   machine(std::string n, uint32_t hz_, uint64_t seed)
       : name(std::move(n)), hz(hz_), random(seed, "get_random_u32:" + name) {}
@@ -69,6 +80,16 @@ struct machine {
     if (connect_jiffies_used < connect_jiffies.size()) call_jiffies = connect_jiffies[connect_jiffies_used++];
   }
   void connect_call_end() { call_jiffies.reset(); }
+  // A timeline call of this machine begins: it takes the next "call_monotonic_ns" value, if any.
+  void timeline_call_begin(Nanos now) {
+    if (call_monotonic_used < call_monotonic.size()) mono_anchor = {now, call_monotonic[call_monotonic_used++]};
+  }
+  // ktime_get_seconds() (CLOCK_MONOTONIC seconds) from the guest's clock, or nothing without
+  // "call_monotonic_ns" (or before its first call): then the virtual clock's uptime decides.
+  std::optional<uint64_t> guest_seconds(Nanos now) const {
+    if (!mono_anchor) return std::nullopt;
+    return (mono_anchor->second + uint64_t(now - mono_anchor->first)) / uint64_t(kNsPerSec);
+  }
   // jiffies as secure_ipv4/6_port_ephemeral() reads it for the time seed.
   uint64_t port_offset_jiffies(Nanos now) const { return call_jiffies ? *call_jiffies : jiffies(now); }
 };

@@ -36,6 +36,7 @@ struct MachineSpec {
   std::map<uint32_t, uint32_t> perturb_cells;  // table_perturb cells index -> value (object form)
   std::vector<uint32_t> perturb_draws;      // __inet_hash_connect's random increment draws, in order
   std::vector<uint64_t> connect_jiffies;    // jiffies each autobind connect() hashes, in order
+  std::vector<uint64_t> call_monotonic_ns;  // guest CLOCK_MONOTONIC (ns) at each timeline call, in order
   net::kernel_profile kernel = net::default_kernel_profile();  // "kernel": the machine's, else the scenario's
   std::vector<NetnsSpec> netns;
   uint32_t udp_hash_entries = 0;            // udptable->mask + 1; 0: the live default (16384)

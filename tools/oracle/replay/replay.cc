@@ -564,9 +564,19 @@ nlohmann::ordered_json Replay::step(const Step& st) {
   rec["op"] = st.op;
   rec["sock"] = st.sock ? nlohmann::ordered_json(*st.sock) : nlohmann::ordered_json(nullptr);
   rec["t"] = st.t;
+  // Exact mode: CLOCK_MONOTONIC right before and after the call's system calls ("mono": [ns, ns]):
+  // the guest's instant of each call, whose seconds are ktime_get_seconds() (tcp_twsk_unique,
+  // tw_ts_recent_stamp: a FIN on loopback is processed within the close() that sent it).
+  std::int64_t mono_before = 0;
+  auto mono_begin = [&] { mono_before = monotonic_ns(); };
+  auto mono_end = [&] {
+    if (plan_.exact) rec["mono"] = {mono_before, monotonic_ns()};
+  };
   if (st.op == "sysctl") {
     enter(host_ns(*st.host));
+    mono_begin();
     rec["err"] = errno_name(sysctl_write(st.sysctl_name, st.sysctl_value));
+    mono_end();
     return rec;
   }
   const std::string& name = *st.sock;
@@ -592,16 +602,21 @@ nlohmann::ordered_json Replay::step(const Step& st) {
     if (auto o = owner_.find(name); o != owner_.end()) cred = o->second;
   }
   if (st.op == "accept") {
+    mono_begin();
     step_accept(st, *s, rec);
+    mono_end();
     return rec;
   }
   if (st.op == "close") {
+    mono_begin();
     step_close(name, *s);
+    mono_end();
     rec["err"] = "OK";
     return rec;
   }
   bool exact = probe_ && st.op == "connect";
   if (exact) probe_->before();
+  mono_begin();
   OpResult r;
   if (cred) {
     auto [res, sock] = in_child(*cred, st, s ? &*s : nullptr);
@@ -610,6 +625,7 @@ nlohmann::ordered_json Replay::step(const Step& st) {
   } else {
     r = do_op(st, *s);
   }
+  mono_end();
   nlohmann::json exact_rec;
   if (exact) exact_rec = probe_->after();
   socks_[name] = *s;
