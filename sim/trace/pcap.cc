@@ -27,7 +27,7 @@ struct ip_kind {
 // TCP and UDP sockets: tos 0, DF (ip_dont_fragment(): IP_PMTUDISC_WANT by default).
 constexpr ip_kind kTcpIp{kProtoTcp, 0, true}, kUdpIp{net::kProtoUdp, 0, true};
 // net/ipv4/icmp.c __icmp_send(): tos = RT_TOS(iph->tos) | IPTOS_PREC_INTERNETCONTROL (0xc0) for an
-// error; icmp_sk_init() sets the ICMP socket's pmtudisc to IP_PMTUDISC_DONT: no DF.
+// error; icmp_init() sets the per-CPU ICMP sockets' pmtudisc to IP_PMTUDISC_DONT: no DF.
 constexpr ip_kind kIcmpIp{net::kProtoIcmp, 0xc0, false};
 // net/ipv6/icmp.c icmp6_send(): traffic class from the ICMPv6 socket (0).
 constexpr ip_kind kIcmp6Ip{kProtoIcmpv6, 0, false};
