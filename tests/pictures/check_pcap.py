@@ -93,7 +93,7 @@ def live_capture(outdir):
             "for fam, addr in ((socket.AF_INET, '127.0.0.1'), (socket.AF_INET6, '::1')):\n"
             "    socket.socket(fam, socket.SOCK_DGRAM).sendto(b'', (addr, 5999)); time.sleep(0.2)\n")
     script = (f"ip link set lo up || exit 3\n"
-              f"tcpdump --immediate-mode -i lo -U -w {pcap} 'udp or icmp or icmp6' 2>/dev/null & p=$!\n"
+              f"tcpdump --immediate-mode -i lo -U -w {pcap} 'udp port 5999 or icmp[0] = 3 or (icmp6 and ip6[40] = 1)' 2>/dev/null & p=$!\n"
               f"for i in $(seq 50); do [ -s {pcap} ] && break; sleep 0.1; done\n"
               f"sleep 0.5; python3 -c \"{send}\"; sleep 0.5; kill $p; wait $p\n")
     r = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True)
