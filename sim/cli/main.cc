@@ -215,7 +215,7 @@ int cmd_run(int argc, char** argv) {
       ("trace-sample", po::value<std::string>(), "trace only one generated (workload) connect in N")
       ("trace-level", po::value<std::string>()->default_value("all"),
        "all: calls, packets, states, tables, timers; calls: call records only")
-      ("pcap", po::value<std::string>(), "write every segment as a pcap file (LINKTYPE_RAW; tcpdump -r, tshark -r)")
+      ("pcap", po::value<std::string>(), "write every packet (TCP, UDP, ICMP port unreachable) as a pcap file (LINKTYPE_RAW; tcpdump -r, tshark -r)")
       ("perfetto", po::value<std::string>(), "write a Chrome trace-event JSON file (ui.perfetto.dev, chrome://tracing)")
       ("ss-at", po::value<std::vector<std::string>>()->composing(),
        "print the socket table (ss -tan format) at this virtual time, inline on stdout (repeatable)")

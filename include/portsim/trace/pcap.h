@@ -1,9 +1,11 @@
 // --pcap: every segment of a run as a capture file that tcpdump and Wireshark read.
 // Nanosecond pcap (magic 0xa1b23c4d), LINKTYPE_RAW (101): each record is an IPv4 or IPv6
-// header and a 20-byte TCP header (ports, seq/ack, flags, window, checksums), stamped with the
-// virtual time at which the segment left its host. Segments lost on a link are in it (they
+// header and a 20-byte TCP header (ports, seq/ack, flags, window, checksums), an 8-byte UDP
+// header (empty payload), or an ICMP / ICMPv6 port unreachable quoting the datagram, stamped
+// with the virtual time at which the segment left its host. Segments lost on a link are in it (they
 // left); segments with no route are not. Written through OutputFile (complete or absent).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -34,7 +36,11 @@ class PcapWriter final : public net::observer {
   std::FILE* f_ = nullptr;
 };
 
-// The IPv4/IPv6 + TCP bytes of one segment (no options, no payload): what PcapWriter stores.
+// The IPv4/IPv6 + TCP / UDP / ICMP bytes of one segment (no options, no payload): what
+// PcapWriter stores.
 std::vector<uint8_t> segment_packet(const net::segment& seg);
+// RFC 1071: the one's complement of the one's-complement sum of n bytes as 16-bit big-endian
+// words (an odd last byte padded with zero). Over a header that holds its checksum: 0.
+uint16_t internet_checksum(const uint8_t* p, size_t n);
 
 }  // namespace portsim::trace
