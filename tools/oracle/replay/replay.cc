@@ -146,12 +146,14 @@ void Replay::setup() {
 
 void Replay::made_link(int ns_fd, const std::string& name) { made_links_[ns_fd].push_back(name); }
 
-/// What keeps the created links from carrying the first call, or "" when nothing does: a link
-/// not operationally up (IFLA_OPERSTATE != kIfOperUp: the veth's carrier needs both ends up,
-/// and linkwatch sets the operstate asynchronously), a bridge port not yet forwarding, or an
-/// IPv6 address (not link-local) still tentative — even `nodad` addresses stay tentative until
-/// their link is up (net/ipv6/addrconf.c addrconf_dad_begin), and until then the address has
-/// no local route, so a connect() to it leaves on the wire (seen: 6.1 in a TCG guest).
+/// What keeps the created links from carrying the first call, or "" when nothing does: a veth
+/// not operationally up (IFLA_OPERSTATE != IF_OPER_UP: the veth's carrier needs both ends up,
+/// and linkwatch sets the operstate and activates the qdisc asynchronously, net/core/
+/// link_watch.c; until then dev_queue_xmit drops into noop_qdisc), a bridge port not yet
+/// forwarding, or an IPv6 address (not link-local) still tentative — even `nodad` addresses
+/// stay tentative until their link is up (net/ipv6/addrconf.c addrconf_dad_begin), and until
+/// then the address has no local route, so a connect() to it leaves on the wire (seen: 6.1 in
+/// a TCG guest).
 std::string Replay::links_not_ready() {
   std::string why;
   auto add = [&why](const std::string& s) { why += (why.empty() ? "" : "; ") + s; };
@@ -163,7 +165,6 @@ std::string Replay::links_not_ready() {
       return std::string("the external endpoints");
     }();
     std::vector<LinkState> links = rtnl_links();
-    std::set<int> ours;
     for (const auto& n : names) {
       const LinkState* l = nullptr;
       for (const auto& x : links)
@@ -172,7 +173,6 @@ std::string Replay::links_not_ready() {
         add(where + ": " + n + " missing");
         continue;
       }
-      ours.insert(l->index);
       if (l->operstate != kIfOperUp) add(where + ": " + n + " operstate " + std::to_string(l->operstate) + " (not up)");
       if (l->brport_state >= 0 && l->brport_state != kBrStateForwarding)
         add(where + ": bridge port " + n + " in STP state " + std::to_string(l->brport_state) + " (not forwarding)");
