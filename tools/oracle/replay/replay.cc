@@ -159,11 +159,9 @@ std::string Replay::links_not_ready() {
   auto add = [&why](const std::string& s) { why += (why.empty() ? "" : "; ") + s; };
   for (const auto& [fd, names] : made_links_) {
     enter(fd);
-    std::string where = fd < 0 ? "base namespace" : "namespace of " + [&] {
-      for (const auto& [h, f] : ns_fd_)
-        if (f == fd) return "host " + h;
-      return std::string("the external endpoints");
-    }();
+    std::string where = fd < 0 ? "base namespace" : "namespace of the external endpoints";
+    for (const auto& [h, f] : ns_fd_)
+      if (fd >= 0 && f == fd) where = "namespace of host " + h;
     std::vector<LinkState> links = rtnl_links();
     for (const auto& n : names) {
       const LinkState* l = nullptr;
