@@ -277,39 +277,40 @@ void rtnl_route_add(const std::string& network, int prefixlen, int family, const
   if (e && e != EEXIST) throw_errno("rtnetlink: " + what, e);
 }
 
-// The link dump, then the AF_BRIDGE dump (br_fill_ifinfo: one message per bridge port, with
-// IFLA_PROTINFO → IFLA_BRPORT_STATE), net/core/rtnetlink.c rtnl_dump_ifinfo / rtnl_bridge_getlink.
-std::vector<LinkState> rtnl_links() {
-  std::vector<LinkState> out;
-  {
-    NlRequest r(RTM_GETLINK, NLM_F_DUMP, false);
-    ifinfomsg ifi{};
-    ifi.ifi_family = AF_UNSPEC;
-    r.put(&ifi, sizeof ifi);
-    r.dump("link show", [&](const nlmsghdr* h) {
-      if (h->nlmsg_type != RTM_NEWLINK) return;
-      const auto* m = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
-      LinkState l;
-      l.index = m->ifi_index;
-      l.flags = m->ifi_flags;
-      int len = static_cast<int>(IFLA_PAYLOAD(h));
-      for (const rtattr* a = IFLA_RTA(m); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-        if (a->rta_type == IFLA_IFNAME)
-          l.name = std::string(static_cast<const char*>(RTA_DATA(a)), strnlen(static_cast<const char*>(RTA_DATA(a)), RTA_PAYLOAD(a)));
-        else if (a->rta_type == IFLA_OPERSTATE && RTA_PAYLOAD(a) >= 1)
-          l.operstate = *static_cast<const unsigned char*>(RTA_DATA(a));
-      }
-      out.push_back(l);
-    });
-  }
+namespace {
+
+// One RTM_GETLINK dump of `family`: `each` gets every RTM_NEWLINK message's ifinfomsg and the
+// length of the attributes after it (net/core/rtnetlink.c rtnl_dump_ifinfo, rtnl_bridge_getlink).
+void dump_links(unsigned char family, const std::string& what,
+                const std::function<void(const ifinfomsg*, int)>& each) {
   NlRequest r(RTM_GETLINK, NLM_F_DUMP, false);
   ifinfomsg ifi{};
-  ifi.ifi_family = AF_BRIDGE;
+  ifi.ifi_family = family;
   r.put(&ifi, sizeof ifi);
-  r.dump("bridge link show", [&](const nlmsghdr* h) {
-    if (h->nlmsg_type != RTM_NEWLINK) return;
-    const auto* m = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
-    int len = static_cast<int>(IFLA_PAYLOAD(h));
+  r.dump(what, [&](const nlmsghdr* h) {
+    if (h->nlmsg_type == RTM_NEWLINK) each(static_cast<const ifinfomsg*>(NLMSG_DATA(h)), static_cast<int>(IFLA_PAYLOAD(h)));
+  });
+}
+
+}  // namespace
+
+// The link dump, then the AF_BRIDGE dump (br_fill_ifinfo: one message per bridge port, with
+// IFLA_PROTINFO → IFLA_BRPORT_STATE).
+std::vector<LinkState> rtnl_links() {
+  std::vector<LinkState> out;
+  dump_links(AF_UNSPEC, "link show", [&](const ifinfomsg* m, int len) {
+    LinkState l;
+    l.index = m->ifi_index;
+    l.flags = m->ifi_flags;
+    for (const rtattr* a = IFLA_RTA(m); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (a->rta_type == IFLA_IFNAME)
+        l.name = std::string(static_cast<const char*>(RTA_DATA(a)), strnlen(static_cast<const char*>(RTA_DATA(a)), RTA_PAYLOAD(a)));
+      else if (a->rta_type == IFLA_OPERSTATE && RTA_PAYLOAD(a) >= 1)
+        l.operstate = *static_cast<const unsigned char*>(RTA_DATA(a));
+    }
+    out.push_back(l);
+  });
+  dump_links(AF_BRIDGE, "bridge link show", [&](const ifinfomsg* m, int len) {
     for (const rtattr* a = IFLA_RTA(m); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
       if ((a->rta_type & NLA_TYPE_MASK) != IFLA_PROTINFO) continue;
       int plen = static_cast<int>(RTA_PAYLOAD(a));
