@@ -173,10 +173,11 @@ bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp) {
     after = int32_t(thresh - now_ms(w)) < 0;  // time_after32(now, thresh)
   } else {
     const machine& m = w.machine_of(ns);
-    int64_t elapsed = int64_t(seconds_at(m, now_ms(w)) - seconds_at(m, t.tw_entry_stamp));
     const auto guest_now = m.guest_seconds(w.now);  // exact replay: the guest's clock at this connect()
     const auto stamp = m.tw_stamp_mono_s.find(tw);
-    if (guest_now && stamp != m.tw_stamp_mono_s.end()) elapsed = int64_t(*guest_now - stamp->second);
+    const int64_t elapsed = guest_now && stamp != m.tw_stamp_mono_s.end()
+                                ? int64_t(*guest_now - stamp->second)
+                                : int64_t(seconds_at(m, now_ms(w)) - seconds_at(m, t.tw_entry_stamp));
     after = k.tw_clock == tw_reuse_clock::seconds_after_last_ts ? elapsed > 0  // time_after32(ktime_get_seconds(), stamp)
                                                                 : elapsed > 1; // get_seconds() - stamp > 1
 
