@@ -37,27 +37,16 @@ namespace portsim::net {
 
 namespace {
 
-// The ehash key: a multiply-xorshift mix of the 4-tuple's words (ehash order is not
-// observable in outcomes, KERNEL-MAP §7, so any good mix will do; this one costs a few ns).
-// Every bit of the local port is mixed in. (Keeping its low 4 bits as the key's low bits, so
-// that 16 neighbouring ports toward one peer shared a 16-slot group, made whole groups collide
-// at load 3/4: lookups of a free port probed ~50 slots. Measured, issue 18: 145 -> 128 M
-// instructions for one destination's 28 232 connects, exhaust-100 2.85 -> 2.24 s.)
 uint32_t tuple_hash(uint16_t netns, const inet_addr& laddr, uint16_t lport, const inet_addr& raddr,
                     uint16_t rport) {
-  uint64_t h = (laddr.lo * 0x9e3779b97f4a7c15ULL) ^ (raddr.lo * 0xc2b2ae3d27d4eb4fULL) ^
-               ((laddr.hi ^ (raddr.hi << 1)) * 0x165667b19e3779f9ULL) ^
-               ((uint64_t(netns) << 32 | uint64_t(lport) << 16 | rport) * 0xff51afd7ed558ccdULL);
-  h ^= h >> 29;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 32;
-  return uint32_t(h);
+  return inet_ehash_port(inet_ehashfn_port0(netns, laddr, raddr, rport), lport);
 }
 
 uint32_t sock_hash(const sock& s) { return tuple_hash(s.netns, s.rcv_saddr, s.num, s.daddr, s.dport); }
 
+// The destination index's key: the ehash key of port 0.
 uint32_t dest_hash(uint16_t netns, const inet_addr& saddr, const inet_addr& daddr, uint16_t dport) {
-  return tuple_hash(netns, saddr, 0, daddr, dport);
+  return inet_ehash_port(inet_ehashfn_port0(netns, saddr, daddr, dport), 0);
 }
 
 template <typename T>
@@ -73,17 +62,32 @@ uint32_t pool_alloc(std::vector<T>& pool, std::vector<uint32_t>& free_list) {
 
 // --- the connect destination index (portsim's, see connect_dest) -------------------------
 
-connect_dest* dest_find(world& w, uint16_t netns, const inet_addr& saddr, const inet_addr& daddr,
-                        uint16_t dport) {
-  const auto same = [&](const connect_dest& e) {
-    return e.netns == netns && e.dport == dport && e.saddr == saddr && e.daddr == daddr;
-  };
-  if (w.last_dest != kNone && same(w.dests[w.last_dest])) return &w.dests[w.last_dest];
-  const int64_t id = w.dest_table.find(dest_hash(netns, saddr, daddr, dport),
-                                       [&](uint32_t d) { return same(w.dests[d]); });
+bool dest_is(const connect_dest& e, uint16_t netns, const inet_addr& saddr, const inet_addr& daddr, uint16_t dport) {
+  return e.netns == netns && e.dport == dport && e.saddr == saddr && e.daddr == daddr;
+}
+
+// The destination index lookup behind dest_find(), under the key `hash` (dest_hash()).
+[[gnu::noinline]] connect_dest* dest_lookup(world& w, uint16_t netns, const inet_addr& saddr, const inet_addr& daddr,
+                                            uint16_t dport, uint32_t hash) {
+  const int64_t id = w.dest_table.find(hash, [&](uint32_t d) { return dest_is(w.dests[d], netns, saddr, daddr, dport); });
   if (id < 0) return nullptr;
   w.last_dest = uint32_t(id);
   return &w.dests[size_t(id)];
+}
+
+// The entry of (netns, saddr, daddr, dport), or null; the last one found is remembered (a
+// connect and the state changes of one connection ask for the same one several times).
+inline connect_dest* dest_find(world& w, uint16_t netns, const inet_addr& saddr, const inet_addr& daddr,
+                               uint16_t dport) {
+  if (w.last_dest != kNone && dest_is(w.dests[w.last_dest], netns, saddr, daddr, dport)) return &w.dests[w.last_dest];
+  return dest_lookup(w, netns, saddr, daddr, dport, dest_hash(netns, saddr, daddr, dport));
+}
+
+// dest_find() for a connect whose ehash key of port 0 is known (inet_hash_connect's hash_port0).
+connect_dest* dest_find_port0(world& w, const sock& s, uint64_t hash_port0) {
+  if (w.last_dest != kNone && dest_is(w.dests[w.last_dest], s.netns, s.rcv_saddr, s.daddr, s.dport))
+    return &w.dests[w.last_dest];
+  return dest_lookup(w, s.netns, s.rcv_saddr, s.daddr, s.dport, inet_ehash_port(hash_port0, 0));
 }
 
 // Which set of the index a sock belongs in: hashed socks this host connected (not children
@@ -399,15 +403,20 @@ sock_id inet_ehash_lookup(const world& w, uint16_t netns, const inet_addr& laddr
   return id < 0 ? kNone : sock_id(id);
 }
 
-// net/ipv4/inet_hashtables.c: inet_ehash_insert().
-void inet_ehash_insert(world& w, sock_id sk) {
+// net/ipv4/inet_hashtables.c: inet_ehash_insert(), under sk's key `hash` (sock_hash()); with
+// `empty_slot`, where the failed lookup of that key in __inet_check_established() ended.
+static void inet_ehash_insert_hashed(world& w, sock_id sk, uint32_t hash, const size_t* empty_slot) {
   sock& s = w.sk(sk);
   PORTSIM_ASSERT(!s.hashed, "sock {} hashed twice", sk);
-  w.ehash.insert(sock_hash(s), sk);
+  if (empty_slot) w.ehash.insert_at(hash, sk, *empty_slot);
+  else w.ehash.insert(hash, sk);
   s.hashed = true;
   connect_dest_refresh(w, sk);
   if (w.obs) w.obs->ehash(w, table_op::create, sk);
 }
+
+// net/ipv4/inet_hashtables.c: inet_ehash_insert().
+void inet_ehash_insert(world& w, sock_id sk) { inet_ehash_insert_hashed(w, sk, sock_hash(w.sk(sk)), nullptr); }
 
 void inet_ehash_remove(world& w, sock_id sk) {
   sock& s = w.sk(sk);
@@ -425,10 +434,17 @@ bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp);
 // net/ipv4/inet_timewait_sock.c: inet_twsk_bind_unhash() + inet_twsk_deschedule_put().
 void inet_twsk_kill(world& w, sock_id tw);
 
-// net/ipv4/inet_hashtables.c: __inet_check_established().
-int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp) {
+// net/ipv4/inet_hashtables.c: __inet_check_established(). `hash` is the 4-tuple's ehash key,
+// derived by the caller from hash_port0 (6.15+).
+int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp, uint32_t hash) {
   const sock& s = w.sk(sk);
-  const sock_id other = inet_ehash_lookup(w, s.netns, s.rcv_saddr, lport, s.daddr, s.dport);
+  size_t empty_slot = 0;
+  const int64_t found = w.ehash.find(hash, [&](uint32_t i) {
+    const sock& o = w.sk(i);
+    return o.netns == s.netns && o.num == lport && o.dport == s.dport && o.rcv_saddr == s.rcv_saddr &&
+           o.daddr == s.daddr;
+  }, empty_slot);
+  const sock_id other = found < 0 ? kNone : sock_id(found);
   sock_id tw = kNone;
   const bool explain = w.obs && w.obs->explaining();
   if (other != kNone) {
@@ -448,7 +464,7 @@ int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp) {
   }
   w.sk(sk).num = lport;
   w.sk(sk).sport = lport;
-  inet_ehash_insert(w, sk);
+  inet_ehash_insert_hashed(w, sk, hash, other == kNone ? &empty_slot : nullptr);
   if (tw != kNone) {
     ++w.st.tw_recycled;  // LINUX_MIB_TIMEWAITRECYCLED
     inet_ehash_remove(w, tw);
@@ -542,8 +558,8 @@ void explain_skipped_candidate(world& w, const netns& ns, uint16_t port) {
 // (__inet_check_established) and the sock at the head of the tb2's owners list, whose bind_prev
 // inet_bind_hash() rewrites (a socket of another destination, last touched long ago). Loads
 // only; the walk and its outcome do not depend on it.
-void prefetch_candidate(const world& w, const sock& s, uint32_t tb, uint16_t port) {
-  w.ehash.prefetch(tuple_hash(s.netns, s.rcv_saddr, port, s.daddr, s.dport));
+void prefetch_candidate(const world& w, const sock& s, uint32_t tb, uint32_t hash) {
+  w.ehash.prefetch(hash);
   for (uint32_t t2 = w.tbs[tb].bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
     if (w.tb2s[t2].rcv_saddr == s.rcv_saddr) {
       if (w.tb2s[t2].owners != kNone) __builtin_prefetch(&w.socks[w.tb2s[t2].owners], 1);
@@ -552,7 +568,7 @@ void prefetch_candidate(const world& w, const sock& s, uint32_t tb, uint16_t por
 }
 
 pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, int low, int high,
-                      uint32_t remaining, uint32_t offset, uint32_t step,
+                      uint32_t remaining, uint32_t offset, uint32_t step, uint64_t hash_port0,
                       check_established_fn check_established) {
   pass_result r;
   const uint32_t n = (remaining + step - 1) / step;  // iterations of `for (i = 0; i < remaining; i += step)`
@@ -573,7 +589,8 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
       if (k >= k_end) break;
       const uint16_t port = uint16_t(first + (k - k_begin) * step);
       const uint32_t tb = ns.bhash[port];
-      if (tb != kNone && !explain) prefetch_candidate(w, w.sk(sk), tb, port);
+      const uint32_t hash = inet_ehash_port(hash_port0, port);  // the kernel's hash_port0 + port
+      if (tb != kNone && !explain) prefetch_candidate(w, w.sk(sk), tb, hash);
       if (explain && ns.connect_skip.test(port)) {
         explain_skipped_candidate(w, ns, port);
         continue;
@@ -586,7 +603,7 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
       PORTSIM_ASSERT(w.tbs[tb].fastreuse < 0 && w.tbs[tb].fastreuseport < 0,
                      "bind-made bucket {} not in connect_skip", port);
       sock_id tw = kNone;
-      if (check_established(w, sk, port, &tw) == 0) {
+      if (check_established(w, sk, port, &tw, hash) == 0) {
         r = {port, k + 1, k, tw};
         return r;
       }
@@ -598,14 +615,17 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
 
 }  // namespace
 
-// net/ipv4/inet_hashtables.c: __inet_hash_connect() (6.18). See the head of this file.
-int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
+namespace {
+
+// net/ipv4/inet_hashtables.c: __inet_hash_connect() (6.18). See the head of this file. `d` is
+// the destination index's entry of sk's destination (null: none yet).
+int inet_hash_connect_dest(world& w, sock_id sk, uint64_t port_offset, uint64_t hash_port0, const connect_dest* d,
                            check_established_fn check_established, connect_info& info) {
   sock& s = w.sk(sk);
   netns& ns = w.nets[s.netns];
   if (s.num) {  // bound already: only the 4-tuple must be unique
     info.autobind = false;
-    return check_established(w, sk, s.num, nullptr);
+    return check_established(w, sk, s.num, nullptr, inet_ehash_port(hash_port0, s.num));
   }
   info.autobind = true;
   machine& m = w.machines[ns.machine];
@@ -636,9 +656,8 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
                                                       uint32_t(port_offset >> 32), remaining, step == 2 ? "made even " : "",
                                                       offset));
   }
-  const connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
   for (uint8_t pass = 1;; ++pass) {
-    const pass_result r = scan_pass(w, sk, ns, d, low, high, remaining, offset, step, check_established);
+    const pass_result r = scan_pass(w, sk, ns, d, low, high, remaining, offset, step, hash_port0, check_established);
     info.examined += r.visited;
     if (r.port) {
       // kernel label ok: create tb if needed, tb2, perturb update, bind, hash
@@ -672,6 +691,14 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
     if (!((offset & 1) && remaining > 1)) break;
   }
   return EADDRNOTAVAIL;
+}
+
+}  // namespace
+
+int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset, uint64_t hash_port0,
+                           check_established_fn check_established, connect_info& info) {
+  const sock& s = w.sk(sk);
+  return inet_hash_connect_dest(w, sk, port_offset, hash_port0, dest_find_port0(w, s, hash_port0), check_established, info);
 }
 
 // --- the older connect() walks, one function per era (kernel_profile.h: connect_era) --------
@@ -725,9 +752,10 @@ void finish_walk(world& w, sock_id sk, const pass_result& r, uint8_t pass, uint3
 int sequential_walk(world& w, sock_id sk, uint32_t start, uint32_t remaining, int low, int high,
                     check_established_fn check_established, connect_info& info, pass_result& r) {
   netns& ns = w.ns_of(sk);
-  const connect_dest* d = dest_find(w, w.sk(sk).netns, w.sk(sk).rcv_saddr, w.sk(sk).daddr, w.sk(sk).dport);
+  const uint64_t hash_port0 = inet_ehashfn_port0(w.sk(sk));
+  const connect_dest* d = dest_find_port0(w, w.sk(sk), hash_port0);
   set_walk(info, start, low, high, remaining, 1);
-  r = scan_pass(w, sk, ns, d, low, high, remaining, start, 1, check_established);
+  r = scan_pass(w, sk, ns, d, low, high, remaining, start, 1, hash_port0, check_established);
   info.examined += r.visited;
   return r.port ? 0 : EADDRNOTAVAIL;
 }
@@ -786,10 +814,11 @@ int inet_hash_connect_c2(world& w, sock_id sk, uint32_t port_offset, check_estab
 uint8_t parity_passes(world& w, sock_id sk, int low, int high, uint32_t remaining, uint32_t offset,
                       check_established_fn check_established, connect_info& info, pass_result& r) {
   netns& ns = w.ns_of(sk);
-  const connect_dest* d = dest_find(w, w.sk(sk).netns, w.sk(sk).rcv_saddr, w.sk(sk).daddr, w.sk(sk).dport);
+  const uint64_t hash_port0 = inet_ehashfn_port0(w.sk(sk));
+  const connect_dest* d = dest_find_port0(w, w.sk(sk), hash_port0);
   set_walk(info, offset, low, high, remaining, 2);
   for (uint8_t pass = 1;; ++pass) {
-    r = scan_pass(w, sk, ns, d, low, high, remaining, offset, 2, check_established);
+    r = scan_pass(w, sk, ns, d, low, high, remaining, offset, 2, hash_port0, check_established);
     info.examined += r.visited;
     if (r.port) return pass;
     offset++;
@@ -857,7 +886,8 @@ int inet_hash_connect_c4(world& w, sock_id sk, uint32_t port_offset, check_estab
 
 // net/core/secure_seq.c: the port offset of this kernel (kernel_profile.h: port_hash), as the
 // era's __inet_hash_connect receives it (u32 until b2d057560b81).
-uint64_t inet_sk_port_offset(world& w, const sock& s, connect_info& info) {
+// `d`: the destination index's entry of s's destination (null: none yet).
+static uint64_t inet_sk_port_offset(world& w, const sock& s, connect_dest* d, connect_info& info) {
   const machine& m = w.machines[w.nets[s.netns].machine];
   const bool v4 = s.daddr.is_v4();  // v4-mapped peers go through IPv4
   switch (m.kp.hash) {
@@ -875,7 +905,6 @@ uint64_t inet_sk_port_offset(world& w, const sock& s, connect_info& info) {
       info.timeseed = ephemeral_timeseed(m.port_offset_jiffies(w.now), m.hz);  // exact replay: the call's jiffies
       // Within one timeseed window every connect toward a destination hashes the same words:
       // the destination index keeps the last hash (connect_dest::port_offset_hash).
-      connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
       uint64_t h;
       if (d && d->port_offset_seed_ok && d->port_offset_seed == info.timeseed) {
         h = d->port_offset_hash;
@@ -897,13 +926,19 @@ uint64_t inet_sk_port_offset(world& w, const sock& s, connect_info& info) {
 // net/ipv4/inet_hashtables.c: inet_hash_connect() + inet_sk_port_offset(); and
 // net/ipv6/inet6_hashtables.c: inet6_hash_connect() + inet6_sk_port_offset(). The walk is the
 // machine's kernel's (connect_era); 6.18's is inet_hash_connect_with().
+// The ehash key of the 4-tuple with port 0 is computed once (6.15+: hash_port0), and so is the
+// destination index's entry.
 int inet_hash_connect(world& w, sock_id sk, connect_info& info) {
   const sock& s = w.sk(sk);
   const connect_era era = w.machines[w.nets[s.netns].machine].kp.connect;
-  if (s.num || era == connect_era::c5_dhps)
-    return inet_hash_connect_with(w, sk, s.num ? 0 : inet_sk_port_offset(w, s, info), inet_check_established, info);
+  const uint64_t hash_port0 = inet_ehashfn_port0(s);
+  if (s.num || era == connect_era::c5_dhps) {
+    connect_dest* d = dest_find_port0(w, s, hash_port0);
+    return inet_hash_connect_dest(w, sk, s.num ? 0 : inet_sk_port_offset(w, s, d, info), hash_port0, d,
+                                  inet_check_established, info);
+  }
   info.autobind = true;
-  const uint64_t po = inet_sk_port_offset(w, s, info);
+  const uint64_t po = inet_sk_port_offset(w, s, dest_find_port0(w, s, hash_port0), info);
   info.port_offset = po;
   if (w.obs && w.obs->explaining())
     w.obs->explain("secure_ipv4_port_ephemeral", fmt::format("port_offset = {:#x}", po));

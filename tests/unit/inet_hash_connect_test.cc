@@ -117,10 +117,10 @@ TEST_CASE("connect: odd-sized range leaves one port unreachable per call", "[con
   t.w.sk(s).dport = 5000;
   net::connect_info info;
   const uint64_t offset_8 = uint64_t(8) << 32;  // hi32 = 8, index 0, table_perturb[0] = 0
-  CHECK(net::inet_hash_connect_with(t.w, s, offset_8, net::inet_check_established, info) == EADDRNOTAVAIL);
+  CHECK(net::inet_hash_connect_with(t.w, s, offset_8, net::inet_ehashfn_port0(t.w.sk(s)), net::inet_check_established, info) == EADDRNOTAVAIL);
   CHECK(info.examined == 10);
   net::connect_info info0;
-  CHECK(net::inet_hash_connect_with(t.w, s, 0, net::inet_check_established, info0) == 0);
+  CHECK(net::inet_hash_connect_with(t.w, s, 0, net::inet_ehashfn_port0(t.w.sk(s)), net::inet_check_established, info0) == 0);
   CHECK(t.port(s) == 40000);
   CHECK(info0.examined == 1);
 }
