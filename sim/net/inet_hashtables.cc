@@ -902,7 +902,7 @@ static uint64_t inet_sk_port_offset(world& w, const sock& s, connect_dest* d, co
     }
     case port_hash::siphash32_timeseed:
     case port_hash::siphash64_timeseed: {
-      info.timeseed = ephemeral_timeseed(m.port_offset_jiffies(w.now), m.hz);  // exact replay: the call's jiffies
+      info.timeseed = m.port_offset_timeseed(w.now);  // exact replay: the call's jiffies
       // Within one timeseed window every connect toward a destination hashes the same words:
       // the destination index keeps the last hash (connect_dest::port_offset_hash).
       uint64_t h;
