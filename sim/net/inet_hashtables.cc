@@ -62,44 +62,35 @@ uint32_t pool_alloc(std::vector<T>& pool, std::vector<uint32_t>& free_list) {
 
 // --- the connect destination index (portsim's, see connect_dest) -------------------------
 
-bool dest_is(const connect_dest& e, uint16_t netns, const inet_addr& saddr, const inet_addr& daddr, uint16_t dport) {
-  return e.netns == netns && e.dport == dport && e.saddr == saddr && e.daddr == daddr;
+// Is e the entry of s's destination? (sock_addr against sock_addr: no address is decoded.)
+bool dest_is(const connect_dest& e, const sock& s) {
+  return e.netns == s.netns && e.dport == s.dport && e.saddr == s.rcv_saddr && e.daddr == s.daddr;
 }
 
 // The destination index lookup behind dest_find(), under the key `hash` (dest_hash()).
-[[gnu::noinline]] connect_dest* dest_lookup(world& w, uint16_t netns, const inet_addr& saddr, const inet_addr& daddr,
-                                            uint16_t dport, uint32_t hash) {
-  const int64_t id = w.dest_table.find(hash, [&](uint32_t d) { return dest_is(w.dests[d], netns, saddr, daddr, dport); });
+[[gnu::noinline]] connect_dest* dest_lookup(world& w, const sock& s, uint32_t hash) {
+  const int64_t id = w.dest_table.find(hash, [&](uint32_t d) { return dest_is(w.dests[d], s); });
   if (id < 0) return nullptr;
   w.last_dest = uint32_t(id);
   return &w.dests[size_t(id)];
 }
 
-// The entry of (netns, saddr, daddr, dport), or null; the last one found is remembered (a
-// connect and the state changes of one connection ask for the same one several times).
-inline connect_dest* dest_find(world& w, uint16_t netns, const inet_addr& saddr, const inet_addr& daddr,
-                               uint16_t dport) {
-  if (w.last_dest != kNone && dest_is(w.dests[w.last_dest], netns, saddr, daddr, dport)) return &w.dests[w.last_dest];
-  return dest_lookup(w, netns, saddr, daddr, dport, dest_hash(netns, saddr, daddr, dport));
+// The entry of s's destination (netns, saddr, daddr, dport), or null; the last one found is
+// remembered (a connect and the state changes of one connection ask for the same one).
+inline connect_dest* dest_find(world& w, const sock& s) {
+  if (w.last_dest != kNone && dest_is(w.dests[w.last_dest], s)) return &w.dests[w.last_dest];
+  return dest_lookup(w, s, dest_hash(s.netns, s.rcv_saddr, s.daddr, s.dport));
 }
 
 // dest_find() for a connect whose ehash key of port 0 is known (inet_hash_connect's hash_port0).
 connect_dest* dest_find_port0(world& w, const sock& s, uint64_t hash_port0) {
-  if (w.last_dest != kNone && dest_is(w.dests[w.last_dest], s.netns, s.rcv_saddr, s.daddr, s.dport))
-    return &w.dests[w.last_dest];
-  return dest_lookup(w, s.netns, s.rcv_saddr, s.daddr, s.dport, inet_ehash_port(hash_port0, 0));
-}
-
-// Which set of the index a sock belongs in: hashed socks this host connected (not children
-// accepted from a listener), TIME_WAIT apart.
-uint8_t dest_set_of(const sock& s) {
-  if (!s.hashed || s.listener != kNone) return 0;
-  return s.state == tcp_state::TIME_WAIT ? 2 : 1;
+  if (w.last_dest != kNone && dest_is(w.dests[w.last_dest], s)) return &w.dests[w.last_dest];
+  return dest_lookup(w, s, inet_ehash_port(hash_port0, 0));
 }
 
 void dest_add(world& w, sock_id id, uint8_t which) {
   sock& s = w.sk(id);
-  connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
+  connect_dest* d = dest_find(w, s);
   if (!d) {
     const uint32_t di = pool_alloc(w.dests, w.free_dests);
     d = &w.dests[di];
@@ -115,7 +106,7 @@ void dest_add(world& w, sock_id id, uint8_t which) {
 
 void dest_remove(world& w, sock_id id) {
   sock& s = w.sk(id);
-  connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
+  connect_dest* d = dest_find(w, s);
   PORTSIM_ASSERT(d != nullptr, "sock {} indexed without a destination entry", id);
   (s.in_dest == 1 ? d->est : d->tw).remove(s.num);
   s.in_dest = 0;
@@ -130,10 +121,8 @@ void dest_remove(world& w, sock_id id) {
 
 }  // namespace
 
-void port_set::add(uint16_t port) {
-  if (big) {
-    big->set(port);
-  } else if (count + 1 >= kDestBitmapAt) {
+void port_set::add_small(uint16_t port) {
+  if (count + 1 >= kDestBitmapAt) {
     big = std::make_unique<PortBitmap>();
     for (uint16_t p : small) big->set(p);
     big->set(port);
@@ -144,21 +133,17 @@ void port_set::add(uint16_t port) {
   ++count;
 }
 
-void port_set::remove(uint16_t port) {
-  if (big) {
-    big->clear(port);
-  } else {
-    auto it = std::find(small.begin(), small.end(), port);
-    PORTSIM_ASSERT(it != small.end(), "port {} missing from destination index", port);
-    *it = small.back();
-    small.pop_back();
-  }
+void port_set::remove_small(uint16_t port) {
+  auto it = std::find(small.begin(), small.end(), port);
+  PORTSIM_ASSERT(it != small.end(), "port {} missing from destination index", port);
+  *it = small.back();
+  small.pop_back();
   --count;
 }
 
-// Keeps the index in step after a change of a hashed sock's state (e.g. into TIME_WAIT).
-void connect_dest_refresh(world& w, sock_id id) {
-  const uint8_t want = dest_set_of(w.sk(id));
+// connect_dest_refresh()'s slow path: the sock's set changed (hashed, into TIME_WAIT, unhashed).
+void connect_dest_update(world& w, sock_id id) {
+  const uint8_t want = connect_dest_set_of(w.sk(id));
   if (want == w.sk(id).in_dest) return;
   if (w.sk(id).in_dest) dest_remove(w, id);
   if (want) dest_add(w, id, want);

@@ -47,8 +47,20 @@ struct port_set {
   uint32_t count = 0;
   std::vector<uint16_t> small;
   std::unique_ptr<PortBitmap> big;
-  void add(uint16_t port);
-  void remove(uint16_t port);
+  void add(uint16_t port) {
+    if (!big) return add_small(port);
+    big->set(port);
+    ++count;
+  }
+  void remove(uint16_t port) {
+    if (!big) return remove_small(port);
+    big->clear(port);
+    --count;
+  }
+
+ private:
+  void add_small(uint16_t port);     // into the vector, or the bitmap from kDestBitmapAt ports on
+  void remove_small(uint16_t port);
 };
 
 // portsim's index for connect(): per (netns, saddr, daddr, dport), the local ports whose
@@ -58,7 +70,7 @@ struct port_set {
 // too when no TIME_WAIT toward that destination can be recycled (tcp_tw_reuse off for it).
 // A subset of the truth: every other candidate is still checked exactly.
 struct connect_dest {
-  inet_addr saddr, daddr;
+  sock_addr saddr, daddr;  // as the socks hold them: compared with theirs without decoding
   uint16_t netns = 0, dport = 0;
   port_set est, tw;
   // The last SipHash of secure_ipv{4,6}_port_ephemeral() toward this destination and the
@@ -129,8 +141,15 @@ void inet_put_port(world& w, sock_id sk);
 void inet_inherit_port(world& w, sock_id listener, sock_id child);
 // net/ipv4/inet_hashtables.c: inet_bhash2_update_saddr() — move a bound sk to (port, saddr).
 void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr);
-// Keeps the connect destination index in step with a hashed sock's state.
-void connect_dest_refresh(world& w, sock_id sk);
+// connect_dest_refresh() (netns.h) keeps the connect destination index in step with a hashed
+// sock's state; connect_dest_update() is its slow path, when the sock's set changes.
+void connect_dest_update(world& w, sock_id sk);
+// Which set of the index a sock belongs in: hashed socks this host connected (not children
+// accepted from a listener), TIME_WAIT apart (2); 0: none.
+inline uint8_t connect_dest_set_of(const sock& s) {
+  if (!s.hashed || s.listener != kNone) return 0;
+  return s.state == tcp_state::TIME_WAIT ? 2 : 1;
+}
 // Recomputes netns::connect_skip for one port (reserved, or a bucket made by bind()).
 void connect_skip_update(world& w, netns& ns, uint16_t port);
 

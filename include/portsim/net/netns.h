@@ -220,4 +220,11 @@ struct world {
   void set_state(sock_id id, tcp_state to);
 };
 
+// Keeps the connect destination index in step with a hashed sock's state (inet_hashtables.cc);
+// most calls (a state change within one set) change nothing and stop here.
+inline void connect_dest_refresh(world& w, sock_id id) {
+  const sock& s = w.socks[id];
+  if (connect_dest_set_of(s) != s.in_dest) connect_dest_update(w, id);
+}
+
 }  // namespace portsim::net
