@@ -491,6 +491,7 @@ struct pass_result {
   uint32_t visited = 0;  // candidates examined in this pass (the found one included)
   uint32_t k = 0;
   sock_id tw = kNone;
+  uint32_t tb2 = kNone;  // the port's tb2 of sk's address, if prefetch_candidate() found it
 };
 
 // Can any TIME_WAIT toward sk's destination be recycled by this autobind scan? Not when
@@ -542,14 +543,13 @@ void explain_skipped_candidate(world& w, const netns& ns, uint16_t port) {
 // misses overlap instead of following one another: the ehash slot of the 4-tuple
 // (__inet_check_established) and the sock at the head of the tb2's owners list, whose bind_prev
 // inet_bind_hash() rewrites (a socket of another destination, last touched long ago). Loads
-// only; the walk and its outcome do not depend on it.
-void prefetch_candidate(const world& w, const sock& s, uint32_t tb, uint32_t hash) {
+// only; the walk and its outcome do not depend on it. Returns that tb2 (inet_bind2_bucket_find),
+// kNone if there is none: a success on the port needs it.
+uint32_t prefetch_candidate(const world& w, const sock& s, uint32_t tb, uint32_t hash) {
   w.ehash.prefetch(hash);
-  for (uint32_t t2 = w.tbs[tb].bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
-    if (w.tb2s[t2].rcv_saddr == s.rcv_saddr) {
-      if (w.tb2s[t2].owners != kNone) __builtin_prefetch(&w.socks[w.tb2s[t2].owners], 1);
-      return;
-    }
+  const uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
+  if (t2 != kNone && w.tb2s[t2].owners != kNone) __builtin_prefetch(&w.socks[w.tb2s[t2].owners], 1);
+  return t2;
 }
 
 pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, int low, int high,
@@ -565,7 +565,7 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
   static const PortBitmap kNoSkip;
   const PortBitmap& skip = explain ? kNoSkip : ns.connect_skip;
   const PortBitmap* dest_bits = d && !explain ? d->est.big.get() : nullptr;
-  const PortBitmap* tw_bits = d && !explain && !tw_recyclable(w, w.sk(sk)) ? d->tw.big.get() : nullptr;
+  const PortBitmap* tw_bits = d && !explain && d->tw.big && !tw_recyclable(w, w.sk(sk)) ? d->tw.big.get() : nullptr;
   for (uint32_t seg = 0; seg < 2; ++seg) {
     const uint32_t k_begin = seg == 0 ? 0 : k1, k_end = seg == 0 ? k1 : n;
     const uint32_t first = seg == 0 ? start : start + k1 * step - remaining;  // port at k_begin
@@ -575,7 +575,7 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
       const uint16_t port = uint16_t(first + (k - k_begin) * step);
       const uint32_t tb = ns.bhash[port];
       const uint32_t hash = inet_ehash_port(hash_port0, port);  // the kernel's hash_port0 + port
-      if (tb != kNone && !explain) prefetch_candidate(w, w.sk(sk), tb, hash);
+      const uint32_t t2 = tb != kNone && !explain ? prefetch_candidate(w, w.sk(sk), tb, hash) : kNone;
       if (explain && ns.connect_skip.test(port)) {
         explain_skipped_candidate(w, ns, port);
         continue;
@@ -589,7 +589,7 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
                      "bind-made bucket {} not in connect_skip", port);
       sock_id tw = kNone;
       if (check_established(w, sk, port, &tw, hash) == 0) {
-        r = {port, k + 1, k, tw};
+        r = {port, k + 1, k, tw, t2};
         return r;
       }
     }
@@ -653,7 +653,7 @@ int inet_hash_connect_dest(world& w, sock_id sk, uint64_t port_offset, uint64_t 
         connect_skip_update(w, ns, r.port);
         if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
       }
-      uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
+      uint32_t t2 = r.tb2 != kNone ? r.tb2 : inet_bind2_bucket_find(w, tb, s.rcv_saddr);
       if (t2 == kNone) {
         t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);
         inet_bind2_bucket_set_state(w, t2, -1, -1);
