@@ -217,13 +217,29 @@ void connect_skip_update(world& w, netns& ns, uint16_t port) {
 }
 
 // net/ipv4/inet_hashtables.c: inet_bind_bucket_create().
-uint32_t inet_bind_bucket_create(world& w, netns& ns, uint16_t port) {
+// connect_skip is not touched: the caller is connect(), which makes the bucket -1 / -1 at once,
+// and a port with a connect-made bucket or none is skipped exactly when it is reserved.
+static uint32_t inet_bind_bucket_create_noskip(world& w, netns& ns, uint16_t port) {
   const uint32_t tb = pool_alloc(w.tbs, w.free_tbs);
   w.tbs[tb].netns = ns.id;
   w.tbs[tb].port = port;
   ns.bhash[port] = tb;
   if (w.obs) w.obs->bind_bucket(w, table_op::create, tb);
+  return tb;
+}
+
+uint32_t inet_bind_bucket_create(world& w, netns& ns, uint16_t port) {
+  const uint32_t tb = inet_bind_bucket_create_noskip(w, ns, port);
   connect_skip_update(w, ns, port);
+  return tb;
+}
+
+// __inet_hash_connect's "ok:" bucket: inet_bind_bucket_create(), then fastreuse = fastreuseport
+// = -1 ("made by connect"). connect_skip stays as it was (reserved or not): see above.
+static uint32_t inet_bind_bucket_create_connect(world& w, netns& ns, uint16_t port) {
+  const uint32_t tb = inet_bind_bucket_create_noskip(w, ns, port);
+  w.tbs[tb].fastreuse = w.tbs[tb].fastreuseport = -1;
+  if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
   return tb;
 }
 
@@ -234,10 +250,14 @@ void inet_bind_bucket_destroy(world& w, uint32_t tb) {
   netns& ns = w.nets[b.netns];
   const uint16_t port = b.port;
   if (b.bhash2 == kNone) {
+    // connect_skip changes only if bind() made the bucket: without one, or with a connect-made
+    // one (-1 / -1), the port is skipped exactly when it is reserved.
+    const bool made_by_bind = b.fastreuse >= 0 || b.fastreuseport >= 0;
     if (w.obs) w.obs->bind_bucket(w, table_op::destroy, tb);
     ns.bhash[port] = kNone;
     b = inet_bind_bucket{};
     w.free_tbs.push_back(tb);
+    if (!made_by_bind) return;
   } else if (!w.machines[ns.machine].kp.bucket_release) {  // before 6.18: freed only when empty
     return;
   } else if (b.fastreuse != -1 || b.fastreuseport != -1) {
@@ -647,12 +667,7 @@ int inet_hash_connect_dest(world& w, sock_id sk, uint64_t port_offset, uint64_t 
     if (r.port) {
       // kernel label ok: create tb if needed, tb2, perturb update, bind, hash
       uint32_t tb = ns.bhash[r.port];
-      if (tb == kNone) {
-        tb = inet_bind_bucket_create(w, ns, r.port);
-        w.tbs[tb].fastreuse = w.tbs[tb].fastreuseport = -1;  // "made by connect"
-        connect_skip_update(w, ns, r.port);
-        if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
-      }
+      if (tb == kNone) tb = inet_bind_bucket_create_connect(w, ns, r.port);  // "made by connect"
       uint32_t t2 = r.tb2 != kNone ? r.tb2 : inet_bind2_bucket_find(w, tb, s.rcv_saddr);
       if (t2 == kNone) {
         t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);
@@ -699,12 +714,7 @@ namespace {
 void hash_connect_ok(world& w, sock_id sk, netns& ns, const pass_result& r) {
   const sock& s = w.sk(sk);
   uint32_t tb = ns.bhash[r.port];
-  if (tb == kNone) {
-    tb = inet_bind_bucket_create(w, ns, r.port);
-    w.tbs[tb].fastreuse = w.tbs[tb].fastreuseport = -1;
-    connect_skip_update(w, ns, r.port);
-    if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
-  }
+  if (tb == kNone) tb = inet_bind_bucket_create_connect(w, ns, r.port);
   uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
   if (t2 == kNone) t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);
   inet_bind_hash(w, sk, tb, t2, r.port);
