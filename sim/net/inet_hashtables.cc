@@ -512,6 +512,7 @@ struct pass_result {
   uint32_t k = 0;
   sock_id tw = kNone;
   uint32_t tb2 = kNone;  // the port's tb2 of sk's address, if prefetch_candidate() found it
+  uint32_t hash = 0;     // the 4-tuple's ehash key (inet_ehash_port) with the port found
 };
 
 // Can any TIME_WAIT toward sk's destination be recycled by this autobind scan? Not when
@@ -602,14 +603,14 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
       }
       if (tb == kNone) {  // no bucket: the port is free in this netns
         if (explain) w.obs->explain("__inet_hash_connect", fmt::format("port {}: no bind bucket: free", port));
-        r = {port, k + 1, k, kNone};
+        r = {port, k + 1, k, kNone, kNone, hash};
         return r;
       }
       PORTSIM_ASSERT(w.tbs[tb].fastreuse < 0 && w.tbs[tb].fastreuseport < 0,
                      "bind-made bucket {} not in connect_skip", port);
       sock_id tw = kNone;
       if (check_established(w, sk, port, &tw, hash) == 0) {
-        r = {port, k + 1, k, tw, t2};
+        r = {port, k + 1, k, tw, t2, hash};
         return r;
       }
     }
@@ -682,7 +683,7 @@ int inet_hash_connect_dest(world& w, sock_id sk, uint64_t port_offset, uint64_t 
       info.tw_recycled = r.tw != kNone;
       inet_bind_hash(w, sk, tb, t2, r.port);
       w.sk(sk).userlocks |= SOCK_CONNECT_BIND;
-      if (!w.sk(sk).hashed) inet_ehash_insert(w, sk);
+      if (!w.sk(sk).hashed) inet_ehash_insert_hashed(w, sk, r.hash, nullptr);
       if (r.tw != kNone) inet_twsk_kill(w, r.tw);
       return 0;
     }
