@@ -103,9 +103,10 @@ TEST_CASE("IdTable: insert_at() at the slot a failed find() ended at keeps every
   }
   // Same placement as plain inserts: each live id sits behind the same ids in its probe.
   for (const auto& [h, id] : live) {
+    const uint32_t want = id;  // (no structured binding captured: clang 14)
     std::vector<uint32_t> seen_t, seen_twin;
-    t.find(h, [&](uint32_t got) { seen_t.push_back(got); return got == id; });
-    twin.find(h, [&](uint32_t got) { seen_twin.push_back(got); return got == id; });
+    t.find(h, [&](uint32_t got) { seen_t.push_back(got); return got == want; });
+    twin.find(h, [&](uint32_t got) { seen_twin.push_back(got); return got == want; });
     CHECK(seen_t == seen_twin);
   }
 }
