@@ -180,9 +180,15 @@ void world::add_external(const external_endpoint& e) {
   external_index[addr_key(e.addr)].push_back(uint32_t(externals.size()));
   externals.push_back(e);
   ext_memo.valid = false;
+  for (external_memo& m : ext_recent) m.valid = false;
 }
 
 int world::find_external_slow(const inet_addr& addr, uint16_t port) const {
+  external_memo& recent = ext_recent[recent_slot(addr, port)];
+  if (recent.valid && recent.port == port && recent.addr == addr) {
+    ext_memo = recent;
+    return recent.index;
+  }
   int found = -1;
   if (auto it = external_index.find(addr_key(addr)); it != external_index.end()) {
     for (uint32_t i : it->second) {
@@ -195,7 +201,7 @@ int world::find_external_slow(const inet_addr& addr, uint16_t port) const {
       if (e.port == 0) found = int(i);
     }
   }
-  ext_memo = {addr, port, true, found};
+  ext_memo = recent = {addr, port, true, found};
   return found;
 }
 

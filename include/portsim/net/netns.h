@@ -196,6 +196,17 @@ struct world {
     size_t nets = 0;
   };
   mutable route_memo route_last;
+  // Behind those two, direct-mapped tables of recent answers by address (and port, or source
+  // namespace), for runs where many destinations take turns (exhaust-100: 100 ports of one
+  // address; hold-1m: 1 000 addresses). Same validity rules as the memos above.
+  static constexpr size_t kRecentSlots = 1024;
+  static size_t recent_slot(const inet_addr& a, uint16_t port_or_ns) {
+    // Fibonacci hashing: neighbouring addresses or ports (10.1.0.1, 10.1.0.2, ...) spread
+    // evenly (1 000 such addresses take 883 of the 1 024 slots; a random mix, ~630).
+    return size_t(((a.lo ^ (a.hi * 0xff51afd7ed558ccdULL) ^ port_or_ns) * 0x9e3779b97f4a7c15ULL) >> 54);
+  }
+  mutable std::array<external_memo, kRecentSlots> ext_recent{};
+  mutable std::array<route_memo, kRecentSlots> route_recent{};
   struct listener_info {
     int backlog = 128;
     std::vector<sock_id> accept_queue;  // established children not yet accepted
