@@ -1,12 +1,6 @@
 // The virtual-time event engine. Events run in (time, prio, seq) order: seq is the insertion
 // counter, so events of equal time and priority run FIFO and a run is reproducible.
-// Cost: a radix heap over time (events are never scheduled before now): 32-byte records (time;
-// prio ‖ seq; the payload kind, a, b) sit in 64 buckets by the highest bit in which their time
-// differs from the last time popped, and the events of that very instant in a small heap
-// ordered by prio ‖ seq. A record moves to a lower bucket at most 64 times over its life,
-// always in a sequential pass over a vector, so there is no cache-missing sift through a big
-// heap and no payload looked up elsewhere. No allocation per event in steady state.
-// Timeline repetitions are scheduled one at a time (the next when the current runs).
+// Cost: HEADER-TBD
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -65,16 +59,41 @@ class Engine {
     uint32_t a;
     uint8_t kind;
   };
-  static bool less(const Node& x, const Node& y) { return x.t < y.t || (x.t == y.t && x.ord < y.ord); }
-  static unsigned bucket_of(Nanos t, Nanos last) { return 64u - unsigned(__builtin_clzll(t ^ last)); }  // t != last
-  void place(const Node& n);   // into the instant heap (t == last_) or its bucket
-  bool settle();               // the instant heap empty: moves last_ to the next time; false if none
-  void rebuild();              // re-buckets every key (an event before last_)
+  // An unordered run of keys; push() is the hot path of schedule and settle, grow() is not.
+  struct Bucket {
+    Node* begin = nullptr;
+    Node* end = nullptr;
+    Node* cap = nullptr;
+    Bucket() = default;
+    Bucket(const Bucket&) = delete;
+    Bucket& operator=(const Bucket&) = delete;
+    ~Bucket();
+    size_t size() const { return size_t(end - begin); }
+    void push(const Node& x) {
+      if (end == cap) [[unlikely]] grow();
+      *end++ = x;
+    }
+    void grow();
+  };
+  // The events of the current instant (t == now_) of one priority, in seq order: a ring.
+  struct Ring {
+    std::vector<Node> buf;  // size a power of two (or 0)
+    size_t head = 0;
+    size_t n = 0;
+    void push(const Node& x);
+    Node pop();
+  };
+  static unsigned bucket_of(Nanos d) { return 63u - unsigned(__builtin_clzll(d)); }  // d = t ^ now_ != 0
+  bool settle(Nanos until, Node& x);  // the next instant; false if none or after until
+  void enter_instant();               // batch_ (one instant, >= 2 events) into the rings by ord
 
-  Nanos last_ = 0;                   // the time the buckets are relative to
-  std::vector<Node> now_heap_;       // keys at t == last_, a min-heap by ord
-  std::vector<Node> buckets_[65];    // [1..64]: keys with t > last_ by the highest differing bit
-  uint64_t nonempty_ = 0;            // bit i-1: buckets_[i] holds keys
+  // Keys with t > now_, by the highest bit in which t differs from now_: every key of bucket k
+  // is earlier than every key of a bucket above k.
+  Bucket buckets_[64];
+  uint64_t nonempty_ = 0;             // bit k: buckets_[k] is not empty
+  Ring instant_[4];                   // t == now_, by prio
+  unsigned instant_mask_ = 0;         // bit p: instant_[p] is not empty
+  std::vector<Node> batch_;           // settle's keys of the next instant
   size_t size_ = 0;
   Nanos now_ = 0;
   uint64_t seq_ = 0;
