@@ -2,15 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <cstdlib>
 #include <new>
 
 #include "portsim/base/assert.h"
 
 namespace portsim::engine {
-
-namespace {
-constexpr uint64_t kSeqMask = (uint64_t(1) << 62) - 1;
-}  // namespace
 
 Engine::Bucket::~Bucket() { ::operator delete(begin); }
 
@@ -46,44 +43,34 @@ Engine::Node Engine::Ring::pop() {
 // other keys move to lower buckets relative to T; T's keys are the next instant. A lone key
 // of T comes back in x; several go through batch_ into the rings (x is then the first).
 bool Engine::settle(Nanos until, Node& x) {
-  const unsigned k = unsigned(__builtin_ctzll(nonempty_));
-  Bucket& from = buckets_[k];
-  if (from.size() == 1) {
-    if (from.begin->t > until) return false;
-    x = *from.begin;
-    from.end = from.begin;
-    nonempty_ &= ~(uint64_t(1) << k);
-    now_ = x.t;
-    return true;
-  }
+  const unsigned w = unsigned(__builtin_ctz(summary_));
+  const unsigned i = w << 6 | unsigned(__builtin_ctzll(nonempty_[w]));
+  Bucket& from = buckets_[i];
   Nanos next = from.begin->t;
-  size_t at_next = 0;  // how many keys have that time
-  for (const Node* y = from.begin; y != from.end; ++y) {
-    if (y->t < next) {
-      next = y->t;
-      at_next = 1;
-    } else {
-      at_next += y->t == next;
-    }
-  }
+  for (const Node* y = from.begin + 1; y < from.end; ++y) next = std::min(next, y->t);
   if (next > until) return false;
   now_ = next;
-  uint64_t mask = nonempty_ & ~(uint64_t(1) << k);
-  if (at_next > 1) batch_.clear();
-  for (const Node* y = from.begin; y != from.end; ++y) {  // every key goes lower: it agrees with next above k
+  uint32_t summary = summary_;
+  if (!(nonempty_[w] &= ~(uint64_t(1) << (i & 63)))) summary &= ~(1u << w);
+  batch_.end = batch_.begin;
+  // Every other key goes to a lower bucket: it agrees with next down to its digit of i.
+  for (const Node* y = from.begin; y != from.end; ++y) {
     const Nanos d = y->t ^ next;
-    if (!d) [[unlikely]] {
-      if (at_next == 1) x = *y;
-      else batch_.push_back(*y);
+    if (!d) {
+      batch_.push(*y);
       continue;
     }
-    const unsigned j = bucket_of(d);
+    const unsigned j = bucket_of(y->t, d);
     buckets_[j].push(*y);
-    mask |= uint64_t(1) << j;
+    nonempty_[j >> 6] |= uint64_t(1) << (j & 63);
+    summary |= 1u << (j >> 6);
   }
-  nonempty_ = mask;
+  summary_ = summary;
   from.end = from.begin;
-  if (at_next == 1) return true;
+  if (batch_.size() == 1) {
+    x = *batch_.begin;
+    return true;
+  }
   enter_instant();
   const unsigned p = unsigned(__builtin_ctz(instant_mask_));
   x = instant_[p].pop();
@@ -93,28 +80,24 @@ bool Engine::settle(Nanos until, Node& x) {
 
 // Several keys of one time: they run by prio, then seq (the rings are empty).
 void Engine::enter_instant() {
-  std::sort(batch_.begin(), batch_.end(), [](const Node& l, const Node& r) { return l.ord < r.ord; });
-  for (const Node& y : batch_) {
-    const unsigned p = unsigned(y.ord >> 62);
-    instant_[p].push(y);
+  std::sort(batch_.begin, batch_.end, [](const Node& l, const Node& r) { return l.ord < r.ord; });
+  for (const Node* y = batch_.begin; y != batch_.end; ++y) {
+    const unsigned p = unsigned(y->ord >> 62);
+    instant_[p].push(*y);
     instant_mask_ |= 1u << p;
   }
 }
 
-void Engine::schedule(Event ev) {
-  PORTSIM_ASSERT(ev.t >= now_, "event scheduled in the past ({} < {})", ev.t, now_);
-  const Node n{ev.t, uint64_t(ev.prio) << 62 | (seq_++ & kSeqMask), ev.b, ev.a, ev.kind};
-  ++size_;
-  const Nanos d = ev.t ^ now_;
-  if (!d) {  // the current instant: after every queued event of its prio (they have smaller seqs)
-    const unsigned p = unsigned(ev.prio);
-    instant_[p].push(n);
-    instant_mask_ |= 1u << p;
-    return;
-  }
-  const unsigned k = bucket_of(d);
-  buckets_[k].push(n);
-  nonempty_ |= uint64_t(1) << k;
+void Engine::scheduled_in_the_past(Nanos t) const {
+  PORTSIM_ASSERT(false, "event scheduled in the past ({} < {})", t, now_);
+  std::abort();
+}
+
+// After every queued event of its prio: they have smaller seqs.
+void Engine::schedule_now(const Node& x) {
+  const unsigned p = unsigned(x.ord >> 62);
+  instant_[p].push(x);
+  instant_mask_ |= 1u << p;
 }
 
 uint64_t Engine::run(EventHandler& h, Nanos until, uint64_t max_events) {

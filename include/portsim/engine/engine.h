@@ -38,7 +38,20 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
   // Schedules ev at ev.t, which must not be before now().
-  void schedule(Event ev);
+  void schedule(const Event& ev) {
+    if (ev.t < now_) [[unlikely]] scheduled_in_the_past(ev.t);
+    const uint64_t ord = uint64_t(ev.prio) << 62 | (seq_++ & kSeqMask);
+    ++size_;
+    const Nanos d = ev.t ^ now_;
+    if (!d) {
+      schedule_now({ev.t, ord, ev.b, ev.a, ev.kind});
+      return;
+    }
+    const unsigned i = bucket_of(ev.t, d);
+    *buckets_[i].alloc() = Node{ev.t, ord, ev.b, ev.a, ev.kind};
+    nonempty_[i >> 6] |= uint64_t(1) << (i & 63);
+    summary_ |= 1u << (i >> 6);
+  }
   // Runs events until none is left, the next is after `until`, or `max_events` have run.
   // Returns events run.
   uint64_t run(EventHandler& h, Nanos until = UINT64_MAX, uint64_t max_events = UINT64_MAX);
@@ -50,6 +63,7 @@ class Engine {
   void stop() { stop_ = true; }
 
   // Node::ord is prio (2 bits) ‖ seq (62 bits): 4.6·10^18 events before seq could wrap.
+  static constexpr uint64_t kSeqMask = (uint64_t(1) << 62) - 1;
 
  private:
   struct Node {
@@ -69,10 +83,11 @@ class Engine {
     Bucket& operator=(const Bucket&) = delete;
     ~Bucket();
     size_t size() const { return size_t(end - begin); }
-    void push(const Node& x) {
+    Node* alloc() {
       if (end == cap) [[unlikely]] grow();
-      *end++ = x;
+      return end++;
     }
+    void push(const Node& x) { *alloc() = x; }
     void grow();
   };
   // The events of the current instant (t == now_) of one priority, in seq order: a ring.
@@ -83,17 +98,28 @@ class Engine {
     void push(const Node& x);
     Node pop();
   };
-  static unsigned bucket_of(Nanos d) { return 63u - unsigned(__builtin_clzll(d)); }  // d = t ^ now_ != 0
+  // A key with t > now_ goes to bucket (L, s): L the highest kDigitBits-bit digit in which t
+  // differs from now_ (t's is larger), s that digit of t. Bucket indices L << kDigitBits | s
+  // increase with t, so the lowest non-empty bucket holds the earliest keys; moving now_ to one
+  // of its keys leaves every other bucket valid.
+  static constexpr unsigned kDigitBits = 8;
+  static constexpr unsigned kLevels = (64 + kDigitBits - 1) / kDigitBits;
+  static constexpr unsigned kBuckets = kLevels << kDigitBits;
+  static unsigned bucket_of(Nanos t, Nanos d) {  // d = t ^ now_ != 0
+    const unsigned level = (63u - unsigned(__builtin_clzll(d))) / kDigitBits;
+    return level << kDigitBits | unsigned(t >> (level * kDigitBits)) & ((1u << kDigitBits) - 1);
+  }
+  [[noreturn]] void scheduled_in_the_past(Nanos t) const;
+  void schedule_now(const Node& x);  // into the current instant
   bool settle(Nanos until, Node& x);  // the next instant; false if none or after until
   void enter_instant();               // batch_ (one instant, >= 2 events) into the rings by ord
 
-  // Keys with t > now_, by the highest bit in which t differs from now_: every key of bucket k
-  // is earlier than every key of a bucket above k.
-  Bucket buckets_[64];
-  uint64_t nonempty_ = 0;             // bit k: buckets_[k] is not empty
+  Bucket buckets_[kBuckets];
+  uint64_t nonempty_[(kBuckets + 63) / 64] = {};  // bit i % 64 of word i / 64: buckets_[i] is not empty
+  uint32_t summary_ = 0;                   // bit w: nonempty_[w] != 0
   Ring instant_[4];                   // t == now_, by prio
   unsigned instant_mask_ = 0;         // bit p: instant_[p] is not empty
-  std::vector<Node> batch_;           // settle's keys of the next instant
+  Bucket batch_;                      // settle's keys of the next instant
   size_t size_ = 0;
   Nanos now_ = 0;
   uint64_t seq_ = 0;
