@@ -1,8 +1,9 @@
+// The event queue: a radix heap over time by 8-bit digits (engine.h).
 #include "portsim/engine/engine.h"
 
 #include <algorithm>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "portsim/base/assert.h"
@@ -14,54 +15,57 @@ Engine::Bucket::~Bucket() { ::operator delete(begin); }
 void Engine::Bucket::grow() {
   const size_t n = size();
   const size_t cap_n = n ? 2 * n : 16;
-  Node* fresh = static_cast<Node*>(::operator new(cap_n * sizeof(Node)));
-  if (n) std::memcpy(static_cast<void*>(fresh), begin, n * sizeof(Node));
+  Event* fresh = static_cast<Event*>(::operator new(cap_n * sizeof(Event)));
+  if (n) std::memcpy(static_cast<void*>(fresh), begin, n * sizeof(Event));
   ::operator delete(begin);
   begin = fresh;
   end = fresh + n;
   cap = fresh + cap_n;
 }
 
-void Engine::Ring::push(const Node& x) {
+Event* Engine::Ring::alloc() {
   if (n == buf.size()) {  // full: double, unrolled to start at 0
-    std::vector<Node> bigger(buf.empty() ? 16 : 2 * buf.size());
+    std::vector<Event> bigger(buf.empty() ? 16 : 2 * buf.size());
     for (size_t i = 0; i < n; ++i) bigger[i] = buf[(head + i) & (buf.size() - 1)];
     buf.swap(bigger);
     head = 0;
   }
-  buf[(head + n++) & (buf.size() - 1)] = x;
+  return &buf[(head + n++) & (buf.size() - 1)];
 }
 
-Engine::Node Engine::Ring::pop() {
-  const Node x = buf[head];
-  head = (head + 1) & (buf.size() - 1);
-  --n;
-  return x;
+void Engine::scheduled_in_the_past(Nanos t) const {
+  PORTSIM_ASSERT(false, "event scheduled in the past ({} < {})", t, now_);
+  std::abort();
 }
 
-// The instant is over: the lowest non-empty bucket holds the next time T (its minimum). Its
-// other keys move to lower buckets relative to T; T's keys are the next instant. A lone key
-// of T comes back in x; several go through batch_ into the rings (x is then the first).
-bool Engine::settle(Nanos until, Node& x) {
-  const unsigned w = unsigned(__builtin_ctz(summary_));
-  const unsigned i = w << 6 | unsigned(__builtin_ctzll(nonempty_[w]));
-  Bucket& from = buckets_[i];
+// After every queued event of its prio: they have smaller seqs.
+Event* Engine::instant_slot(Prio p) {
+  instant_mask_ |= 1u << unsigned(p);
+  return instant_[unsigned(p)].alloc();
+}
+
+// The instant is over and `from`, bucket i, the lowest non-empty one, holds at least two
+// events: its earliest time T is the next instant (false: T is after until, nothing changes).
+// Its other events move to lower buckets relative to T; T's events come back in x if alone,
+// else go to the rings by (prio, seq) and x is the first.
+bool Engine::settle(Bucket& from, unsigned i, Nanos until, Event& x) {
   Nanos next = from.begin->t;
-  for (const Node* y = from.begin + 1; y < from.end; ++y) next = std::min(next, y->t);
+  for (const Event* y = from.begin + 1; y < from.end; ++y) next = std::min(next, y->t);
   if (next > until) return false;
   now_ = next;
+  const unsigned w = i >> 6;
   uint32_t summary = summary_;
   if (!(nonempty_[w] &= ~(uint64_t(1) << (i & 63)))) summary &= ~(1u << w);
   batch_.end = batch_.begin;
-  // Every other key goes to a lower bucket: it agrees with next down to its digit of i.
-  for (const Node* y = from.begin; y != from.end; ++y) {
+  // Every other event goes to a lower bucket: it agrees with next down to bucket i's digit.
+  for (const Event* y = from.begin; y != from.end; ++y) {
     const Nanos d = y->t ^ next;
     if (!d) {
-      batch_.push(*y);
+      *batch_.alloc() = *y;
       continue;
     }
     const unsigned j = bucket_of(y->t, d);
-    buckets_[j].push(*y);
+    *buckets_[j].alloc() = *y;
     nonempty_[j >> 6] |= uint64_t(1) << (j & 63);
     summary |= 1u << (j >> 6);
   }
@@ -71,56 +75,39 @@ bool Engine::settle(Nanos until, Node& x) {
     x = *batch_.begin;
     return true;
   }
-  enter_instant();
+  std::sort(batch_.begin, batch_.end, [](const Event& l, const Event& r) { return l.prio != r.prio ? l.prio < r.prio : l.seq < r.seq; });
+  for (const Event* y = batch_.begin; y != batch_.end; ++y) *instant_slot(y->prio) = *y;
   const unsigned p = unsigned(__builtin_ctz(instant_mask_));
   x = instant_[p].pop();
   if (!instant_[p].n) instant_mask_ &= ~(1u << p);
   return true;
 }
 
-// Several keys of one time: they run by prio, then seq (the rings are empty).
-void Engine::enter_instant() {
-  std::sort(batch_.begin, batch_.end, [](const Node& l, const Node& r) { return l.ord < r.ord; });
-  for (const Node* y = batch_.begin; y != batch_.end; ++y) {
-    const unsigned p = unsigned(y->ord >> 62);
-    instant_[p].push(*y);
-    instant_mask_ |= 1u << p;
-  }
-}
-
-void Engine::scheduled_in_the_past(Nanos t) const {
-  PORTSIM_ASSERT(false, "event scheduled in the past ({} < {})", t, now_);
-  std::abort();
-}
-
-// After every queued event of its prio: they have smaller seqs.
-void Engine::schedule_now(const Node& x) {
-  const unsigned p = unsigned(x.ord >> 62);
-  instant_[p].push(x);
-  instant_mask_ |= 1u << p;
-}
-
 uint64_t Engine::run(EventHandler& h, Nanos until, uint64_t max_events) {
   uint64_t n = 0;
+  Event x;
   while (size_ && n < max_events && !stop_) {
-    Node x;
     if (instant_mask_) {
       if (now_ > until) break;
       const unsigned p = unsigned(__builtin_ctz(instant_mask_));
       x = instant_[p].pop();
       if (!instant_[p].n) instant_mask_ &= ~(1u << p);
-    } else if (!settle(until, x)) {
-      break;
+    } else {
+      const unsigned w = unsigned(__builtin_ctz(summary_));
+      const unsigned i = w << 6 | unsigned(__builtin_ctzll(nonempty_[w]));
+      Bucket& from = buckets_[i];
+      if (from.size() == 1) {  // alone in its bucket: the next instant, nothing to move
+        if (from.begin->t > until) break;
+        x = *from.begin;
+        from.end = from.begin;
+        if (!(nonempty_[w] &= ~(uint64_t(1) << (i & 63)))) summary_ &= ~(1u << w);
+        now_ = x.t;
+      } else if (!settle(from, i, until, x)) {
+        break;
+      }
     }
     --size_;
-    Event ev;
-    ev.t = x.t;
-    ev.prio = Prio(x.ord >> 62);
-    ev.kind = x.kind;
-    ev.a = x.a;
-    ev.b = x.b;
-    ev.seq = x.ord & kSeqMask;
-    h.handle(ev);
+    h.handle(x);
     ++n;
   }
   events_run_ += n;

@@ -40,17 +40,19 @@ class Engine {
   // Schedules ev at ev.t, which must not be before now().
   void schedule(const Event& ev) {
     if (ev.t < now_) [[unlikely]] scheduled_in_the_past(ev.t);
-    const uint64_t ord = uint64_t(ev.prio) << 62 | (seq_++ & kSeqMask);
     ++size_;
     const Nanos d = ev.t ^ now_;
+    Event* slot;
     if (!d) {
-      schedule_now({ev.t, ord, ev.b, ev.a, ev.kind});
-      return;
+      slot = instant_slot(ev.prio);
+    } else {
+      const unsigned i = bucket_of(ev.t, d);
+      slot = buckets_[i].alloc();
+      nonempty_[i >> 6] |= uint64_t(1) << (i & 63);
+      summary_ |= 1u << (i >> 6);
     }
-    const unsigned i = bucket_of(ev.t, d);
-    *buckets_[i].alloc() = Node{ev.t, ord, ev.b, ev.a, ev.kind};
-    nonempty_[i >> 6] |= uint64_t(1) << (i & 63);
-    summary_ |= 1u << (i >> 6);
+    *slot = ev;
+    slot->seq = seq_++;
   }
   // Runs events until none is left, the next is after `until`, or `max_events` have run.
   // Returns events run.
@@ -62,41 +64,35 @@ class Engine {
   // Makes run() return after the current event (the events left stay queued).
   void stop() { stop_ = true; }
 
-  // Node::ord is prio (2 bits) ‖ seq (62 bits): 4.6·10^18 events before seq could wrap.
-  static constexpr uint64_t kSeqMask = (uint64_t(1) << 62) - 1;
-
  private:
-  struct Node {
-    Nanos t;
-    uint64_t ord;
-    uint64_t b;
-    uint32_t a;
-    uint8_t kind;
-  };
-  // An unordered run of keys; push() is the hot path of schedule and settle, grow() is not.
+  // An unordered run of events; alloc() is the hot path of schedule and settle, grow() is not.
   struct Bucket {
-    Node* begin = nullptr;
-    Node* end = nullptr;
-    Node* cap = nullptr;
+    Event* begin = nullptr;
+    Event* end = nullptr;
+    Event* cap = nullptr;
     Bucket() = default;
     Bucket(const Bucket&) = delete;
     Bucket& operator=(const Bucket&) = delete;
     ~Bucket();
     size_t size() const { return size_t(end - begin); }
-    Node* alloc() {
+    Event* alloc() {
       if (end == cap) [[unlikely]] grow();
       return end++;
     }
-    void push(const Node& x) { *alloc() = x; }
     void grow();
   };
   // The events of the current instant (t == now_) of one priority, in seq order: a ring.
   struct Ring {
-    std::vector<Node> buf;  // size a power of two (or 0)
+    std::vector<Event> buf;  // size a power of two (or 0)
     size_t head = 0;
     size_t n = 0;
-    void push(const Node& x);
-    Node pop();
+    Event* alloc();
+    const Event& pop() {
+      const Event& x = buf[head];
+      head = (head + 1) & (buf.size() - 1);
+      --n;
+      return x;
+    }
   };
   // A key with t > now_ goes to bucket (L, s): L the highest kDigitBits-bit digit in which t
   // differs from now_ (t's is larger), s that digit of t. Bucket indices L << kDigitBits | s
@@ -107,11 +103,11 @@ class Engine {
   static constexpr unsigned kBuckets = kLevels << kDigitBits;
   static unsigned bucket_of(Nanos t, Nanos d) {  // d = t ^ now_ != 0
     const unsigned level = (63u - unsigned(__builtin_clzll(d))) / kDigitBits;
-    return level << kDigitBits | unsigned(t >> (level * kDigitBits)) & ((1u << kDigitBits) - 1);
+    return level << kDigitBits | (unsigned(t >> (level * kDigitBits)) & ((1u << kDigitBits) - 1));
   }
   [[noreturn]] void scheduled_in_the_past(Nanos t) const;
-  void schedule_now(const Node& x);  // into the current instant
-  bool settle(Nanos until, Node& x);  // the next instant; false if none or after until
+  Event* instant_slot(Prio p);        // the current instant's next slot of prio p
+  bool settle(Bucket& from, unsigned i, Nanos until, Event& x);  // see engine.cc
   void enter_instant();               // batch_ (one instant, >= 2 events) into the rings by ord
 
   Bucket buckets_[kBuckets];
