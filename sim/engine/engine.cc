@@ -23,25 +23,17 @@ void Engine::Bucket::grow() {
   cap = fresh + cap_n;
 }
 
-Event* Engine::Ring::alloc() {
-  if (n == buf.size()) {  // full: double, unrolled to start at 0
-    std::vector<Event> bigger(buf.empty() ? 16 : 2 * buf.size());
-    for (size_t i = 0; i < n; ++i) bigger[i] = buf[(head + i) & (buf.size() - 1)];
-    buf.swap(bigger);
-    head = 0;
-  }
-  return &buf[(head + n++) & (buf.size() - 1)];
+// Full: double, unrolled to start at 0.
+void Engine::Ring::grow() {
+  std::vector<Event> bigger(buf.empty() ? 16 : 2 * buf.size());
+  for (size_t i = 0; i < n; ++i) bigger[i] = buf[(head + i) & (buf.size() - 1)];
+  buf.swap(bigger);
+  head = 0;
 }
 
 void Engine::scheduled_in_the_past(Nanos t) const {
   PORTSIM_ASSERT(false, "event scheduled in the past ({} < {})", t, now_);
   std::abort();
-}
-
-// After every queued event of its prio: they have smaller seqs.
-Event* Engine::instant_slot(Prio p) {
-  instant_mask_ |= 1u << unsigned(p);
-  return instant_[unsigned(p)].alloc();
 }
 
 // The instant is over and `from`, bucket i, the lowest non-empty one, holds at least two

@@ -86,7 +86,11 @@ class Engine {
     std::vector<Event> buf;  // size a power of two (or 0)
     size_t head = 0;
     size_t n = 0;
-    Event* alloc();
+    Event* alloc() {
+      if (n == buf.size()) [[unlikely]] grow();
+      return &buf[(head + n++) & (buf.size() - 1)];
+    }
+    void grow();
     const Event& pop() {
       const Event& x = buf[head];
       head = (head + 1) & (buf.size() - 1);
@@ -106,7 +110,10 @@ class Engine {
     return level << kDigitBits | (unsigned(t >> (level * kDigitBits)) & ((1u << kDigitBits) - 1));
   }
   [[noreturn]] void scheduled_in_the_past(Nanos t) const;
-  Event* instant_slot(Prio p);        // the current instant's next slot of prio p
+  Event* instant_slot(Prio p) {  // the current instant's next slot of prio p: after its events
+    instant_mask_ |= 1u << unsigned(p);
+    return instant_[unsigned(p)].alloc();
+  }
   bool settle(Bucket& from, unsigned i, Nanos until, Event& x);  // see engine.cc
   void enter_instant();               // batch_ (one instant, >= 2 events) into the rings by ord
 
