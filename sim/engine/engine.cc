@@ -10,8 +10,6 @@
 
 namespace portsim::engine {
 
-Engine::Bucket::~Bucket() { ::operator delete(begin); }
-
 void Engine::Bucket::grow() {
   const size_t n = size();
   const size_t cap_n = n ? 2 * n : 16;

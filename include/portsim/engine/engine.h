@@ -1,9 +1,27 @@
 // The virtual-time event engine. Events run in (time, prio, seq) order: seq is the insertion
 // counter, so events of equal time and priority run FIFO and a run is reproducible.
-// Cost: HEADER-TBD
+// Cost: a radix heap over time by 8-bit digits, the Event records themselves (32 bytes, payload
+// inline) stored unordered in buckets; nothing is compared on the way in.
+// - An event after now() goes to bucket (L, s): L the highest 8-bit digit in which its time
+//   differs from now(), s its own digit L (8 levels x 256 buckets, bucket order = time order).
+//   schedule() is inline: one clz, a 32-byte store, two bits set. The lowest non-empty bucket
+//   is found by two ctz (32 bitmap words and their summary).
+// - If that bucket holds one event, it is the next one and runs straight away (77 % of
+//   churn-random's events). Otherwise the bucket's earliest time becomes now() and its other
+//   events move to lower buckets (each move drops at least one digit, so at most 7 per event;
+//   0.9 per event on churn-random).
+// - The events of the current instant wait in four FIFO rings, one per prio: an event scheduled
+//   at now() is appended (its seq is the largest so far); the events of a new instant that
+//   arrive together are sorted by (prio, seq) once.
+// Measured with callgrind (2026-11-30, README "Performance"): churn-random ~152 instructions
+// per event including schedule() (484 before), hold-1m's same-instant timeline calls ~106 (393).
+// No allocation per event in steady state (buckets and rings keep their capacity); the 2 048
+// bucket headers cost 48 KiB per engine.
+// Timeline repetitions are scheduled one at a time (the next when the current runs).
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 #include "portsim/base/time.h"
@@ -25,6 +43,7 @@ struct Event {
   uint64_t b = 0;       // handler-defined (e.g. repetition, timer generation)
   uint64_t seq = 0;     // set by the engine
 };
+static_assert(sizeof(Event) == 32, "the queue stores and moves Events as they are");
 
 class EventHandler {
  public:
@@ -73,7 +92,9 @@ class Engine {
     Bucket() = default;
     Bucket(const Bucket&) = delete;
     Bucket& operator=(const Bucket&) = delete;
-    ~Bucket();
+    ~Bucket() {
+      if (begin) ::operator delete(begin);
+    }
     size_t size() const { return size_t(end - begin); }
     Event* alloc() {
       if (end == cap) [[unlikely]] grow();
@@ -98,10 +119,10 @@ class Engine {
       return x;
     }
   };
-  // A key with t > now_ goes to bucket (L, s): L the highest kDigitBits-bit digit in which t
+  // An event with t > now_ goes to bucket (L, s): L the highest kDigitBits-bit digit in which t
   // differs from now_ (t's is larger), s that digit of t. Bucket indices L << kDigitBits | s
-  // increase with t, so the lowest non-empty bucket holds the earliest keys; moving now_ to one
-  // of its keys leaves every other bucket valid.
+  // increase with t, so the lowest non-empty bucket holds the earliest events; moving now_ to
+  // one of its events leaves every other bucket valid (they differ from it where they did).
   static constexpr unsigned kDigitBits = 8;
   static constexpr unsigned kLevels = (64 + kDigitBits - 1) / kDigitBits;
   static constexpr unsigned kBuckets = kLevels << kDigitBits;
@@ -115,14 +136,13 @@ class Engine {
     return instant_[unsigned(p)].alloc();
   }
   bool settle(Bucket& from, unsigned i, Nanos until, Event& x);  // see engine.cc
-  void enter_instant();               // batch_ (one instant, >= 2 events) into the rings by ord
 
-  Bucket buckets_[kBuckets];
-  uint64_t nonempty_[(kBuckets + 63) / 64] = {};  // bit i % 64 of word i / 64: buckets_[i] is not empty
-  uint32_t summary_ = 0;                   // bit w: nonempty_[w] != 0
-  Ring instant_[4];                   // t == now_, by prio
-  unsigned instant_mask_ = 0;         // bit p: instant_[p] is not empty
-  Bucket batch_;                      // settle's keys of the next instant
+  Bucket buckets_[kBuckets];                      // t > now_
+  uint64_t nonempty_[(kBuckets + 63) / 64] = {};  // bit i % 64 of word i / 64: buckets_[i] not empty
+  uint32_t summary_ = 0;                          // bit w: nonempty_[w] != 0
+  Ring instant_[4];                               // t == now_, by prio
+  unsigned instant_mask_ = 0;                     // bit p: instant_[p] is not empty
+  Bucket batch_;                                  // settle(): the events of the next instant
   size_t size_ = 0;
   Nanos now_ = 0;
   uint64_t seq_ = 0;
