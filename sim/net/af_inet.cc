@@ -67,10 +67,8 @@ static const netns* route_lookup(const world& w, const netns& from, const inet_a
   return nullptr;
 }
 
-const netns* route_to(const world& w, const netns& from, const inet_addr& daddr) {
+const netns* route_to_slow(const world& w, const netns& from, const inet_addr& daddr) {
   world::route_memo& m = w.route_last;
-  if (m.valid && m.from == from.id && m.nets == w.nets.size() && m.daddr == daddr)
-    return m.to == kNone ? nullptr : &w.nets[m.to];
   const netns* to = route_lookup(w, from, daddr);
   m = {daddr, from.id, true, to ? uint32_t(to - w.nets.data()) : kNone, w.nets.size()};
   return to;

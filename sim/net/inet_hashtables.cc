@@ -193,8 +193,7 @@ void world::add_external(const external_endpoint& e) {
   ext_memo.valid = false;
 }
 
-int world::find_external(const inet_addr& addr, uint16_t port) const {
-  if (ext_memo.valid && ext_memo.port == port && ext_memo.addr == addr) return ext_memo.index;
+int world::find_external_slow(const inet_addr& addr, uint16_t port) const {
   int found = -1;
   if (auto it = external_index.find(addr_key(addr)); it != external_index.end()) {
     for (uint32_t i : it->second) {

@@ -357,10 +357,15 @@ void external_close(world& w, sock_id id) {
   if (w.net_wire) w.net_wire->xmit(out);
 }
 
+bool external_ignores(const external_endpoint& ep, const segment& in) {
+  if (ep.answer == external_answer::silent || (in.flags & TCPHDR_RST)) return true;
+  return ep.answer != external_answer::refuse && !(in.flags & (TCPHDR_SYN | TCPHDR_FIN));
+}
+
 void external_rcv(world& w, const segment& in) {
   const int idx = w.find_external(in.daddr, in.dport);
   const external_endpoint* ep = idx < 0 ? nullptr : &w.externals[size_t(idx)];
-  if (!ep || ep->answer == external_answer::silent || (in.flags & TCPHDR_RST)) return;
+  if (!ep || external_ignores(*ep, in)) return;
   segment out = reverse_of(in, kExternalNs);
   out.ts = in.ts;  // a Linux peer with tcp_timestamps on echoes the timestamps it was offered
   if (ep->answer == external_answer::refuse) {
@@ -375,12 +380,10 @@ void external_rcv(world& w, const segment& in) {
     out.seq = tcp_init_seq(w.external_secret, w.external_realtime0 + uint64_t(w.now), out.saddr, out.sport,
                            out.daddr, out.dport);
     out.ack = in.seq + 1;
-  } else if (in.flags & TCPHDR_FIN) {  // it closes at once: its FIN acknowledges ours
+  } else {  // a FIN: it closes at once, its FIN acknowledges ours
     out.flags = TCPHDR_FIN | TCPHDR_ACK;
     out.seq = in.ack;
     out.ack = in.seq + 1;
-  } else {
-    return;  // plain ACKs need no answer
   }
   if (w.net_wire) w.net_wire->xmit(out);
 }

@@ -168,6 +168,7 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
 
   // The wire (wire.cc): links, loss, jitter, delivery.
   std::pair<const PathSpec*, Random*> path_of(const net::segment& seg, int to_ns, int ext);
+  bool unanswered_instantly(const net::segment& seg, int ext) const;
   void deliver(const net::segment& seg);
   void xmit(const net::segment& in) override;
 

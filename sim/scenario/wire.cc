@@ -17,6 +17,15 @@ std::pair<const PathSpec*, Random*> Runner::Impl::path_of(const net::segment& se
   return {&it->second.first, &it->second.second};
 }
 
+// A TCP segment toward external endpoint `ext` that nothing would see: the endpoint leaves it
+// unanswered (external_rcv), and its path is instant and lossless, so carrying it draws
+// nothing, schedules nothing and changes no state. The caller checks that nobody observes.
+bool Runner::Impl::unanswered_instantly(const net::segment& seg, int ext) const {
+  const PathSpec& p = r.sc_.externals[size_t(ext)].path;
+  return seg.proto == 0 && p.delay == 0 && p.jitter == 0 && p.loss == 0 &&
+         net::external_ignores(r.w_.externals[size_t(ext)], seg);
+}
+
 void Runner::Impl::deliver(const net::segment& seg) {
   switch (seg.proto) {
     case net::kProtoUdp:
@@ -49,6 +58,7 @@ void Runner::Impl::xmit(const net::segment& in) {
   } else {
     routed = net::kExternalNs;
     ext = r.w_.find_external(in.daddr, in.dport);
+    if (ext >= 0 && !r.w_.obs && unanswered_instantly(in, ext)) return;
   }
   // Copy the segment only when routing changed its destination (a segment toward or from an
   // external host already names it): no 56-byte copy per packet on the hot path.

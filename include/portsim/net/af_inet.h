@@ -51,7 +51,13 @@ void tcp_done(world& w, sock_id id);
 // net/ipv4/inet_hashtables.c: __inet_lookup_listener().
 sock_id inet_lookup_listener(const world& w, const netns& ns, const inet_addr& daddr, uint16_t dport);
 // The netns that receives a packet for daddr sent from `from`; null when it leaves the model.
-const netns* route_to(const world& w, const netns& from, const inet_addr& daddr);
+const netns* route_to_slow(const world& w, const netns& from, const inet_addr& daddr);  // and remembers
+inline const netns* route_to(const world& w, const netns& from, const inet_addr& daddr) {
+  const world::route_memo& m = w.route_last;
+  if (m.valid && m.daddr == daddr && m.from == from.id && m.nets == w.nets.size())
+    return m.to == kNone ? nullptr : &w.nets[m.to];
+  return route_to_slow(w, from, daddr);
+}
 
 // tcp_v6_connect() / ip_route_connect(): connect() to [::] or 0.0.0.0 means this host.
 inet_addr connect_daddr(const sock& s, const inet_addr& to);

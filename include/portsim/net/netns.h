@@ -143,7 +143,11 @@ struct world {
   std::unordered_map<uint64_t, std::vector<uint32_t>> external_index;  // address hash -> indexes
   void add_external(const external_endpoint& e);
   // The external endpoint answering addr:port (an exact port beats "any port"), or -1.
-  int find_external(const inet_addr& addr, uint16_t port) const;
+  int find_external(const inet_addr& addr, uint16_t port) const {
+    if (ext_memo.valid && ext_memo.port == port && ext_memo.addr == addr) return ext_memo.index;
+    return find_external_slow(addr, port);
+  }
+  int find_external_slow(const inet_addr& addr, uint16_t port) const;  // and remembers the answer
   // The last answer of find_external() (a handshake asks for the same endpoint 3-5 times in a
   // row: SYN out, the external's SYN-ACK, the ACK); add_external() forgets it.
   struct external_memo {

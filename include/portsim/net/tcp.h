@@ -90,6 +90,9 @@ namespace portsim::net {
 // Linux server that accepts and closes at once on the peer's FIN ("accept"), answers RST
 // ("refuse") or stays silent ("silent"); an undeclared address is a black hole.
 void external_rcv(world& w, const segment& seg);
+// The segments external_rcv() leaves unanswered: anything toward a silent endpoint, an RST, and
+// (unless the endpoint refuses) a segment without SYN or FIN — a plain ACK.
+bool external_ignores(const external_endpoint& ep, const segment& seg);
 // The external server of sk's connection closes first (sends its FIN).
 void external_close(world& w, sock_id sk);
 }  // namespace portsim::net
