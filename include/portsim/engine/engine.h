@@ -16,7 +16,7 @@
 // - run() moves now() only to an event it runs, never past a horizon, so an event scheduled
 //   after a horizon stop (before the next pending one) simply lands in its bucket.
 // Measured with callgrind (2026-11-30, README "Performance"): churn-random ~152 instructions
-// per event including schedule() (484 before), hold-1m's same-instant timeline calls ~104 (393).
+// per event including schedule() (484 before), hold-1m's same-instant timeline calls ~70 (393).
 // No allocation per event in steady state (buckets and rings keep their capacity); the 2 048
 // bucket headers cost 48 KiB per engine.
 // Timeline repetitions are scheduled one at a time (the next when the current runs).
