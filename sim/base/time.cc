@@ -42,12 +42,6 @@ std::optional<Nanos> parse_duration(std::string_view s) {
   return Nanos(ns);
 }
 
-Nanos nanos_from_double(double ns) {
-  if (!(ns < 9.2e18)) return UINT64_MAX;
-  if (ns <= 0) return 0;
-  return Nanos(std::llround(ns));
-}
-
 std::string format_duration(Nanos t) {
   struct Unit { Nanos ns; const char* name; };
   static constexpr Unit units[] = {{kNsPerSec, "s"}, {kNsPerMs, "ms"}, {1000, "us"}, {1, "ns"}};

@@ -125,7 +125,7 @@ void sock_destroy(world& w, sock_id id) {
 }
 
 // --explain: what inet_hash_connect() decided, in the kernel's terms (its preamble is told
-// by inet_hash_connect_with() before the scan).
+// by inet_hash_connect_dest(), which inet_hash_connect_with() calls before the scan).
 static void explain_hash_connect(world& w, sock_id id, const connect_info& i, int err) {
   if (!w.obs || !w.obs->explaining()) return;
   if (!i.autobind) {

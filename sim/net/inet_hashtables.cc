@@ -37,27 +37,16 @@ namespace portsim::net {
 
 namespace {
 
-// The ehash key: a multiply-xorshift mix of the 4-tuple's words (ehash order is not
-// observable in outcomes, KERNEL-MAP §7, so any good mix will do; this one costs a few ns).
-// Every bit of the local port is mixed in. (Keeping its low 4 bits as the key's low bits, so
-// that 16 neighbouring ports toward one peer shared a 16-slot group, made whole groups collide
-// at load 3/4: lookups of a free port probed ~50 slots. Measured, issue 18: 145 -> 128 M
-// instructions for one destination's 28 232 connects, exhaust-100 2.85 -> 2.24 s.)
 uint32_t tuple_hash(uint16_t netns, const inet_addr& laddr, uint16_t lport, const inet_addr& raddr,
                     uint16_t rport) {
-  uint64_t h = (laddr.lo * 0x9e3779b97f4a7c15ULL) ^ (raddr.lo * 0xc2b2ae3d27d4eb4fULL) ^
-               ((laddr.hi ^ (raddr.hi << 1)) * 0x165667b19e3779f9ULL) ^
-               ((uint64_t(netns) << 32 | uint64_t(lport) << 16 | rport) * 0xff51afd7ed558ccdULL);
-  h ^= h >> 29;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 32;
-  return uint32_t(h);
+  return inet_ehash_port(inet_ehashfn_port0(netns, laddr, raddr, rport), lport);
 }
 
 uint32_t sock_hash(const sock& s) { return tuple_hash(s.netns, s.rcv_saddr, s.num, s.daddr, s.dport); }
 
+// The destination index's key: the ehash key of port 0.
 uint32_t dest_hash(uint16_t netns, const inet_addr& saddr, const inet_addr& daddr, uint16_t dport) {
-  return tuple_hash(netns, saddr, 0, daddr, dport);
+  return inet_ehash_port(inet_ehashfn_port0(netns, saddr, daddr, dport), 0);
 }
 
 template <typename T>
@@ -73,29 +62,35 @@ uint32_t pool_alloc(std::vector<T>& pool, std::vector<uint32_t>& free_list) {
 
 // --- the connect destination index (portsim's, see connect_dest) -------------------------
 
-connect_dest* dest_find(world& w, uint16_t netns, const inet_addr& saddr, const inet_addr& daddr,
-                        uint16_t dport) {
-  const auto same = [&](const connect_dest& e) {
-    return e.netns == netns && e.dport == dport && e.saddr == saddr && e.daddr == daddr;
-  };
-  if (w.last_dest != kNone && same(w.dests[w.last_dest])) return &w.dests[w.last_dest];
-  const int64_t id = w.dest_table.find(dest_hash(netns, saddr, daddr, dport),
-                                       [&](uint32_t d) { return same(w.dests[d]); });
+// Is e the entry of s's destination? (sock_addr against sock_addr: no address is decoded.)
+bool dest_is(const connect_dest& e, const sock& s) {
+  return e.netns == s.netns && e.dport == s.dport && e.saddr == s.rcv_saddr && e.daddr == s.daddr;
+}
+
+// The destination index lookup behind dest_find(), under the key `hash` (dest_hash()).
+[[gnu::noinline]] connect_dest* dest_lookup(world& w, const sock& s, uint32_t hash) {
+  const int64_t id = w.dest_table.find(hash, [&](uint32_t d) { return dest_is(w.dests[d], s); });
   if (id < 0) return nullptr;
   w.last_dest = uint32_t(id);
   return &w.dests[size_t(id)];
 }
 
-// Which set of the index a sock belongs in: hashed socks this host connected (not children
-// accepted from a listener), TIME_WAIT apart.
-uint8_t dest_set_of(const sock& s) {
-  if (!s.hashed || s.listener != kNone) return 0;
-  return s.state == tcp_state::TIME_WAIT ? 2 : 1;
+// The entry of s's destination (netns, saddr, daddr, dport), or null; the last one found is
+// remembered (a connect and the state changes of one connection ask for the same one).
+inline connect_dest* dest_find(world& w, const sock& s) {
+  if (w.last_dest != kNone && dest_is(w.dests[w.last_dest], s)) return &w.dests[w.last_dest];
+  return dest_lookup(w, s, dest_hash(s.netns, s.rcv_saddr, s.daddr, s.dport));
+}
+
+// dest_find() for a connect whose ehash key of port 0 is known (inet_hash_connect's hash_port0).
+connect_dest* dest_find_port0(world& w, const sock& s, uint64_t hash_port0) {
+  if (w.last_dest != kNone && dest_is(w.dests[w.last_dest], s)) return &w.dests[w.last_dest];
+  return dest_lookup(w, s, inet_ehash_port(hash_port0, 0));
 }
 
 void dest_add(world& w, sock_id id, uint8_t which) {
   sock& s = w.sk(id);
-  connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
+  connect_dest* d = dest_find(w, s);
   if (!d) {
     const uint32_t di = pool_alloc(w.dests, w.free_dests);
     d = &w.dests[di];
@@ -111,7 +106,7 @@ void dest_add(world& w, sock_id id, uint8_t which) {
 
 void dest_remove(world& w, sock_id id) {
   sock& s = w.sk(id);
-  connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
+  connect_dest* d = dest_find(w, s);
   PORTSIM_ASSERT(d != nullptr, "sock {} indexed without a destination entry", id);
   (s.in_dest == 1 ? d->est : d->tw).remove(s.num);
   s.in_dest = 0;
@@ -126,10 +121,8 @@ void dest_remove(world& w, sock_id id) {
 
 }  // namespace
 
-void port_set::add(uint16_t port) {
-  if (big) {
-    big->set(port);
-  } else if (count + 1 >= kDestBitmapAt) {
+void port_set::add_small(uint16_t port) {
+  if (count + 1 >= kDestBitmapAt) {
     big = std::make_unique<PortBitmap>();
     for (uint16_t p : small) big->set(p);
     big->set(port);
@@ -140,21 +133,17 @@ void port_set::add(uint16_t port) {
   ++count;
 }
 
-void port_set::remove(uint16_t port) {
-  if (big) {
-    big->clear(port);
-  } else {
-    auto it = std::find(small.begin(), small.end(), port);
-    PORTSIM_ASSERT(it != small.end(), "port {} missing from destination index", port);
-    *it = small.back();
-    small.pop_back();
-  }
+void port_set::remove_small(uint16_t port) {
+  auto it = std::find(small.begin(), small.end(), port);
+  PORTSIM_ASSERT(it != small.end(), "port {} missing from destination index", port);
+  *it = small.back();
+  small.pop_back();
   --count;
 }
 
-// Keeps the index in step after a change of a hashed sock's state (e.g. into TIME_WAIT).
-void connect_dest_refresh(world& w, sock_id id) {
-  const uint8_t want = dest_set_of(w.sk(id));
+// connect_dest_refresh()'s slow path: the sock's set changed (hashed, into TIME_WAIT, unhashed).
+void connect_dest_update(world& w, sock_id id) {
+  const uint8_t want = connect_dest_set_of(w.sk(id));
   if (want == w.sk(id).in_dest) return;
   if (w.sk(id).in_dest) dest_remove(w, id);
   if (want) dest_add(w, id, want);
@@ -227,13 +216,29 @@ void connect_skip_update(world& w, netns& ns, uint16_t port) {
 }
 
 // net/ipv4/inet_hashtables.c: inet_bind_bucket_create().
-uint32_t inet_bind_bucket_create(world& w, netns& ns, uint16_t port) {
+// connect_skip is not touched: the caller is connect(), which makes the bucket -1 / -1 at once,
+// and a port with a connect-made bucket or none is skipped exactly when it is reserved.
+static uint32_t inet_bind_bucket_create_noskip(world& w, netns& ns, uint16_t port) {
   const uint32_t tb = pool_alloc(w.tbs, w.free_tbs);
   w.tbs[tb].netns = ns.id;
   w.tbs[tb].port = port;
   ns.bhash[port] = tb;
   if (w.obs) w.obs->bind_bucket(w, table_op::create, tb);
+  return tb;
+}
+
+uint32_t inet_bind_bucket_create(world& w, netns& ns, uint16_t port) {
+  const uint32_t tb = inet_bind_bucket_create_noskip(w, ns, port);
   connect_skip_update(w, ns, port);
+  return tb;
+}
+
+// __inet_hash_connect's "ok:" bucket: inet_bind_bucket_create(), then fastreuse = fastreuseport
+// = -1 ("made by connect"). connect_skip stays as it was (reserved or not): see above.
+static uint32_t inet_bind_bucket_create_connect(world& w, netns& ns, uint16_t port) {
+  const uint32_t tb = inet_bind_bucket_create_noskip(w, ns, port);
+  w.tbs[tb].fastreuse = w.tbs[tb].fastreuseport = -1;
+  if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
   return tb;
 }
 
@@ -244,10 +249,14 @@ void inet_bind_bucket_destroy(world& w, uint32_t tb) {
   netns& ns = w.nets[b.netns];
   const uint16_t port = b.port;
   if (b.bhash2 == kNone) {
+    // connect_skip changes only if bind() made the bucket: without one, or with a connect-made
+    // one (-1 / -1), the port is skipped exactly when it is reserved.
+    const bool made_by_bind = b.fastreuse >= 0 || b.fastreuseport >= 0;
     if (w.obs) w.obs->bind_bucket(w, table_op::destroy, tb);
     ns.bhash[port] = kNone;
     b = inet_bind_bucket{};
     w.free_tbs.push_back(tb);
+    if (!made_by_bind) return;
   } else if (!w.machines[ns.machine].kp.bucket_release) {  // before 6.18: freed only when empty
     return;
   } else if (b.fastreuse != -1 || b.fastreuseport != -1) {
@@ -398,15 +407,20 @@ sock_id inet_ehash_lookup(const world& w, uint16_t netns, const inet_addr& laddr
   return id < 0 ? kNone : sock_id(id);
 }
 
-// net/ipv4/inet_hashtables.c: inet_ehash_insert().
-void inet_ehash_insert(world& w, sock_id sk) {
+// net/ipv4/inet_hashtables.c: inet_ehash_insert(), under sk's key `hash` (sock_hash()); with
+// `empty_slot`, where the failed lookup of that key in __inet_check_established() ended.
+static void inet_ehash_insert_hashed(world& w, sock_id sk, uint32_t hash, const size_t* empty_slot) {
   sock& s = w.sk(sk);
   PORTSIM_ASSERT(!s.hashed, "sock {} hashed twice", sk);
-  w.ehash.insert(sock_hash(s), sk);
+  if (empty_slot) w.ehash.insert_at(hash, sk, *empty_slot);
+  else w.ehash.insert(hash, sk);
   s.hashed = true;
   connect_dest_refresh(w, sk);
   if (w.obs) w.obs->ehash(w, table_op::create, sk);
 }
+
+// net/ipv4/inet_hashtables.c: inet_ehash_insert().
+void inet_ehash_insert(world& w, sock_id sk) { inet_ehash_insert_hashed(w, sk, sock_hash(w.sk(sk)), nullptr); }
 
 void inet_ehash_remove(world& w, sock_id sk) {
   sock& s = w.sk(sk);
@@ -424,10 +438,17 @@ bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp);
 // net/ipv4/inet_timewait_sock.c: inet_twsk_bind_unhash() + inet_twsk_deschedule_put().
 void inet_twsk_kill(world& w, sock_id tw);
 
-// net/ipv4/inet_hashtables.c: __inet_check_established().
-int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp) {
+// net/ipv4/inet_hashtables.c: __inet_check_established(). `hash` is the 4-tuple's ehash key,
+// derived by the caller from hash_port0 (6.15+).
+int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp, uint32_t hash) {
   const sock& s = w.sk(sk);
-  const sock_id other = inet_ehash_lookup(w, s.netns, s.rcv_saddr, lport, s.daddr, s.dport);
+  size_t empty_slot = 0;
+  const int64_t found = w.ehash.find(hash, [&](uint32_t i) {
+    const sock& o = w.sk(i);
+    return o.netns == s.netns && o.num == lport && o.dport == s.dport && o.rcv_saddr == s.rcv_saddr &&
+           o.daddr == s.daddr;
+  }, empty_slot);
+  const sock_id other = found < 0 ? kNone : sock_id(found);
   sock_id tw = kNone;
   const bool explain = w.obs && w.obs->explaining();
   if (other != kNone) {
@@ -447,7 +468,7 @@ int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp) {
   }
   w.sk(sk).num = lport;
   w.sk(sk).sport = lport;
-  inet_ehash_insert(w, sk);
+  inet_ehash_insert_hashed(w, sk, hash, other == kNone ? &empty_slot : nullptr);
   if (tw != kNone) {
     ++w.st.tw_recycled;  // LINUX_MIB_TIMEWAITRECYCLED
     inet_ehash_remove(w, tw);
@@ -489,6 +510,8 @@ struct pass_result {
   uint32_t visited = 0;  // candidates examined in this pass (the found one included)
   uint32_t k = 0;
   sock_id tw = kNone;
+  uint32_t tb2 = kNone;  // the port's tb2 of sk's address, if prefetch_candidate() found it
+  uint32_t hash = 0;     // the 4-tuple's ehash key (inet_ehash_port) with the port found
 };
 
 // Can any TIME_WAIT toward sk's destination be recycled by this autobind scan? Not when
@@ -540,18 +563,17 @@ void explain_skipped_candidate(world& w, const netns& ns, uint16_t port) {
 // misses overlap instead of following one another: the ehash slot of the 4-tuple
 // (__inet_check_established) and the sock at the head of the tb2's owners list, whose bind_prev
 // inet_bind_hash() rewrites (a socket of another destination, last touched long ago). Loads
-// only; the walk and its outcome do not depend on it.
-void prefetch_candidate(const world& w, const sock& s, uint32_t tb, uint16_t port) {
-  w.ehash.prefetch(tuple_hash(s.netns, s.rcv_saddr, port, s.daddr, s.dport));
-  for (uint32_t t2 = w.tbs[tb].bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
-    if (w.tb2s[t2].rcv_saddr == s.rcv_saddr) {
-      if (w.tb2s[t2].owners != kNone) __builtin_prefetch(&w.socks[w.tb2s[t2].owners], 1);
-      return;
-    }
+// only; the walk and its outcome do not depend on it. Returns that tb2 (inet_bind2_bucket_find),
+// kNone if there is none: a success on the port needs it.
+uint32_t prefetch_candidate(const world& w, const sock& s, uint32_t tb, uint32_t hash) {
+  w.ehash.prefetch(hash);
+  const uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
+  if (t2 != kNone && w.tb2s[t2].owners != kNone) __builtin_prefetch(&w.socks[w.tb2s[t2].owners], 1);
+  return t2;
 }
 
 pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, int low, int high,
-                      uint32_t remaining, uint32_t offset, uint32_t step,
+                      uint32_t remaining, uint32_t offset, uint32_t step, uint64_t hash_port0,
                       check_established_fn check_established) {
   pass_result r;
   const uint32_t n = (remaining + step - 1) / step;  // iterations of `for (i = 0; i < remaining; i += step)`
@@ -563,7 +585,7 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
   static const PortBitmap kNoSkip;
   const PortBitmap& skip = explain ? kNoSkip : ns.connect_skip;
   const PortBitmap* dest_bits = d && !explain ? d->est.big.get() : nullptr;
-  const PortBitmap* tw_bits = d && !explain && !tw_recyclable(w, w.sk(sk)) ? d->tw.big.get() : nullptr;
+  const PortBitmap* tw_bits = d && !explain && d->tw.big && !tw_recyclable(w, w.sk(sk)) ? d->tw.big.get() : nullptr;
   for (uint32_t seg = 0; seg < 2; ++seg) {
     const uint32_t k_begin = seg == 0 ? 0 : k1, k_end = seg == 0 ? k1 : n;
     const uint32_t first = seg == 0 ? start : start + k1 * step - remaining;  // port at k_begin
@@ -572,21 +594,22 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
       if (k >= k_end) break;
       const uint16_t port = uint16_t(first + (k - k_begin) * step);
       const uint32_t tb = ns.bhash[port];
-      if (tb != kNone && !explain) prefetch_candidate(w, w.sk(sk), tb, port);
+      const uint32_t hash = inet_ehash_port(hash_port0, port);  // the kernel's hash_port0 + port
+      const uint32_t t2 = tb != kNone && !explain ? prefetch_candidate(w, w.sk(sk), tb, hash) : kNone;
       if (explain && ns.connect_skip.test(port)) {
         explain_skipped_candidate(w, ns, port);
         continue;
       }
       if (tb == kNone) {  // no bucket: the port is free in this netns
         if (explain) w.obs->explain("__inet_hash_connect", fmt::format("port {}: no bind bucket: free", port));
-        r = {port, k + 1, k, kNone};
+        r = {port, k + 1, k, kNone, kNone, hash};
         return r;
       }
       PORTSIM_ASSERT(w.tbs[tb].fastreuse < 0 && w.tbs[tb].fastreuseport < 0,
                      "bind-made bucket {} not in connect_skip", port);
       sock_id tw = kNone;
-      if (check_established(w, sk, port, &tw) == 0) {
-        r = {port, k + 1, k, tw};
+      if (check_established(w, sk, port, &tw, hash) == 0) {
+        r = {port, k + 1, k, tw, t2, hash};
         return r;
       }
     }
@@ -597,14 +620,17 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
 
 }  // namespace
 
-// net/ipv4/inet_hashtables.c: __inet_hash_connect() (6.18). See the head of this file.
-int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
+namespace {
+
+// net/ipv4/inet_hashtables.c: __inet_hash_connect() (6.18). See the head of this file. `d` is
+// the destination index's entry of sk's destination (null: none yet).
+int inet_hash_connect_dest(world& w, sock_id sk, uint64_t port_offset, uint64_t hash_port0, const connect_dest* d,
                            check_established_fn check_established, connect_info& info) {
   sock& s = w.sk(sk);
   netns& ns = w.nets[s.netns];
   if (s.num) {  // bound already: only the 4-tuple must be unique
     info.autobind = false;
-    return check_established(w, sk, s.num, nullptr);
+    return check_established(w, sk, s.num, nullptr, inet_ehash_port(hash_port0, s.num));
   }
   info.autobind = true;
   machine& m = w.machines[ns.machine];
@@ -635,20 +661,14 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
                                                       uint32_t(port_offset >> 32), remaining, step == 2 ? "made even " : "",
                                                       offset));
   }
-  const connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
   for (uint8_t pass = 1;; ++pass) {
-    const pass_result r = scan_pass(w, sk, ns, d, low, high, remaining, offset, step, check_established);
+    const pass_result r = scan_pass(w, sk, ns, d, low, high, remaining, offset, step, hash_port0, check_established);
     info.examined += r.visited;
     if (r.port) {
       // kernel label ok: create tb if needed, tb2, perturb update, bind, hash
       uint32_t tb = ns.bhash[r.port];
-      if (tb == kNone) {
-        tb = inet_bind_bucket_create(w, ns, r.port);
-        w.tbs[tb].fastreuse = w.tbs[tb].fastreuseport = -1;  // "made by connect"
-        connect_skip_update(w, ns, r.port);
-        if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
-      }
-      uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
+      if (tb == kNone) tb = inet_bind_bucket_create_connect(w, ns, r.port);  // "made by connect"
+      uint32_t t2 = r.tb2 != kNone ? r.tb2 : inet_bind2_bucket_find(w, tb, s.rcv_saddr);
       if (t2 == kNone) {
         t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);
         inet_bind2_bucket_set_state(w, t2, -1, -1);
@@ -662,7 +682,7 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
       info.tw_recycled = r.tw != kNone;
       inet_bind_hash(w, sk, tb, t2, r.port);
       w.sk(sk).userlocks |= SOCK_CONNECT_BIND;
-      if (!w.sk(sk).hashed) inet_ehash_insert(w, sk);
+      if (!w.sk(sk).hashed) inet_ehash_insert_hashed(w, sk, r.hash, nullptr);
       if (r.tw != kNone) inet_twsk_kill(w, r.tw);
       return 0;
     }
@@ -671,6 +691,14 @@ int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
     if (!((offset & 1) && remaining > 1)) break;
   }
   return EADDRNOTAVAIL;
+}
+
+}  // namespace
+
+int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset, uint64_t hash_port0,
+                           check_established_fn check_established, connect_info& info) {
+  const sock& s = w.sk(sk);
+  return inet_hash_connect_dest(w, sk, port_offset, hash_port0, dest_find_port0(w, s, hash_port0), check_established, info);
 }
 
 // --- the older connect() walks, one function per era (kernel_profile.h: connect_era) --------
@@ -686,12 +714,7 @@ namespace {
 void hash_connect_ok(world& w, sock_id sk, netns& ns, const pass_result& r) {
   const sock& s = w.sk(sk);
   uint32_t tb = ns.bhash[r.port];
-  if (tb == kNone) {
-    tb = inet_bind_bucket_create(w, ns, r.port);
-    w.tbs[tb].fastreuse = w.tbs[tb].fastreuseport = -1;
-    connect_skip_update(w, ns, r.port);
-    if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
-  }
+  if (tb == kNone) tb = inet_bind_bucket_create_connect(w, ns, r.port);
   uint32_t t2 = inet_bind2_bucket_find(w, tb, s.rcv_saddr);
   if (t2 == kNone) t2 = inet_bind2_bucket_create(w, tb, s.rcv_saddr);
   inet_bind_hash(w, sk, tb, t2, r.port);
@@ -724,9 +747,10 @@ void finish_walk(world& w, sock_id sk, const pass_result& r, uint8_t pass, uint3
 int sequential_walk(world& w, sock_id sk, uint32_t start, uint32_t remaining, int low, int high,
                     check_established_fn check_established, connect_info& info, pass_result& r) {
   netns& ns = w.ns_of(sk);
-  const connect_dest* d = dest_find(w, w.sk(sk).netns, w.sk(sk).rcv_saddr, w.sk(sk).daddr, w.sk(sk).dport);
+  const uint64_t hash_port0 = inet_ehashfn_port0(w.sk(sk));
+  const connect_dest* d = dest_find_port0(w, w.sk(sk), hash_port0);
   set_walk(info, start, low, high, remaining, 1);
-  r = scan_pass(w, sk, ns, d, low, high, remaining, start, 1, check_established);
+  r = scan_pass(w, sk, ns, d, low, high, remaining, start, 1, hash_port0, check_established);
   info.examined += r.visited;
   return r.port ? 0 : EADDRNOTAVAIL;
 }
@@ -785,10 +809,11 @@ int inet_hash_connect_c2(world& w, sock_id sk, uint32_t port_offset, check_estab
 uint8_t parity_passes(world& w, sock_id sk, int low, int high, uint32_t remaining, uint32_t offset,
                       check_established_fn check_established, connect_info& info, pass_result& r) {
   netns& ns = w.ns_of(sk);
-  const connect_dest* d = dest_find(w, w.sk(sk).netns, w.sk(sk).rcv_saddr, w.sk(sk).daddr, w.sk(sk).dport);
+  const uint64_t hash_port0 = inet_ehashfn_port0(w.sk(sk));
+  const connect_dest* d = dest_find_port0(w, w.sk(sk), hash_port0);
   set_walk(info, offset, low, high, remaining, 2);
   for (uint8_t pass = 1;; ++pass) {
-    r = scan_pass(w, sk, ns, d, low, high, remaining, offset, 2, check_established);
+    r = scan_pass(w, sk, ns, d, low, high, remaining, offset, 2, hash_port0, check_established);
     info.examined += r.visited;
     if (r.port) return pass;
     offset++;
@@ -856,7 +881,8 @@ int inet_hash_connect_c4(world& w, sock_id sk, uint32_t port_offset, check_estab
 
 // net/core/secure_seq.c: the port offset of this kernel (kernel_profile.h: port_hash), as the
 // era's __inet_hash_connect receives it (u32 until b2d057560b81).
-uint64_t inet_sk_port_offset(world& w, const sock& s, connect_info& info) {
+// `d`: the destination index's entry of s's destination (null: none yet).
+static uint64_t inet_sk_port_offset(world& w, const sock& s, connect_dest* d, connect_info& info) {
   const machine& m = w.machines[w.nets[s.netns].machine];
   const bool v4 = s.daddr.is_v4();  // v4-mapped peers go through IPv4
   switch (m.kp.hash) {
@@ -871,10 +897,9 @@ uint64_t inet_sk_port_offset(world& w, const sock& s, connect_info& info) {
     }
     case port_hash::siphash32_timeseed:
     case port_hash::siphash64_timeseed: {
-      info.timeseed = ephemeral_timeseed(m.port_offset_jiffies(w.now), m.hz);  // exact replay: the call's jiffies
+      info.timeseed = m.port_offset_timeseed(w.now);  // exact replay: the call's jiffies
       // Within one timeseed window every connect toward a destination hashes the same words:
       // the destination index keeps the last hash (connect_dest::port_offset_hash).
-      connect_dest* d = dest_find(w, s.netns, s.rcv_saddr, s.daddr, s.dport);
       uint64_t h;
       if (d && d->port_offset_seed_ok && d->port_offset_seed == info.timeseed) {
         h = d->port_offset_hash;
@@ -896,13 +921,19 @@ uint64_t inet_sk_port_offset(world& w, const sock& s, connect_info& info) {
 // net/ipv4/inet_hashtables.c: inet_hash_connect() + inet_sk_port_offset(); and
 // net/ipv6/inet6_hashtables.c: inet6_hash_connect() + inet6_sk_port_offset(). The walk is the
 // machine's kernel's (connect_era); 6.18's is inet_hash_connect_with().
+// The ehash key of the 4-tuple with port 0 is computed once (6.15+: hash_port0), and so is the
+// destination index's entry.
 int inet_hash_connect(world& w, sock_id sk, connect_info& info) {
   const sock& s = w.sk(sk);
   const connect_era era = w.machines[w.nets[s.netns].machine].kp.connect;
-  if (s.num || era == connect_era::c5_dhps)
-    return inet_hash_connect_with(w, sk, s.num ? 0 : inet_sk_port_offset(w, s, info), inet_check_established, info);
+  const uint64_t hash_port0 = inet_ehashfn_port0(s);
+  if (s.num || era == connect_era::c5_dhps) {
+    connect_dest* d = dest_find_port0(w, s, hash_port0);
+    return inet_hash_connect_dest(w, sk, s.num ? 0 : inet_sk_port_offset(w, s, d, info), hash_port0, d,
+                                  inet_check_established, info);
+  }
   info.autobind = true;
-  const uint64_t po = inet_sk_port_offset(w, s, info);
+  const uint64_t po = inet_sk_port_offset(w, s, dest_find_port0(w, s, hash_port0), info);
   info.port_offset = po;
   if (w.obs && w.obs->explaining())
     w.obs->explain("secure_ipv4_port_ephemeral", fmt::format("port_offset = {:#x}", po));

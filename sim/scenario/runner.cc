@@ -433,10 +433,10 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
 }
 
 // Outcome bookkeeping, expectations, trace and explanation of one call (at its completion).
-void Runner::finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_start) {
+// `o` is the caller's, completed here (a blocking connect's search result) rather than copied.
+void Runner::finish_call(uint32_t ci, uint64_t k, Outcome& o, Nanos t_start) {
   const Call& c = sc_.timeline[ci];
-  const net::sock_id sk = out.sk;
-  Outcome o = out;
+  const net::sock_id sk = o.sk;
   if (!o.has_connect) {
     if (auto it = impl_->pending_info.find(sk); it != impl_->pending_info.end()) {
       o.ci = it->second;

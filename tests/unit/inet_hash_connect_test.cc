@@ -117,10 +117,10 @@ TEST_CASE("connect: odd-sized range leaves one port unreachable per call", "[con
   t.w.sk(s).dport = 5000;
   net::connect_info info;
   const uint64_t offset_8 = uint64_t(8) << 32;  // hi32 = 8, index 0, table_perturb[0] = 0
-  CHECK(net::inet_hash_connect_with(t.w, s, offset_8, net::inet_check_established, info) == EADDRNOTAVAIL);
+  CHECK(net::inet_hash_connect_with(t.w, s, offset_8, net::inet_ehashfn_port0(t.w.sk(s)), net::inet_check_established, info) == EADDRNOTAVAIL);
   CHECK(info.examined == 10);
   net::connect_info info0;
-  CHECK(net::inet_hash_connect_with(t.w, s, 0, net::inet_check_established, info0) == 0);
+  CHECK(net::inet_hash_connect_with(t.w, s, 0, net::inet_ehashfn_port0(t.w.sk(s)), net::inet_check_established, info0) == 0);
   CHECK(t.port(s) == 40000);
   CHECK(info0.examined == 1);
 }
@@ -211,4 +211,66 @@ TEST_CASE("connect: odd-sized range 40000-40010 gives 10 connects in about 9 pct
   const double f = double(tens) / runs;
   CHECK(f > 0.052);
   CHECK(f < 0.126);
+}
+
+TEST_CASE("connect_skip: a port is skipped by the scan exactly when it is reserved or bind() made its bucket",
+          "[connect][reserved][connect_skip]") {
+  // Source: __inet_hash_connect() (6.18) passes over inet_is_local_reserved_port() ports and
+  // ports whose bucket has fastreuse >= 0 or fastreuseport >= 0 (made by bind()); connect()'s
+  // own buckets are -1 / -1. portsim keeps that answer per port in netns::connect_skip and
+  // updates it only where it can change (connect-made buckets leave it alone): after every
+  // random connect, bind, RST close and graceful close it must equal the rule, port by port.
+  World t(R"([{"name":"h","sysctls":{"net.ipv4.ip_local_port_range":"40000 40063",
+              "net.ipv4.ip_local_reserved_ports":"40010-40019,40040"}}])");
+  listen_on(t, "127.0.0.1:5000");
+  const net::netns& ns = t.w.nets[0];
+  auto check_rule = [&] {
+    for (uint32_t p = 39990; p < 40080; ++p) {
+      bool want = ns.sys.ip_local_reserved_ports.test(p);
+      if (const uint32_t tb = ns.bhash[p]; tb != net::kNone)
+        want = want || t.w.tbs[tb].fastreuse >= 0 || t.w.tbs[tb].fastreuseport >= 0;
+      if (ns.connect_skip.test(p) != want) {
+        FAIL_CHECK("port " << p << ": connect_skip " << ns.connect_skip.test(p) << ", rule " << want);
+        return false;
+      }
+    }
+    return true;
+  };
+  uint64_t x = 7;
+  auto rnd = [&x]() { return x = x * 6364136223846793005ULL + 1442695040888963407ULL, uint32_t(x >> 33); };
+  std::vector<net::sock_id> held;
+  size_t connects = 0, binds = 0, closes = 0;
+  for (int step = 0; step < 3000; ++step) {
+    const uint32_t op = rnd() % 8;
+    if (op < 3 || held.empty()) {  // connect (autobind)
+      const net::sock_id s = t.socket();
+      if (t.connect(s, "127.0.0.1:5000").err == 0) {
+        held.push_back(s);
+        ++connects;
+      } else {
+        net::tcp_close(t.w, s);
+      }
+    } else if (op < 5) {  // bind() to a random port of (or near) the range, sometimes SO_REUSEADDR
+      const net::sock_id s = t.socket();
+      t.w.sk(s).reuse = rnd() % 2 ? net::SK_CAN_REUSE : net::SK_NO_REUSE;
+      const uint16_t p = uint16_t(39995 + rnd() % 75);
+      if (net::inet_bind(t.w, s, {net::inet_addr::v4(0x7f000001), p}) == 0) {
+        held.push_back(s);
+        ++binds;
+      } else {
+        net::tcp_close(t.w, s);
+      }
+    } else {  // close one: RST (the port is released at once) or FIN (TIME_WAIT holds it)
+      const size_t k = rnd() % held.size();
+      t.w.sk(held[k]).linger0 = rnd() % 8 != 0;
+      net::tcp_close(t.w, held[k]);
+      held[k] = held.back();
+      held.pop_back();
+      ++closes;
+    }
+    if (!check_rule()) break;
+  }
+  CHECK(connects > 100);  // this seed: 129 connects, 70 binds, 199 closes
+  CHECK(binds > 30);
+  CHECK(closes > 100);
 }

@@ -7,6 +7,7 @@
 
 #include "portsim/base/siphash.h"
 #include "portsim/base/time.h"
+#include "portsim/net/netns.h"
 #include "portsim/net/secure_seq.h"
 
 using namespace portsim;
@@ -87,6 +88,42 @@ TEST_CASE("timeseed: jiffies / (10*HZ) moves 0.816 s after boot at HZ=250, then 
   const uint64_t j1000 = initial_jiffies(1000);
   CHECK(net::ephemeral_timeseed(j1000 + 2703, 1000) == net::ephemeral_timeseed(j1000, 1000));
   CHECK(net::ephemeral_timeseed(j1000 + 2704, 1000) == net::ephemeral_timeseed(j1000, 1000) + 1);
+}
+
+TEST_CASE("timeseed: machine::port_offset_timeseed's 10-s window memo gives jiffies / (10*HZ) at every instant",
+          "[secure_seq][jiffies][timeseed]") {
+  // Source: the formula above (include/net/secure_seq.h, EPHEMERAL_PORT_SHUFFLE_PERIOD = 10*HZ)
+  // applied to machine::jiffies(now); the memo must give the same value at every instant,
+  // in particular one nanosecond either side of each window boundary, and follow jumps back in
+  // time, a changed jiffies0 and an exact-replay jiffies value.
+  uint64_t x = 12345;
+  auto rnd = [&x]() { return x = x * 6364136223846793005ULL + 1442695040888963407ULL, x >> 11; };
+  for (const uint32_t hz : {100u, 250u, 300u, 1000u}) {
+    net::machine m("m", hz, 1);
+    m.jiffies0 = initial_jiffies(hz) + rnd() % 100000;
+    Nanos now = 0;
+    size_t checked_edges = 0;
+    for (int step = 0; step < 20000; ++step) {
+      switch (rnd() % 4) {
+        case 0: now += rnd() % 3'000'000'000ULL; break;  // forward within or across windows
+        case 1: now = rnd() % 100'000'000'000ULL; break;  // anywhere, also backwards
+        case 2: {  // exactly at a window boundary, or one ns before it
+          const uint64_t period = 10ull * hz, j = m.jiffies(now);
+          const Nanos edge = m.first_at(j / period * period + period);
+          REQUIRE(m.jiffies(edge) % period == 0);
+          REQUIRE(m.jiffies(edge - 1) % period == period - 1);
+          now = edge - (rnd() & 1);
+          ++checked_edges;
+          break;
+        }
+        default: if (rnd() % 50 == 0) m.jiffies0 += rnd() % 5000; break;  // a changed clock
+      }
+      REQUIRE(m.port_offset_timeseed(now) == net::ephemeral_timeseed(m.jiffies(now), hz));
+    }
+    CHECK(checked_edges > 1000);
+    m.call_jiffies = m.jiffies0 + 123456;  // exact replay: the call's jiffies win over the memo
+    CHECK(m.port_offset_timeseed(now) == net::ephemeral_timeseed(*m.call_jiffies, hz));
+  }
 }
 
 TEST_CASE("secure_ipv6_port_ephemeral: SipHash over the kernel's 38-byte struct", "[siphash][secure_seq]") {

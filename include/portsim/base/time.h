@@ -20,9 +20,15 @@ constexpr Nanos kMaxScenarioTime = 100'000ULL * 3600 * kNsPerSec;
 // a + b, or UINT64_MAX when that would wrap: for sums of times that are not bounded by the
 // loader (exponential holds and Poisson gaps), so an event lands "never" instead of in the past.
 constexpr Nanos sat_add(Nanos a, Nanos b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
-// A non-negative number of nanoseconds held in a double → Nanos (llround), UINT64_MAX at or
-// beyond 2^63 (and for NaN).
-Nanos nanos_from_double(double ns);
+// A non-negative number of nanoseconds held in a double → Nanos, rounded half away from zero
+// exactly as std::llround (no libm call: the fraction x - trunc(x) of a double is exact);
+// UINT64_MAX at or beyond 9.2e18 (and for NaN), 0 at or below 0.
+inline Nanos nanos_from_double(double ns) {
+  if (!(ns < 9.2e18)) return UINT64_MAX;
+  if (ns <= 0) return 0;
+  const auto whole = int64_t(ns);  // truncation, exact below 2^63
+  return Nanos(whole) + (ns - double(whole) >= 0.5 ? 1 : 0);
+}
 
 // include/linux/jiffies.h: INITIAL_JIFFIES = (unsigned long)(unsigned int)(-300*HZ), so that
 // the 32-bit jiffies wraps five minutes after boot.

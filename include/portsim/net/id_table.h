@@ -28,12 +28,36 @@ class IdTable {
     }
   }
 
+  // find(), which also tells, when nothing matched, the empty slot its probe ended at: the slot
+  // insert(hash, ·) would fill. insert_at() takes it while the table has not changed since.
+  template <typename Eq>
+  int64_t find(uint32_t hash, Eq&& eq, size_t& empty_slot) const {
+    for (size_t i = home(hash);;) {
+      const uint64_t s = slots_[i];
+      if (s == 0) {
+        empty_slot = i;
+        return -1;
+      }
+      if (uint32_t(s >> 32) == hash && eq(uint32_t(s) - 1)) return int64_t(uint32_t(s) - 1);
+      if (++i == slots_.size()) i = 0;
+    }
+  }
+
   // Starts loading the slot a find(hash) begins at (a hint to the CPU; changes nothing).
   void prefetch(uint32_t hash) const { __builtin_prefetch(&slots_[home(hash)]); }
 
   void insert(uint32_t hash, uint32_t id) {
     if ((size_ + 1) * 4 > slots_.size() * 3) rebuild(slots_.size() * 2);
     place(hash, id);
+    ++size_;
+  }
+
+  // insert(hash, id) where `empty_slot` is what find(hash, ·, empty_slot) returned with no
+  // change to the table since: the probe is not repeated (linear probing without tombstones
+  // places a new entry at the first empty slot from its home, where that find stopped).
+  void insert_at(uint32_t hash, uint32_t id, size_t empty_slot) {
+    if ((size_ + 1) * 4 > slots_.size() * 3 || slots_[empty_slot] != 0) return insert(hash, id);
+    slots_[empty_slot] = uint64_t(hash) << 32 | (uint64_t(id) + 1);
     ++size_;
   }
 

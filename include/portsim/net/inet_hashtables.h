@@ -47,8 +47,20 @@ struct port_set {
   uint32_t count = 0;
   std::vector<uint16_t> small;
   std::unique_ptr<PortBitmap> big;
-  void add(uint16_t port);
-  void remove(uint16_t port);
+  void add(uint16_t port) {
+    if (!big) return add_small(port);
+    big->set(port);
+    ++count;
+  }
+  void remove(uint16_t port) {
+    if (!big) return remove_small(port);
+    big->clear(port);
+    --count;
+  }
+
+ private:
+  void add_small(uint16_t port);     // into the vector, or the bitmap from kDestBitmapAt ports on
+  void remove_small(uint16_t port);
 };
 
 // portsim's index for connect(): per (netns, saddr, daddr, dport), the local ports whose
@@ -58,7 +70,7 @@ struct port_set {
 // too when no TIME_WAIT toward that destination can be recycled (tcp_tw_reuse off for it).
 // A subset of the truth: every other candidate is still checked exactly.
 struct connect_dest {
-  inet_addr saddr, daddr;
+  sock_addr saddr, daddr;  // as the socks hold them: compared with theirs without decoding
   uint16_t netns = 0, dport = 0;
   port_set est, tw;
   // The last SipHash of secure_ipv{4,6}_port_ephemeral() toward this destination and the
@@ -88,7 +100,31 @@ struct connect_info {
   bool tw_recycled = false;
 };
 
-using check_established_fn = int (*)(world&, sock_id, uint16_t lport, sock_id* twp);
+// `hash`: the candidate 4-tuple's ehash key, inet_ehash_port(hash_port0, lport) (6.15+).
+using check_established_fn = int (*)(world&, sock_id, uint16_t lport, sock_id* twp, uint32_t hash);
+
+// The ehash key of a 4-tuple, in two steps as 6.15+ computes it for connect() ("inet: call
+// inet6_ehashfn() once from inet6_hash_connect()": hash_port0 = the hash with local port 0,
+// once per connect; each candidate's hash derived from it with its port). portsim's mix, not
+// the kernel's jhash (ehash order is not observable in outcomes, KERNEL-MAP §7): a
+// multiply-xorshift of the tuple's words without the port, then (hash_port0 + lport) times the
+// 64-bit golden ratio, top half. That last step is what IdTable needs: neighbouring ports toward
+// one peer land on well spread groups (an additive key like the kernel's `hash_port0 + lport`
+// would put them all in one group). Measured, issue 18 session 3: keys whose low bits were the
+// port's made lookups of a free port probe ~50 slots.
+inline uint64_t inet_ehashfn_port0(uint16_t netns, const inet_addr& laddr, const inet_addr& raddr, uint16_t rport) {
+  uint64_t h = (laddr.lo * 0x9e3779b97f4a7c15ULL) ^ (raddr.lo * 0xc2b2ae3d27d4eb4fULL) ^
+               ((laddr.hi ^ (raddr.hi << 1)) * 0x165667b19e3779f9ULL) ^
+               ((uint64_t(netns) << 32 | rport) * 0xff51afd7ed558ccdULL);
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 32;
+  return h;
+}
+inline uint64_t inet_ehashfn_port0(const sock& s) { return inet_ehashfn_port0(s.netns, s.rcv_saddr, s.daddr, s.dport); }
+inline uint32_t inet_ehash_port(uint64_t hash_port0, uint16_t lport) {
+  return uint32_t(((hash_port0 + lport) * 0x9e3779b97f4a7c15ULL) >> 32);
+}
 
 // net/ipv4/inet_hashtables.c: inet_bind_bucket_create() / inet_bind_bucket_destroy().
 uint32_t inet_bind_bucket_create(world& w, netns& ns, uint16_t port);
@@ -105,8 +141,15 @@ void inet_put_port(world& w, sock_id sk);
 void inet_inherit_port(world& w, sock_id listener, sock_id child);
 // net/ipv4/inet_hashtables.c: inet_bhash2_update_saddr() — move a bound sk to (port, saddr).
 void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr);
-// Keeps the connect destination index in step with a hashed sock's state.
-void connect_dest_refresh(world& w, sock_id sk);
+// connect_dest_refresh() (netns.h) keeps the connect destination index in step with a hashed
+// sock's state; connect_dest_update() is its slow path, when the sock's set changes.
+void connect_dest_update(world& w, sock_id sk);
+// Which set of the index a sock belongs in: hashed socks this host connected (not children
+// accepted from a listener), TIME_WAIT apart (2); 0: none.
+inline uint8_t connect_dest_set_of(const sock& s) {
+  if (!s.hashed || s.listener != kNone) return 0;
+  return s.state == tcp_state::TIME_WAIT ? 2 : 1;
+}
 // Recomputes netns::connect_skip for one port (reserved, or a bucket made by bind()).
 void connect_skip_update(world& w, netns& ns, uint16_t port);
 
@@ -120,14 +163,15 @@ sock_id inet_ehash_lookup(const world& w, uint16_t netns, const inet_addr& laddr
 // net/ipv4/inet_hashtables.c: __inet_check_established() — may sk use lport toward its
 // destination? 0, or EADDRNOTAVAIL. A reusable TIME_WAIT is handed back through twp, or, when
 // twp is null (the already-bound path), recycled at once.
-int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp);
+int inet_check_established(world& w, sock_id sk, uint16_t lport, sock_id* twp, uint32_t hash);
 
 // net/ipv4/inet_connection_sock.c: inet_sk_get_local_port_range() — the netns range narrowed
 // by IP_LOCAL_PORT_RANGE; true when the socket has a range of its own (step 1, no parity).
 bool inet_sk_get_local_port_range(const world& w, const sock& sk, int& low, int& high);
 
 // net/ipv4/inet_hashtables.c: __inet_hash_connect() (6.18). Returns 0 or an errno.
-int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset,
+// hash_port0: inet_ehashfn_port0(sk) (6.15+).
+int inet_hash_connect_with(world& w, sock_id sk, uint64_t port_offset, uint64_t hash_port0,
                            check_established_fn check_established, connect_info& info);
 // net/ipv4/inet_hashtables.c: inet_hash_connect() — offset from SipHash when unbound.
 int inet_hash_connect(world& w, sock_id sk, connect_info& info);

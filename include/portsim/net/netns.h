@@ -15,6 +15,7 @@
 #include "portsim/net/id_table.h"
 #include "portsim/net/inet_hashtables.h"
 #include "portsim/net/kernel_profile.h"
+#include "portsim/net/secure_seq.h"
 #include "portsim/net/sysctl.h"
 #include "portsim/net/udp.h"
 
@@ -65,6 +66,21 @@ struct machine {
   // with "call_monotonic_ns"; written at every stamp, so a reused sock id is overwritten).
   std::unordered_map<uint32_t, uint64_t> tw_stamp_mono_s;
 
+  // The window port_offset_timeseed() last computed.
+  struct seed_window {
+    Nanos from = 1, until = 0;  // empty
+    uint64_t jiffies0 = 0;
+    uint32_t hz = 0;
+    uint32_t value = 0;
+  };
+  mutable seed_window seed_;
+  // The first virtual time at which jiffies(t) >= j (jiffies(t) = jiffies0 + floor(t * hz / 1e9)).
+  Nanos first_at(uint64_t j) const {
+    if (j <= jiffies0) return 0;
+    const unsigned __int128 t = ((unsigned __int128)(j - jiffies0) * kNsPerSec + hz - 1) / hz;
+    return t > ~Nanos(0) ? ~Nanos(0) : Nanos(t);
+  }
+
   machine(std::string n, uint32_t hz_, uint64_t seed)
       : name(std::move(n)), hz(hz_), random(seed, "get_random_u32:" + name) {}
   uint64_t jiffies(Nanos now) const { return jiffies0 + nanos_to_jiffies(now, hz); }
@@ -92,6 +108,19 @@ struct machine {
   }
   // jiffies as secure_ipv4/6_port_ephemeral() reads it for the time seed.
   uint64_t port_offset_jiffies(Nanos now) const { return call_jiffies ? *call_jiffies : jiffies(now); }
+  // ephemeral_timeseed(port_offset_jiffies(now), hz): jiffies / (10 * HZ). Without an exact-replay
+  // value the seed is the same over one 10-s window of virtual time, remembered as
+  // [seed_from, seed_until) (two divisions per connect become two compares; the value is the
+  // same, checked against the direct formula by the [timeseed] unit test).
+  uint32_t port_offset_timeseed(Nanos now) const {
+    if (call_jiffies) return ephemeral_timeseed(*call_jiffies, hz);
+    if (now >= seed_.from && now < seed_.until && seed_.jiffies0 == jiffies0 && seed_.hz == hz) return seed_.value;
+    const uint64_t period = 10ull * hz;  // EPHEMERAL_PORT_SHUFFLE_PERIOD
+    const uint64_t j = jiffies(now);
+    seed_ = {first_at(j / period * period), first_at(j / period * period + period), jiffies0, hz,
+             ephemeral_timeseed(j, hz)};
+    return seed_.value;
+  }
 };
 
 struct netns {
@@ -194,5 +223,12 @@ struct world {
   // net/ipv4/tcp.c: tcp_set_state() — records the change (trace) and keeps indexes in step.
   void set_state(sock_id id, tcp_state to);
 };
+
+// Keeps the connect destination index in step with a hashed sock's state (inet_hashtables.cc);
+// most calls (a state change within one set) change nothing and stop here.
+inline void connect_dest_refresh(world& w, sock_id id) {
+  const sock& s = w.socks[id];
+  if (connect_dest_set_of(s) != s.in_dest) connect_dest_update(w, id);
+}
 
 }  // namespace portsim::net

@@ -115,7 +115,7 @@ class Runner final : public engine::EventHandler {
   void on_timer(const engine::Event& ev);
   void run_call(uint32_t ci, uint64_t k);
   bool run_udp_call(uint32_t ci, uint64_t k, net::sock_id sk, const std::string& sname, Outcome& out);
-  void finish_call(uint32_t ci, uint64_t k, const Outcome& out, Nanos t_start);
+  void finish_call(uint32_t ci, uint64_t k, Outcome& out, Nanos t_start);
   void check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t port);
   void explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port, bool own_block);
   Nanos next_gap(uint32_t wi);
