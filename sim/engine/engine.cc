@@ -1,95 +1,103 @@
+// The event queue: a radix heap over time by 8-bit digits (engine.h).
 #include "portsim/engine/engine.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 
 #include "portsim/base/assert.h"
 
 namespace portsim::engine {
 
-namespace {
-constexpr uint64_t kSeqMask = (uint64_t(1) << 62) - 1;
-// now_heap_ is a min-heap by ord: std::push_heap keeps the largest first, so compare reversed.
-struct OrdAfter {
-  template <typename N>
-  bool operator()(const N& x, const N& y) const { return x.ord > y.ord; }
-};
-}  // namespace
-
-void Engine::place(const Node& n) {
-  if (n.t == last_) {
-    now_heap_.push_back(n);
-    std::push_heap(now_heap_.begin(), now_heap_.end(), OrdAfter{});
-    return;
-  }
-  const unsigned b = bucket_of(n.t, last_);
-  buckets_[b].push_back(n);
-  nonempty_ |= uint64_t(1) << (b - 1);
+void Engine::Bucket::grow() {
+  const size_t n = size();
+  const size_t cap_n = n ? 2 * n : 16;
+  Event* fresh = static_cast<Event*>(::operator new(cap_n * sizeof(Event)));
+  if (n) std::memcpy(static_cast<void*>(fresh), begin, n * sizeof(Event));
+  ::operator delete(begin);
+  begin = fresh;
+  end = fresh + n;
+  cap = fresh + cap_n;
 }
 
-// The instant is over: the lowest non-empty bucket holds the next time (every key in a lower
-// bucket would be earlier); its keys move to lower buckets relative to that time, those of
-// that very time into the instant heap.
-bool Engine::settle() {
-  if (!nonempty_) return false;
-  const unsigned b = unsigned(__builtin_ctzll(nonempty_)) + 1;
-  std::vector<Node>& from = buckets_[b];
-  Nanos next = from.front().t;
-  for (const Node& n : from) next = std::min(next, n.t);
-  last_ = next;
-  nonempty_ &= ~(uint64_t(1) << (b - 1));
-  std::vector<Node> moving;
-  moving.swap(from);
-  for (const Node& n : moving) place(n);
-  moving.clear();
-  moving.swap(from);  // keep the capacity for the next fill
+// Full: double, unrolled to start at 0.
+void Engine::Ring::grow() {
+  std::vector<Event> bigger(buf.empty() ? 16 : 2 * buf.size());
+  for (size_t i = 0; i < n; ++i) bigger[i] = buf[(head + i) & (buf.size() - 1)];
+  buf.swap(bigger);
+  head = 0;
+}
+
+void Engine::scheduled_in_the_past(Nanos t) const {
+  PORTSIM_ASSERT(false, "event scheduled in the past ({} < {})", t, now_);
+  std::abort();
+}
+
+// The instant is over and `from`, bucket i, the lowest non-empty one, holds at least two
+// events: its earliest time T is the next instant (false: T is after until, nothing changes).
+// Its other events move to lower buckets relative to T; T's events come back in x if alone,
+// else go to the rings by (prio, seq) and x is the first.
+bool Engine::settle(Bucket& from, unsigned i, Nanos until, Event& x) {
+  Nanos next = from.begin->t;
+  for (const Event* y = from.begin + 1; y < from.end; ++y) next = std::min(next, y->t);
+  if (next > until) return false;
+  now_ = next;
+  const unsigned w = i >> 6;
+  uint32_t summary = summary_;
+  if (!(nonempty_[w] &= ~(uint64_t(1) << (i & 63)))) summary &= ~(1u << w);
+  batch_.end = batch_.begin;
+  // Every other event goes to a lower bucket: it agrees with next down to bucket i's digit.
+  for (const Event* y = from.begin; y != from.end; ++y) {
+    const Nanos d = y->t ^ next;
+    if (!d) {
+      *batch_.alloc() = *y;
+      continue;
+    }
+    const unsigned j = bucket_of(y->t, d);
+    *buckets_[j].alloc() = *y;
+    nonempty_[j >> 6] |= uint64_t(1) << (j & 63);
+    summary |= 1u << (j >> 6);
+  }
+  summary_ = summary;
+  from.end = from.begin;
+  if (batch_.size() == 1) {
+    x = *batch_.begin;
+    return true;
+  }
+  std::sort(batch_.begin, batch_.end, [](const Event& l, const Event& r) { return l.prio != r.prio ? l.prio < r.prio : l.seq < r.seq; });
+  for (const Event* y = batch_.begin; y != batch_.end; ++y) *instant_slot(y->prio) = *y;
+  const unsigned p = unsigned(__builtin_ctz(instant_mask_));
+  x = instant_[p].pop();
+  if (!instant_[p].n) instant_mask_ &= ~(1u << p);
   return true;
-}
-
-// Every key again, relative to the earliest time.
-void Engine::rebuild() {
-  std::vector<Node> all;
-  all.reserve(size_);
-  all.insert(all.end(), now_heap_.begin(), now_heap_.end());
-  now_heap_.clear();
-  for (unsigned b = 1; b <= 64; ++b) {
-    all.insert(all.end(), buckets_[b].begin(), buckets_[b].end());
-    buckets_[b].clear();
-  }
-  nonempty_ = 0;
-  std::sort(all.begin(), all.end(), less);
-  if (!all.empty()) last_ = std::min(last_, all.front().t);
-  for (const Node& n : all) place(n);
-}
-
-void Engine::schedule(Event ev) {
-  PORTSIM_ASSERT(ev.t >= now_, "event scheduled in the past ({} < {})", ev.t, now_);
-  const Node n{ev.t, uint64_t(ev.prio) << 62 | (seq_++ & kSeqMask), ev.b, ev.a, ev.kind};
-  if (ev.t < last_) {  // a run stopped at its horizon had moved last_ past now: start over from t
-    last_ = ev.t;
-    rebuild();
-  }
-  ++size_;
-  place(n);
 }
 
 uint64_t Engine::run(EventHandler& h, Nanos until, uint64_t max_events) {
   uint64_t n = 0;
+  Event x;
   while (size_ && n < max_events && !stop_) {
-    if (now_heap_.empty() && !settle()) break;
-    if (last_ > until) break;
-    std::pop_heap(now_heap_.begin(), now_heap_.end(), OrdAfter{});
-    const Node top = now_heap_.back();
-    now_heap_.pop_back();
+    if (instant_mask_) {
+      if (now_ > until) break;
+      const unsigned p = unsigned(__builtin_ctz(instant_mask_));
+      x = instant_[p].pop();
+      if (!instant_[p].n) instant_mask_ &= ~(1u << p);
+    } else {
+      const unsigned w = unsigned(__builtin_ctz(summary_));
+      const unsigned i = w << 6 | unsigned(__builtin_ctzll(nonempty_[w]));
+      Bucket& from = buckets_[i];
+      if (from.size() == 1) {  // alone in its bucket: the next instant, nothing to move
+        if (from.begin->t > until) break;
+        x = *from.begin;
+        from.end = from.begin;
+        if (!(nonempty_[w] &= ~(uint64_t(1) << (i & 63)))) summary_ &= ~(1u << w);
+        now_ = x.t;
+      } else if (!settle(from, i, until, x)) {
+        break;
+      }
+    }
     --size_;
-    now_ = top.t;
-    Event ev;
-    ev.t = top.t;
-    ev.prio = Prio(top.ord >> 62);
-    ev.kind = top.kind;
-    ev.a = top.a;
-    ev.b = top.b;
-    ev.seq = top.ord & kSeqMask;
-    h.handle(ev);
+    h.handle(x);
     ++n;
   }
   events_run_ += n;

@@ -1,6 +1,9 @@
 // The engine's ordering contract (engine.h): time, then priority class, then insertion order.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <queue>
+#include <tuple>
 #include <vector>
 
 #include "portsim/engine/engine.h"
@@ -35,7 +38,7 @@ TEST_CASE("engine: run stops at the horizon", "[engine]") {
   CHECK_FALSE(e.empty());
 }
 
-// The 4-ary heap against the contract's definition: 20 000 events with colliding times and
+// The queue against the contract's definition: 20 000 events with colliding times and
 // mixed priorities, some scheduled while running, come out sorted by (time, prio, insertion).
 TEST_CASE("engine: a large mixed queue runs in (time, prio, insertion) order", "[engine]") {
   struct Ref {
@@ -98,4 +101,166 @@ TEST_CASE("engine: an event scheduled after a horizon stop, before the next one,
   e.schedule({20, engine::Prio::Timer, 0, 4, 0});
   CHECK(e.run(r) == 3);
   CHECK(r.seen == std::vector<uint32_t>{1, 4, 3, 2});
+}
+
+// The definition the engine must match, kept naive: a binary heap on (time, prio, seq), seq
+// the insertion counter, with run()'s stopping rules (horizon, max_events, stop()).
+namespace {
+class RefEngine {
+ public:
+  void schedule(engine::Event ev) {
+    REQUIRE(ev.t >= now_);
+    ev.seq = seq_++;
+    q_.push(ev);
+  }
+  uint64_t run(engine::EventHandler& h, Nanos until = UINT64_MAX, uint64_t max_events = UINT64_MAX) {
+    uint64_t n = 0;
+    while (!q_.empty() && n < max_events && !stop_) {
+      const engine::Event ev = q_.top();
+      if (ev.t > until) break;
+      q_.pop();
+      now_ = ev.t;
+      h.handle(ev);
+      ++n;
+    }
+    events_run_ += n;
+    return n;
+  }
+  Nanos now() const { return now_; }
+  size_t pending() const { return q_.size(); }
+  bool empty() const { return q_.empty(); }
+  uint64_t events_run() const { return events_run_; }
+  void stop() { stop_ = true; }
+
+ private:
+  struct After {
+    bool operator()(const engine::Event& x, const engine::Event& y) const {
+      return std::tie(x.t, x.prio, x.seq) > std::tie(y.t, y.prio, y.seq);
+    }
+  };
+  std::priority_queue<engine::Event, std::vector<engine::Event>, After> q_;
+  Nanos now_ = 0;
+  uint64_t seq_ = 0;
+  uint64_t events_run_ = 0;
+  bool stop_ = false;
+};
+
+// splitmix64: one stream per driver, consumed the same way as long as both see the same events.
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  uint64_t below(uint64_t n) { return next() % n; }
+};
+
+// A delay with many exact ties (0, 1, 2) and spans across every 8-bit digit of a time.
+Nanos random_delay(Rng& r) {
+  switch (r.below(8)) {
+    case 0: case 1: return 0;
+    case 2: return 1 + r.below(2);
+    case 3: return r.below(300);
+    case 4: return r.below(uint64_t(1) << 20);
+    case 5: return (uint64_t(1) << (8 * (1 + r.below(6)))) - r.below(3);  // digit boundaries
+    case 6: return r.below(uint64_t(1) << 40);
+    default: return r.below(uint64_t(1) << 58);
+  }
+}
+
+struct Seen {
+  uint32_t a;
+  Nanos t;
+  engine::Prio prio;
+  uint64_t seq;
+  uint64_t b;
+  uint8_t kind;
+  bool operator==(const Seen&) const = default;
+};
+
+// Each event schedules 0-2 children (fewer as the run grows) and may call stop().
+template <typename E>
+struct Driver : engine::EventHandler {
+  E& e;
+  Rng r;
+  uint64_t stop_at;  // the event count at which the handler calls stop() (UINT64_MAX: never)
+  std::vector<Seen> seen;
+  uint32_t next_id = 0;
+  Driver(E& en, uint64_t seed, uint64_t stop_after) : e(en), r{seed}, stop_at(stop_after) {}
+  void add(Nanos t) {
+    const auto p = engine::Prio(r.below(4));
+    const uint8_t kind = uint8_t(r.below(256));
+    const uint64_t b = r.next();
+    e.schedule({t, p, kind, next_id++, b});
+  }
+  void handle(const engine::Event& ev) override {
+    seen.push_back({ev.a, ev.t, ev.prio, ev.seq, ev.b, ev.kind});
+    CHECK(e.now() == ev.t);
+    if (seen.size() == stop_at) e.stop();
+    const uint64_t children = seen.size() < 3000 ? r.below(3) : r.below(2);
+    for (uint64_t c = 0; c < children; ++c) {
+      const Nanos d = random_delay(r);
+      add(ev.t > UINT64_MAX - d ? UINT64_MAX : ev.t + d);
+    }
+  }
+};
+
+// One trial: the same operations on both engines; everything observable must agree.
+void differential_trial(uint64_t seed) {
+  engine::Engine e;
+  RefEngine ref;
+  Rng outer{seed * 7919 + 1};
+  const uint64_t stop_after = outer.below(4) == 0 ? 1 + outer.below(4000) : UINT64_MAX;
+  Driver<engine::Engine> de(e, seed, stop_after);
+  Driver<RefEngine> dr(ref, seed, stop_after);
+  const size_t initial = 1 + outer.below(2000);
+  const Nanos spread = outer.below(2) ? 1000 : uint64_t(1) << 44;
+  for (size_t i = 0; i < initial; ++i) {
+    const Nanos t = i % 5 == 0 ? outer.below(8) : outer.below(spread);  // many equal times
+    de.add(t);
+    dr.add(t);
+  }
+  for (int round = 0; round < 400 && !(e.empty() && ref.empty()); ++round) {
+    Nanos until = UINT64_MAX;
+    uint64_t max_events = UINT64_MAX;
+    switch (outer.below(5)) {
+      case 0: until = e.now() + outer.below(2000); break;  // a horizon stop
+      case 4: until = e.now() - std::min(e.now(), 1 + outer.below(3)), max_events = 1 + outer.below(5); break;  // before now
+      case 1: until = e.now() + (outer.below(uint64_t(1) << 40)); break;
+      case 2: max_events = 1 + outer.below(50); break;
+      default: until = e.now() + outer.below(5000), max_events = 1 + outer.below(200); break;
+    }
+    const uint64_t ran = e.run(de, until, max_events);
+    REQUIRE(ref.run(dr, until, max_events) == ran);
+    REQUIRE(e.now() == ref.now());
+    REQUIRE(e.pending() == ref.pending());
+    REQUIRE(e.events_run() == ref.events_run());
+    // Between runs: events at now, just after now (before the next one the engine looked at
+    // when it stopped at its horizon), and anywhere later.
+    for (uint64_t k = outer.below(4); k > 0; --k) {
+      const uint64_t kind = outer.below(3);
+      const Nanos t = kind == 0 ? e.now() : kind == 1 ? e.now() + 1 + outer.below(3) : e.now() + random_delay(outer);
+      de.add(t);
+      dr.add(t);
+    }
+  }
+  if (stop_after == UINT64_MAX) {  // drain
+    CHECK(e.run(de) == ref.run(dr));
+    CHECK(e.empty());
+  }
+  REQUIRE(de.seen.size() == dr.seen.size());
+  CHECK(de.seen == dr.seen);
+}
+}  // namespace
+
+// Randomized against the reference: 60 trials mixing equal times and prios, events scheduled
+// while running (at the same instant too), horizon stops followed by events scheduled before
+// the next pending one, max_events, stop(), and times across every digit of the radix heap.
+TEST_CASE("engine: randomized runs match a (time, prio, seq) priority queue", "[engine]") {
+  for (uint64_t seed = 1; seed <= 60; ++seed) {
+    INFO("seed " << seed);
+    differential_trial(seed);
+  }
 }
