@@ -9,6 +9,17 @@
 
 using portsim::net::IdTable;
 
+// Removes one (h, id) entry from the reference multimap, as IdTable::erase(h, id) does.
+template <typename Multimap>
+void erase_one(Multimap& ref, uint32_t h, uint32_t id) {
+  auto range = ref.equal_range(h);
+  for (auto it = range.first; it != range.second; ++it)
+    if (it->second == id) {
+      ref.erase(it);
+      return;
+    }
+}
+
 TEST_CASE("IdTable: finds exactly what was inserted and not erased", "[id_table]") {
   IdTable t;
   std::unordered_multimap<uint32_t, uint32_t> ref;  // hash -> id
@@ -26,12 +37,7 @@ TEST_CASE("IdTable: finds exactly what was inserted and not erased", "[id_table]
       const size_t k = rnd() % live.size();
       const auto [h, id] = live[k];
       t.erase(h, id);
-      auto range = ref.equal_range(h);
-      for (auto it = range.first; it != range.second; ++it)
-        if (it->second == id) {
-          ref.erase(it);
-          break;
-        }
+      erase_one(ref, h, id);
       live[k] = live.back();
       live.pop_back();
     }
@@ -84,12 +90,7 @@ TEST_CASE("IdTable: insert_at() at the slot a failed find() ended at keeps every
       const auto [h, id] = live[k];
       t.erase(h, id);
       twin.erase(h, id);
-      auto range = ref.equal_range(h);
-      for (auto it = range.first; it != range.second; ++it)
-        if (it->second == id) {
-          ref.erase(it);
-          break;
-        }
+      erase_one(ref, h, id);
       live[k] = live.back();
       live.pop_back();
     }
