@@ -67,9 +67,7 @@ bool Engine::settle(Bucket& from, unsigned i, Nanos until, Event& x) {
   }
   std::sort(batch_.begin, batch_.end, [](const Event& l, const Event& r) { return l.prio != r.prio ? l.prio < r.prio : l.seq < r.seq; });
   for (const Event* y = batch_.begin; y != batch_.end; ++y) *instant_slot(y->prio) = *y;
-  const unsigned p = unsigned(__builtin_ctz(instant_mask_));
-  x = instant_[p].pop();
-  if (!instant_[p].n) instant_mask_ &= ~(1u << p);
+  x = pop_instant();
   return true;
 }
 
@@ -79,9 +77,7 @@ uint64_t Engine::run(EventHandler& h, Nanos until, uint64_t max_events) {
   while (size_ && n < max_events && !stop_) {
     if (instant_mask_) {
       if (now_ > until) break;
-      const unsigned p = unsigned(__builtin_ctz(instant_mask_));
-      x = instant_[p].pop();
-      if (!instant_[p].n) instant_mask_ &= ~(1u << p);
+      x = pop_instant();
     } else {
       const unsigned w = unsigned(__builtin_ctz(summary_));
       const unsigned i = w << 6 | unsigned(__builtin_ctzll(nonempty_[w]));

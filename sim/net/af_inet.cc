@@ -69,7 +69,7 @@ static const netns* route_lookup(const world& w, const netns& from, const inet_a
 
 const netns* route_to_slow(const world& w, const netns& from, const inet_addr& daddr) {
   world::route_memo& recent = w.route_recent[world::recent_slot(daddr, from.id)];
-  if (recent.valid && recent.daddr == daddr && recent.from == from.id && recent.nets == w.nets.size()) {
+  if (recent.answers(daddr, from.id, w.nets.size())) {
     w.route_last = recent;
     return recent.to == kNone ? nullptr : &w.nets[recent.to];
   }

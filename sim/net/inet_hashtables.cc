@@ -185,7 +185,7 @@ void world::add_external(const external_endpoint& e) {
 
 int world::find_external_slow(const inet_addr& addr, uint16_t port) const {
   external_memo& recent = ext_recent[recent_slot(addr, port)];
-  if (recent.valid && recent.port == port && recent.addr == addr) {
+  if (recent.answers(addr, port)) {
     ext_memo = recent;
     return recent.index;
   }

@@ -137,6 +137,12 @@ class Engine {
     instant_mask_ |= 1u << unsigned(p);
     return instant_[unsigned(p)].alloc();
   }
+  Event pop_instant() {  // the current instant's next event: the lowest prio's first
+    const unsigned p = unsigned(__builtin_ctz(instant_mask_));
+    const Event x = instant_[p].pop();
+    if (!instant_[p].n) instant_mask_ &= ~(1u << p);
+    return x;
+  }
   bool settle(Bucket& from, unsigned i, Nanos until, Event& x);  // see engine.cc
 
   Bucket buckets_[kBuckets];                      // t > now_

@@ -54,7 +54,7 @@ sock_id inet_lookup_listener(const world& w, const netns& ns, const inet_addr& d
 const netns* route_to_slow(const world& w, const netns& from, const inet_addr& daddr);  // and remembers
 inline const netns* route_to(const world& w, const netns& from, const inet_addr& daddr) {
   const world::route_memo& m = w.route_last;
-  if (m.valid && m.daddr == daddr && m.from == from.id && m.nets == w.nets.size())
+  if (m.answers(daddr, from.id, w.nets.size()))
     return m.to == kNone ? nullptr : &w.nets[m.to];
   return route_to_slow(w, from, daddr);
 }

@@ -173,7 +173,7 @@ struct world {
   void add_external(const external_endpoint& e);
   // The external endpoint answering addr:port (an exact port beats "any port"), or -1.
   int find_external(const inet_addr& addr, uint16_t port) const {
-    if (ext_memo.valid && ext_memo.port == port && ext_memo.addr == addr) return ext_memo.index;
+    if (ext_memo.answers(addr, port)) return ext_memo.index;
     return find_external_slow(addr, port);
   }
   int find_external_slow(const inet_addr& addr, uint16_t port) const;  // and remembers the answer
@@ -184,6 +184,7 @@ struct world {
     uint16_t port = 0;
     bool valid = false;
     int index = -1;
+    bool answers(const inet_addr& a, uint16_t p) const { return valid && port == p && addr == a; }
   };
   mutable external_memo ext_memo;
   // The last answer of route_to() (af_inet.h): a handshake's SYN and ACK ask the same question.
@@ -194,6 +195,9 @@ struct world {
     bool valid = false;
     uint32_t to = kNone;   // index in nets, kNone: no namespace owns daddr
     size_t nets = 0;
+    bool answers(const inet_addr& d, uint16_t from_ns, size_t n) const {
+      return valid && daddr == d && from == from_ns && nets == n;
+    }
   };
   mutable route_memo route_last;
   // Behind those two, direct-mapped tables of recent answers by address (and port, or source
