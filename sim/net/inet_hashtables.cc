@@ -151,11 +151,22 @@ void connect_dest_update(world& w, sock_id id) {
 
 // --- world ---------------------------------------------------------------------------------
 
-sock_id world::sock_alloc(uint16_t ns) {
-  const sock_id id = pool_alloc(socks, free_socks);
-  socks[id].netns = ns;
-  socks[id].alive = true;
-  socks[id].rto_max_ms = uint32_t(nets[ns].sys.tcp_rto_max_ms);  // tcp_init_sock(): icsk_rto_max
+sock_id world::sock_alloc(uint16_t ns) { return sock_alloc_as(ns, sock{}); }
+
+sock_id world::sock_alloc_as(uint16_t ns, sock s) {
+  s.netns = ns;
+  s.alive = true;
+  s.rto_max_ms = uint32_t(nets[ns].sys.tcp_rto_max_ms);  // tcp_init_sock(): icsk_rto_max
+  sock_id id;
+  if (!free_socks.empty()) {  // a freed slot keeps the timer_gen sock_free() bumped
+    id = free_socks.back();
+    free_socks.pop_back();
+    s.timer_gen = socks[id].timer_gen;
+    socks[id] = s;
+  } else {
+    id = sock_id(socks.size());
+    socks.push_back(s);
+  }
   if (obs) obs->sock_alloc(*this, id);
   return id;
 }
