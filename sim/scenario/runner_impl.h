@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "portsim/base/errno_name.h"
+#include "portsim/base/prefault.h"
 #include "portsim/net/af_inet.h"
 #include "portsim/net/inet_connection_sock.h"
 #include "portsim/scenario/name_index.h"
@@ -73,6 +74,7 @@ struct Pending {
 
 struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   Runner& r;
+  Prefaulter socks_prefault;  // the planned socks' pages, mapped on another core ahead of use
   std::vector<net::segment> pkts;  // segments in flight (event payloads)
   std::vector<uint32_t> free_pkts;
   std::map<std::pair<int, int>, std::pair<PathSpec, Random>> links;  // (a <= b) → path
