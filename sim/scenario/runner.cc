@@ -108,6 +108,8 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   for (const auto& x : sc_.externals) w_.add_external(x.ep);
   for (size_t i = 0; i < sc_.externals.size(); ++i)
     impl_->ext_random.emplace_back(seed, "external:" + std::to_string(i));
+  for (const auto& x : sc_.externals)
+    impl_->ext_instant.push_back(x.path.delay == 0 && x.path.jitter == 0 && x.path.loss == 0);
   for (const auto& l : sc_.links) {
     const int a = std::min(l.a, l.b), b = std::max(l.a, l.b);
     impl_->links.insert_or_assign({a, b}, std::make_pair(l.path, Random(seed, fmt::format("link:{}-{}", w_.nets[size_t(a)].name, w_.nets[size_t(b)].name))));
