@@ -141,6 +141,8 @@ void port_set::remove_small(uint16_t port) {
   --count;
 }
 
+const connect_dest* connect_dest_find(world& w, const sock& s) { return dest_find(w, s); }
+
 // connect_dest_refresh()'s slow path: the sock's set changed (hashed, into TIME_WAIT, unhashed).
 void connect_dest_update(world& w, sock_id id) {
   const uint8_t want = connect_dest_set_of(w.sk(id));
