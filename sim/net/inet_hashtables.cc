@@ -359,16 +359,21 @@ void inet_bind_hash(world& w, sock_id sk, uint32_t tb, uint32_t t2, uint16_t por
   bind_node_add(w, sk, t2);
 }
 
-// net/ipv4/inet_hashtables.c: __inet_put_port() (inet_put_port's BH wrapper has no model).
-void inet_put_port(world& w, sock_id sk) {
+// net/ipv4/inet_hashtables.c: __inet_put_port() of a bound sock (inet_put_port below).
+[[gnu::noinline]] static void inet_put_port_bound(world& w, sock_id sk) {
   sock& s = w.sk(sk);
-  if (s.tb2 == kNone) return;
   const uint32_t t2 = s.tb2, tb = w.tb2s[t2].tb;
   bind_node_del(w, sk);
   s.num = 0;
   s.userlocks &= uint8_t(~SOCK_CONNECT_BIND);
   inet_bind2_bucket_destroy(w, t2);
   inet_bind_bucket_destroy(w, tb);
+}
+
+// net/ipv4/inet_hashtables.c: __inet_put_port() (inet_put_port's BH wrapper has no model);
+// nothing for a sock without a port (sock_destroy after tcp_set_state(TCP_CLOSE) released it).
+void inet_put_port(world& w, sock_id sk) {
+  if (w.sk(sk).tb2 != kNone) inet_put_port_bound(w, sk);
 }
 
 // net/ipv4/inet_hashtables.c: __inet_inherit_port() — the child joins the tb2 of its own
@@ -383,12 +388,8 @@ void inet_inherit_port(world& w, sock_id listener, sock_id child) {
 
 // net/ipv4/inet_hashtables.c: __inet_bhash2_update_saddr() — connect() fixed the source
 // address of a socket bound to the wildcard: move it to the (port, saddr) tb2.
-void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr) {
+[[gnu::noinline]] static void inet_bhash2_update_saddr_bound(world& w, sock_id sk, const inet_addr& saddr) {
   sock& s = w.sk(sk);
-  if (s.tb2 == kNone) {
-    s.rcv_saddr = saddr;
-    return;
-  }
   const uint32_t old = s.tb2, tb = w.tb2s[old].tb;
   bind_node_del(w, sk);
   inet_bind2_bucket_destroy(w, old);
@@ -399,6 +400,13 @@ void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr) {
     if (s.userlocks & SOCK_CONNECT_BIND) inet_bind2_bucket_set_state(w, t2, -1, -1);
   }
   bind_node_add(w, sk, t2);
+}
+
+// An unbound sock (tcp_disconnect() after its port went back) only takes the address.
+void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr) {
+  sock& s = w.sk(sk);
+  if (s.tb2 == kNone) s.rcv_saddr = saddr;
+  else inet_bhash2_update_saddr_bound(w, sk, saddr);
 }
 
 // --- ehash -----------------------------------------------------------------------------------
@@ -428,13 +436,18 @@ static void inet_ehash_insert_hashed(world& w, sock_id sk, uint32_t hash, const 
 // net/ipv4/inet_hashtables.c: inet_ehash_insert().
 void inet_ehash_insert(world& w, sock_id sk) { inet_ehash_insert_hashed(w, sk, sock_hash(w.sk(sk)), nullptr); }
 
-void inet_ehash_remove(world& w, sock_id sk) {
+// inet_ehash_remove() of a hashed sock.
+[[gnu::noinline]] static void inet_ehash_unhash(world& w, sock_id sk) {
   sock& s = w.sk(sk);
-  if (!s.hashed) return;
   if (w.obs) w.obs->ehash(w, table_op::destroy, sk);
   w.ehash.erase(sock_hash(s), sk);
   s.hashed = false;
   connect_dest_refresh(w, sk);
+}
+
+// net/ipv4/inet_hashtables.c: inet_unhash() / sk_nulls_del_node_init_rcu(); nothing when unhashed.
+void inet_ehash_remove(world& w, sock_id sk) {
+  if (w.sk(sk).hashed) inet_ehash_unhash(w, sk);
 }
 
 // --- connect() -----------------------------------------------------------------------------
