@@ -98,21 +98,28 @@ void dest_add(world& w, sock_id id, uint8_t which) {
     d->daddr = s.daddr;
     d->netns = s.netns;
     d->dport = s.dport;
-    w.dest_table.insert(dest_hash(s.netns, s.rcv_saddr, s.daddr, s.dport), di);
+    d->hash_port0 = inet_ehashfn_port0(s);
+    w.dest_table.insert(inet_ehash_port(d->hash_port0, 0), di);  // dest_hash()
   }
   (which == 1 ? d->est : d->tw).add(s.num);
   s.in_dest = which & 3;
 }
 
-void dest_remove(world& w, sock_id id) {
-  sock& s = w.sk(id);
+// The entry of an indexed sock (s.in_dest != 0): it exists (dest_add made it).
+connect_dest& dest_of_indexed(world& w, const sock& s) {
   connect_dest* d = dest_find(w, s);
-  PORTSIM_ASSERT(d != nullptr, "sock {} indexed without a destination entry", id);
+  PORTSIM_ASSERT(d != nullptr, "sock {} indexed without a destination entry", size_t(&s - w.socks.data()));
+  return *d;
+}
+
+// s leaves its destination's set (d: dest_of_indexed(s)); an entry left empty is freed.
+void dest_remove(world& w, sock& s, connect_dest& e) {
+  connect_dest* d = &e;
   (s.in_dest == 1 ? d->est : d->tw).remove(s.num);
   s.in_dest = 0;
   if (d->est.count == 0 && d->tw.count == 0) {
     const uint32_t di = uint32_t(d - w.dests.data());
-    w.dest_table.erase(dest_hash(d->netns, d->saddr, d->daddr, d->dport), di);
+    w.dest_table.erase(inet_ehash_port(d->hash_port0, 0), di);  // dest_hash()
     if (w.last_dest == di) w.last_dest = kNone;
     w.dests[di] = connect_dest{};
     w.free_dests.push_back(di);
@@ -145,7 +152,7 @@ void port_set::remove_small(uint16_t port) {
 void connect_dest_update(world& w, sock_id id) {
   const uint8_t want = connect_dest_set_of(w.sk(id));
   if (want == w.sk(id).in_dest) return;
-  if (w.sk(id).in_dest) dest_remove(w, id);
+  if (w.sk(id).in_dest) dest_remove(w, w.sk(id), dest_of_indexed(w, w.sk(id)));
   if (want) dest_add(w, id, want);
 }
 
@@ -437,12 +444,21 @@ static void inet_ehash_insert_hashed(world& w, sock_id sk, uint32_t hash, const 
 void inet_ehash_insert(world& w, sock_id sk) { inet_ehash_insert_hashed(w, sk, sock_hash(w.sk(sk)), nullptr); }
 
 // inet_ehash_remove() of a hashed sock.
+// A sock in the connect destination index (connect_dest_set_of) leaves it with ehash; its
+// entry keeps the ehash key of port 0 (the sock's own inet_ehashfn_port0), from which the
+// sock's ehash key follows without hashing the 4-tuple again.
 [[gnu::noinline]] static void inet_ehash_unhash(world& w, sock_id sk) {
   sock& s = w.sk(sk);
   if (w.obs) w.obs->ehash(w, table_op::destroy, sk);
-  w.ehash.erase(sock_hash(s), sk);
+  if (!s.in_dest) {
+    w.ehash.erase(sock_hash(s), sk);
+    s.hashed = false;
+    return;
+  }
+  connect_dest& d = dest_of_indexed(w, s);
+  w.ehash.erase(inet_ehash_port(d.hash_port0, s.num), sk);
   s.hashed = false;
-  connect_dest_refresh(w, sk);
+  dest_remove(w, s, d);
 }
 
 // net/ipv4/inet_hashtables.c: inet_unhash() / sk_nulls_del_node_init_rcu(); nothing when unhashed.
