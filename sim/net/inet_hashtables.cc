@@ -255,35 +255,37 @@ static uint32_t inet_bind_bucket_create_connect(world& w, netns& ns, uint16_t po
   return tb;
 }
 
-// net/ipv4/inet_hashtables.c: inet_bind_bucket_destroy() — frees an empty tb; 6.18
-// (d57f4b874946): a tb whose every tb2 is back to -1/-1 becomes connect-shareable again.
-void inet_bind_bucket_destroy(world& w, uint32_t tb) {
+// inet_bind_bucket_destroy() of a tb that keeps tb2s: nothing before 6.18; 6.18 (d57f4b874946)
+// makes it connect-shareable again (-1 / -1) when every tb2 is back to -1 / -1.
+[[gnu::noinline]] static void inet_bind_bucket_release(world& w, uint32_t tb) {
   inet_bind_bucket& b = w.tbs[tb];
   netns& ns = w.nets[b.netns];
-  const uint16_t port = b.port;
-  if (b.bhash2 == kNone) {
-    // connect_skip changes only if bind() made the bucket: without one, or with a connect-made
-    // one (-1 / -1), the port is skipped exactly when it is reserved.
-    const bool made_by_bind = b.fastreuse >= 0 || b.fastreuseport >= 0;
-    if (w.obs) w.obs->bind_bucket(w, table_op::destroy, tb);
-    ns.bhash[port] = kNone;
-    b = inet_bind_bucket{};
-    w.free_tbs.push_back(tb);
-    if (!made_by_bind) return;
-  } else if (!w.machines[ns.machine].kp.bucket_release) {  // before 6.18: freed only when empty
-    return;
-  } else if (b.fastreuse != -1 || b.fastreuseport != -1) {
-    bool all_connect = true;
-    for (uint32_t t2 = b.bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
-      all_connect = all_connect && w.tb2s[t2].fastreuse == -1 && w.tb2s[t2].fastreuseport == -1;
-    if (!all_connect) return;
-    b.fastreuse = b.fastreuseport = -1;
-    if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
-  } else {
-    return;
-  }
-  connect_skip_update(w, ns, port);
+  if (!w.machines[ns.machine].kp.bucket_release) return;  // before 6.18: freed only when empty
+  if (b.fastreuse == -1 && b.fastreuseport == -1) return;
+  for (uint32_t t2 = b.bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
+    if (w.tb2s[t2].fastreuse != -1 || w.tb2s[t2].fastreuseport != -1) return;
+  b.fastreuse = b.fastreuseport = -1;
+  if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
+  connect_skip_update(w, ns, b.port);
 }
+
+// net/ipv4/inet_hashtables.c: inet_bind_bucket_destroy() — frees an empty tb; 6.18
+// (d57f4b874946): a tb whose every tb2 is back to -1/-1 becomes connect-shareable again.
+[[gnu::always_inline]] inline static void inet_bind_bucket_destroy_inline(world& w, uint32_t tb) {
+  inet_bind_bucket& b = w.tbs[tb];
+  if (b.bhash2 != kNone) return inet_bind_bucket_release(w, tb);
+  netns& ns = w.nets[b.netns];
+  const uint16_t port = b.port;
+  // connect_skip changes only if bind() made the bucket: without one, or with a connect-made
+  // one (-1 / -1), the port is skipped exactly when it is reserved.
+  const bool made_by_bind = b.fastreuse >= 0 || b.fastreuseport >= 0;
+  if (w.obs) w.obs->bind_bucket(w, table_op::destroy, tb);
+  ns.bhash[port] = kNone;
+  b = inet_bind_bucket{};
+  w.free_tbs.push_back(tb);
+  if (made_by_bind) connect_skip_update(w, ns, port);
+}
+void inet_bind_bucket_destroy(world& w, uint32_t tb) { inet_bind_bucket_destroy_inline(w, tb); }
 
 // net/ipv4/inet_hashtables.c: inet_bind2_bucket_find() — the (port, address) bucket of tb.
 uint32_t inet_bind2_bucket_find(const world& w, uint32_t tb, const inet_addr& addr) {
@@ -316,24 +318,28 @@ void inet_bind2_bucket_set_state(world& w, uint32_t t2, int8_t fastreuse, int8_t
   if (w.obs) w.obs->bind2_bucket(w, table_op::update, t2);
 }
 
-// net/ipv4/inet_hashtables.c: inet_bind2_bucket_destroy() — frees an empty tb2; 6.18: when
-// every remaining owner was bound by connect() (SOCK_CONNECT_BIND), back to -1/-1.
-static void inet_bind2_bucket_destroy(world& w, uint32_t t2) {
+// inet_bind2_bucket_destroy() of a tb2 that keeps owners: 6.18 (d57f4b874946) puts it back to
+// -1 / -1 when every remaining owner was bound by connect() (SOCK_CONNECT_BIND).
+[[gnu::noinline]] static void inet_bind2_bucket_release(world& w, uint32_t t2) {
   inet_bind2_bucket& b2 = w.tb2s[t2];
-  if (b2.owners == kNone) {
-    if (w.obs) w.obs->bind2_bucket(w, table_op::destroy, t2);
-    uint32_t* link = &w.tbs[b2.tb].bhash2;
-    while (*link != t2) link = &w.tb2s[*link].next;
-    *link = b2.next;
-    b2 = inet_bind2_bucket{};
-    w.free_tb2s.push_back(t2);
-    return;
-  }
   if (b2.fastreuse == -1 && b2.fastreuseport == -1) return;
   if (!w.machines[w.nets[w.tbs[b2.tb].netns].machine].kp.bucket_release) return;  // d57f4b874946 (6.18)
   for (sock_id o = b2.owners; o != kNone; o = w.sk(o).bind_next)
     if (!(w.sk(o).userlocks & SOCK_CONNECT_BIND)) return;
   inet_bind2_bucket_set_state(w, t2, -1, -1);
+}
+
+// net/ipv4/inet_hashtables.c: inet_bind2_bucket_destroy() — frees an empty tb2; 6.18: when
+// every remaining owner was bound by connect() (SOCK_CONNECT_BIND), back to -1/-1.
+[[gnu::always_inline]] inline static void inet_bind2_bucket_destroy(world& w, uint32_t t2) {
+  inet_bind2_bucket& b2 = w.tb2s[t2];
+  if (b2.owners != kNone) return inet_bind2_bucket_release(w, t2);
+  if (w.obs) w.obs->bind2_bucket(w, table_op::destroy, t2);
+  uint32_t* link = &w.tbs[b2.tb].bhash2;
+  while (*link != t2) link = &w.tb2s[*link].next;
+  *link = b2.next;
+  b2 = inet_bind2_bucket{};
+  w.free_tb2s.push_back(t2);
 }
 
 static void bind_node_add(world& w, sock_id sk, uint32_t t2) {
@@ -347,7 +353,7 @@ static void bind_node_add(world& w, sock_id sk, uint32_t t2) {
   ++b2.nowners;
 }
 
-static void bind_node_del(world& w, sock_id sk) {
+[[gnu::always_inline]] inline static void bind_node_del(world& w, sock_id sk) {
   sock& s = w.sk(sk);
   inet_bind2_bucket& b2 = w.tb2s[s.tb2];
   if (s.bind_prev != kNone) w.sk(s.bind_prev).bind_next = s.bind_next;
@@ -374,7 +380,7 @@ void inet_bind_hash(world& w, sock_id sk, uint32_t tb, uint32_t t2, uint16_t por
   s.num = 0;
   s.userlocks &= uint8_t(~SOCK_CONNECT_BIND);
   inet_bind2_bucket_destroy(w, t2);
-  inet_bind_bucket_destroy(w, tb);
+  inet_bind_bucket_destroy_inline(w, tb);
 }
 
 // net/ipv4/inet_hashtables.c: __inet_put_port() (inet_put_port's BH wrapper has no model);
