@@ -87,6 +87,7 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
     uint64_t next_dest = 0;
     std::vector<net::sock_id> pool;
     uint64_t requests = 0, requests_failed = 0;
+    int8_t external_only = -1;  // Runner::workload_external_only(), -1: not decided yet
   };
   std::vector<WlState> wl;
   // A generated connection's hold-then-close event carries a = its sock, b = workload << 32 |
