@@ -364,11 +364,14 @@ bool external_ignores(const external_endpoint& ep, const segment& in) {
 
 void external_rcv(world& w, const segment& in) {
   const int idx = w.find_external(in.daddr, in.dport);
-  const external_endpoint* ep = idx < 0 ? nullptr : &w.externals[size_t(idx)];
-  if (!ep || external_ignores(*ep, in)) return;
+  if (idx >= 0) external_rcv(w, w.externals[size_t(idx)], in);
+}
+
+void external_rcv(world& w, const external_endpoint& ep, const segment& in) {
+  if (external_ignores(ep, in)) return;
   segment out = reverse_of(in, kExternalNs);
   out.ts = in.ts;  // a Linux peer with tcp_timestamps on echoes the timestamps it was offered
-  if (ep->answer == external_answer::refuse) {
+  if (ep.answer == external_answer::refuse) {
     out.flags = TCPHDR_RST | TCPHDR_ACK;
     out.ts = false;
     out.ack = in.seq + 1;

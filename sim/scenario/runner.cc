@@ -108,6 +108,8 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   for (const auto& x : sc_.externals) w_.add_external(x.ep);
   for (size_t i = 0; i < sc_.externals.size(); ++i)
     impl_->ext_random.emplace_back(seed, "external:" + std::to_string(i));
+  for (const auto& x : sc_.externals)
+    impl_->ext_instant.push_back(x.path.delay == 0 && x.path.jitter == 0 && x.path.loss == 0);
   for (const auto& l : sc_.links) {
     const int a = std::min(l.a, l.b), b = std::max(l.a, l.b);
     impl_->links.insert_or_assign({a, b}, std::make_pair(l.path, Random(seed, fmt::format("link:{}-{}", w_.nets[size_t(a)].name, w_.nets[size_t(b)].name))));
@@ -123,6 +125,7 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   max_socks = std::min<uint64_t>(max_socks, 16u << 20);  // beyond that, tables grow as needed
   w_.socks.reserve(max_socks);
   w_.ehash.reserve(max_socks);
+  impl_->socks_prefault.start(w_.socks.data(), max_socks * sizeof(net::sock));
   for (const auto& ws : sc_.workloads) impl_->wl.push_back({Random(seed, "workload:" + ws.name), 0, {}, 0, 0});
   impl_->inst.resize(sc_.timeline.size());
   for (uint32_t ci = 0; ci < sc_.timeline.size(); ++ci) {
@@ -274,6 +277,7 @@ void Runner::handle(const engine::Event& ev) {
     default: break;
   }
   last_effective_ = ev.t;
+  impl_->socks_prefault.advance(w_.socks.size() * sizeof(net::sock));
   switch (ev.kind) {
     case kArrival: workload_arrival(ev.a, ev.b); return;
     case kWlClose: workload_close(ev.a, ev.b); return;
@@ -629,6 +633,7 @@ RunReport Runner::run() {
   for (uint32_t i = 0; i < sc_.timeline.size(); ++i)
     eng_.schedule({sc_.timeline[i].t, engine::Prio::Call, kCall, i, 0});
   eng_.run(*this, opt_.stop_at, opt_.max_events);
+  impl_->socks_prefault.stop();
   rep_.events = eng_.events_run();
   for (const auto& st : impl_->wl) {
     rep_.requests += st.requests;

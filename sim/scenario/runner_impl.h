@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "portsim/base/errno_name.h"
+#include "portsim/base/prefault.h"
 #include "portsim/net/af_inet.h"
 #include "portsim/net/inet_connection_sock.h"
 #include "portsim/scenario/name_index.h"
@@ -73,10 +74,12 @@ struct Pending {
 
 struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   Runner& r;
+  Prefaulter socks_prefault;  // the planned socks' pages, mapped on another core ahead of use
   std::vector<net::segment> pkts;  // segments in flight (event payloads)
   std::vector<uint32_t> free_pkts;
   std::map<std::pair<int, int>, std::pair<PathSpec, Random>> links;  // (a <= b) → path
   std::vector<Random> ext_random;
+  std::vector<uint8_t> ext_instant;  // per external: its path has no delay, jitter or loss
   std::unordered_map<net::sock_id, Pending> pending;  // blocking connects awaiting the handshake
   std::unordered_map<net::sock_id, net::connect_info> pending_info;  // their autobind details
 
@@ -169,7 +172,7 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
 
   // The wire (wire.cc): links, loss, jitter, delivery.
   std::pair<const PathSpec*, Random*> path_of(const net::segment& seg, int to_ns, int ext);
-  bool unanswered_instantly(const net::segment& seg, int ext) const;
+  bool quiet_instant(int ext) const;
   void deliver(const net::segment& seg);
   void xmit(const net::segment& in) override;
 

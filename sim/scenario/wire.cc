@@ -3,6 +3,7 @@
 // draws from the seed. A zero-delay path delivers inside the sending call.
 #include "runner_impl.h"
 
+#include "portsim/base/assert.h"
 #include "portsim/net/udp.h"
 
 namespace portsim::scenario {
@@ -17,13 +18,12 @@ std::pair<const PathSpec*, Random*> Runner::Impl::path_of(const net::segment& se
   return {&it->second.first, &it->second.second};
 }
 
-// A TCP segment toward external endpoint `ext` that nothing would see: the endpoint leaves it
-// unanswered (external_rcv), and its path is instant and lossless, so carrying it draws
-// nothing, schedules nothing and changes no state. The caller checks that nobody observes.
-bool Runner::Impl::unanswered_instantly(const net::segment& seg, int ext) const {
-  const PathSpec& p = r.sc_.externals[size_t(ext)].path;
-  return seg.proto == 0 && p.delay == 0 && p.jitter == 0 && p.loss == 0 &&
-         net::external_ignores(r.w_.externals[size_t(ext)], seg);
+// External endpoint `ext` is reached at once and for sure (no delay, jitter or loss on its
+// path) and nothing watches the wire (no trace, pcap or --explain): a segment to or from it
+// draws nothing and records nothing, so it goes straight to its receiver — the same calls, in
+// the same order, as the general path below.
+bool Runner::Impl::quiet_instant(int ext) const {
+  return ext >= 0 && ext_instant[size_t(ext)] && !r.w_.obs && !(explainer && explainer->wanted());
 }
 
 void Runner::Impl::deliver(const net::segment& seg) {
@@ -53,12 +53,17 @@ void Runner::Impl::xmit(const net::segment& in) {
   uint16_t routed = in.to_ns;
   if (in.from_ns == net::kExternalNs) {  // an external host answers over its own path
     ext = r.w_.find_external(in.saddr, in.sport);
+    if (quiet_instant(ext)) return deliver(in);
   } else if (const net::netns* dst = net::route_to(r.w_, r.w_.nets[in.from_ns], in.daddr)) {
     routed = dst->id;
   } else {
     routed = net::kExternalNs;
     ext = r.w_.find_external(in.daddr, in.dport);
-    if (ext >= 0 && !r.w_.obs && unanswered_instantly(in, ext)) return;
+    if (quiet_instant(ext)) {  // a segment toward an external host names it already
+      PORTSIM_ASSERT(in.to_ns == net::kExternalNs, "segment to an external host routed to netns {}", in.to_ns);
+      if (in.proto == 0) return net::external_rcv(r.w_, r.w_.externals[size_t(ext)], in);
+      return deliver(in);
+    }
   }
   // Copy the segment only when routing changed its destination (a segment toward or from an
   // external host already names it): no 56-byte copy per packet on the hot path.

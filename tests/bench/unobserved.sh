@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Unobserved runs (ctest trace-hash.unobserved, issue 18): a run without any observer skips
-# carrying segments an external endpoint leaves unanswered over an instant path (wire.cc,
-# Runner::Impl::unanswered_instantly). Runs SCENARIO twice, without and with a trace, printing
+# Unobserved runs (ctest trace-hash.unobserved, issue 18): a run without any observer hands a
+# segment to or from an external endpoint on an instant, lossless path straight to its receiver
+# (wire.cc, Runner::Impl::quiet_instant). Runs SCENARIO twice, without and with a trace, printing
 # the socket tables (ss -tan) at several instants and the run report, and requires both outputs
 # to be the same apart from the wall-time line.
 # usage: unobserved.sh PORTSIM SCENARIO

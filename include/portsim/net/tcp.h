@@ -90,6 +90,8 @@ namespace portsim::net {
 // Linux server that accepts and closes at once on the peer's FIN ("accept"), answers RST
 // ("refuse") or stays silent ("silent"); an undeclared address is a black hole.
 void external_rcv(world& w, const segment& seg);
+// The same, for a segment whose endpoint the caller has found already.
+void external_rcv(world& w, const external_endpoint& ep, const segment& seg);
 // The segments external_rcv() leaves unanswered: anything toward a silent endpoint, an RST, and
 // (unless the endpoint refuses) a segment without SYN or FIN — a plain ACK.
 bool external_ignores(const external_endpoint& ep, const segment& seg);
