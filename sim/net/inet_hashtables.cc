@@ -106,14 +106,14 @@ void dest_add(world& w, sock_id id, uint8_t which) {
 }
 
 // The entry of an indexed sock (s.in_dest != 0): it exists (dest_add made it).
-connect_dest& dest_of_indexed(world& w, const sock& s) {
+[[gnu::always_inline]] inline connect_dest& dest_of_indexed(world& w, const sock& s) {
   connect_dest* d = dest_find(w, s);
   PORTSIM_ASSERT(d != nullptr, "sock {} indexed without a destination entry", size_t(&s - w.socks.data()));
   return *d;
 }
 
 // s leaves its destination's set (d: dest_of_indexed(s)); an entry left empty is freed.
-void dest_remove(world& w, sock& s, connect_dest& e) {
+[[gnu::always_inline]] inline void dest_remove(world& w, sock& s, connect_dest& e) {
   connect_dest* d = &e;
   (s.in_dest == 1 ? d->est : d->tw).remove(s.num);
   s.in_dest = 0;
