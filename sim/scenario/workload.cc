@@ -8,10 +8,13 @@ namespace portsim::scenario {
 
 Nanos Runner::next_gap(uint32_t wi) {
   const WorkloadSpec& ws = sc_.workloads[wi];
-  const double mean_ns = 1e9 / ws.rate;
+  auto& st = impl_->wl[wi];
+  // 1e9 / rate, divided once per workload (0 until then; an infinite rate's 0 is recomputed).
+  if (st.mean_gap_ns == 0) st.mean_gap_ns = 1e9 / ws.rate;
+  const double mean_ns = st.mean_gap_ns;
   // Saturating: a tiny rate's gap (1e9 / 1e-300 ns) lands after every stop, not in the past.
   if (!ws.poisson) return nanos_from_double(mean_ns);
-  const double u = impl_->wl[wi].rnd.unit();
+  const double u = st.rnd.unit();
   return nanos_from_double(-std::log1p(-u) * mean_ns);
 }
 
@@ -19,7 +22,9 @@ const net::endpoint& Runner::next_dest(uint32_t wi) {
   const WorkloadSpec& ws = sc_.workloads[wi];
   auto& st = impl_->wl[wi];
   if (ws.pick_random) return ws.to[st.rnd.u32_below(uint32_t(ws.to.size()))];
-  return ws.to[st.next_dest++ % ws.to.size()];
+  const uint64_t i = st.next_dest;  // round-robin: the index wraps without a division
+  st.next_dest = i + 1 == ws.to.size() ? 0 : i + 1;
+  return ws.to[i];
 }
 
 // One generated connect (socket, options, optional bind, connect). Returns the sock or kNone.
