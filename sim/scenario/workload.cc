@@ -42,12 +42,10 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
   for (const auto& o : ws.opts)
     if (!err) err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   if (!err && ws.bind) err = net::inet_bind(w_, sk, *ws.bind);
-  net::connect_info info;
-  if (!err) {
-    const auto cr = impl_->connect(sk, to);
-    err = cr.err;
-    info = cr.info;
-  }
+  // connect() unless an option or the bind failed; its autobind details are read in place.
+  const net::connect_result cr = err ? net::connect_result{err, {}} : impl_->connect(sk, to);
+  err = cr.err;
+  const net::connect_info& info = cr.info;
   if (info.autobind) rep_.examined.add(uint32_t(std::min<uint64_t>(info.examined, UINT32_MAX)));
   if (opt_.explain) {
     if (err == EINPROGRESS) impl_->explain_end(w_.now, {}, EINPROGRESS);  // the result is a block of its own
