@@ -22,15 +22,17 @@ void world::set_state(sock_id id, tcp_state to) {
   if (to == tcp_state::ESTABLISHED) st.established_peak = std::max(st.established_peak, ++st.established);
   if (from == tcp_state::ESTABLISHED) --st.established;
   if (obs) obs->state_change(*this, id, from, to);
-  if (s.hashed) connect_dest_refresh(*this, id);
   // TCP_CLOSE: sk_prot->unhash(), and inet_put_port() unless the port was bound explicitly
   // (SOCK_BINDPORT_LOCK): a port chosen by bind(0), listen() or connect() goes back here, on
   // every path to CLOSE (a failed connect, an RST, tcp_done). A TIME_WAIT sock never comes
-  // through tcp_set_state (inet_twsk_kill unhashes it).
+  // through tcp_set_state (inet_twsk_kill unhashes it). The unhash takes the sock out of the
+  // connect destination index too; any other change of a hashed sock may move it there.
   if (to == tcp_state::CLOSE && from != tcp_state::TIME_WAIT) {
     inet_ehash_remove(*this, id);
     if (!(sk(id).userlocks & SOCK_BINDPORT_LOCK)) inet_put_port(*this, id);
+    return;
   }
+  if (s.hashed) connect_dest_refresh(*this, id);
 }
 
 sock_id sys_socket(world& w, uint16_t ns, const cred& c, family f) {

@@ -98,21 +98,28 @@ void dest_add(world& w, sock_id id, uint8_t which) {
     d->daddr = s.daddr;
     d->netns = s.netns;
     d->dport = s.dport;
-    w.dest_table.insert(dest_hash(s.netns, s.rcv_saddr, s.daddr, s.dport), di);
+    d->hash_port0 = inet_ehashfn_port0(s);
+    w.dest_table.insert(inet_ehash_port(d->hash_port0, 0), di);  // dest_hash()
   }
   (which == 1 ? d->est : d->tw).add(s.num);
   s.in_dest = which & 3;
 }
 
-void dest_remove(world& w, sock_id id) {
-  sock& s = w.sk(id);
+// The entry of an indexed sock (s.in_dest != 0): it exists (dest_add made it).
+[[gnu::always_inline]] inline connect_dest& dest_of_indexed(world& w, const sock& s) {
   connect_dest* d = dest_find(w, s);
-  PORTSIM_ASSERT(d != nullptr, "sock {} indexed without a destination entry", id);
+  PORTSIM_ASSERT(d != nullptr, "sock {} indexed without a destination entry", size_t(&s - w.socks.data()));
+  return *d;
+}
+
+// s leaves its destination's set (d: dest_of_indexed(s)); an entry left empty is freed.
+[[gnu::always_inline]] inline void dest_remove(world& w, sock& s, connect_dest& e) {
+  connect_dest* d = &e;
   (s.in_dest == 1 ? d->est : d->tw).remove(s.num);
   s.in_dest = 0;
   if (d->est.count == 0 && d->tw.count == 0) {
     const uint32_t di = uint32_t(d - w.dests.data());
-    w.dest_table.erase(dest_hash(d->netns, d->saddr, d->daddr, d->dport), di);
+    w.dest_table.erase(inet_ehash_port(d->hash_port0, 0), di);  // dest_hash()
     if (w.last_dest == di) w.last_dest = kNone;
     w.dests[di] = connect_dest{};
     w.free_dests.push_back(di);
@@ -147,7 +154,7 @@ const connect_dest* connect_dest_find(world& w, const sock& s) { return dest_fin
 void connect_dest_update(world& w, sock_id id) {
   const uint8_t want = connect_dest_set_of(w.sk(id));
   if (want == w.sk(id).in_dest) return;
-  if (w.sk(id).in_dest) dest_remove(w, id);
+  if (w.sk(id).in_dest) dest_remove(w, w.sk(id), dest_of_indexed(w, w.sk(id)));
   if (want) dest_add(w, id, want);
 }
 
@@ -261,35 +268,37 @@ static uint32_t inet_bind_bucket_create_connect(world& w, netns& ns, uint16_t po
   return tb;
 }
 
-// net/ipv4/inet_hashtables.c: inet_bind_bucket_destroy() — frees an empty tb; 6.18
-// (d57f4b874946): a tb whose every tb2 is back to -1/-1 becomes connect-shareable again.
-void inet_bind_bucket_destroy(world& w, uint32_t tb) {
+// inet_bind_bucket_destroy() of a tb that keeps tb2s: nothing before 6.18; 6.18 (d57f4b874946)
+// makes it connect-shareable again (-1 / -1) when every tb2 is back to -1 / -1.
+[[gnu::noinline]] static void inet_bind_bucket_release(world& w, uint32_t tb) {
   inet_bind_bucket& b = w.tbs[tb];
   netns& ns = w.nets[b.netns];
-  const uint16_t port = b.port;
-  if (b.bhash2 == kNone) {
-    // connect_skip changes only if bind() made the bucket: without one, or with a connect-made
-    // one (-1 / -1), the port is skipped exactly when it is reserved.
-    const bool made_by_bind = b.fastreuse >= 0 || b.fastreuseport >= 0;
-    if (w.obs) w.obs->bind_bucket(w, table_op::destroy, tb);
-    ns.bhash[port] = kNone;
-    b = inet_bind_bucket{};
-    w.free_tbs.push_back(tb);
-    if (!made_by_bind) return;
-  } else if (!w.machines[ns.machine].kp.bucket_release) {  // before 6.18: freed only when empty
-    return;
-  } else if (b.fastreuse != -1 || b.fastreuseport != -1) {
-    bool all_connect = true;
-    for (uint32_t t2 = b.bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
-      all_connect = all_connect && w.tb2s[t2].fastreuse == -1 && w.tb2s[t2].fastreuseport == -1;
-    if (!all_connect) return;
-    b.fastreuse = b.fastreuseport = -1;
-    if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
-  } else {
-    return;
-  }
-  connect_skip_update(w, ns, port);
+  if (!w.machines[ns.machine].kp.bucket_release) return;  // before 6.18: freed only when empty
+  if (b.fastreuse == -1 && b.fastreuseport == -1) return;
+  for (uint32_t t2 = b.bhash2; t2 != kNone; t2 = w.tb2s[t2].next)
+    if (w.tb2s[t2].fastreuse != -1 || w.tb2s[t2].fastreuseport != -1) return;
+  b.fastreuse = b.fastreuseport = -1;
+  if (w.obs) w.obs->bind_bucket(w, table_op::update, tb);
+  connect_skip_update(w, ns, b.port);
 }
+
+// net/ipv4/inet_hashtables.c: inet_bind_bucket_destroy() — frees an empty tb; 6.18
+// (d57f4b874946): a tb whose every tb2 is back to -1/-1 becomes connect-shareable again.
+[[gnu::always_inline]] inline static void inet_bind_bucket_destroy_inline(world& w, uint32_t tb) {
+  inet_bind_bucket& b = w.tbs[tb];
+  if (b.bhash2 != kNone) return inet_bind_bucket_release(w, tb);
+  netns& ns = w.nets[b.netns];
+  const uint16_t port = b.port;
+  // connect_skip changes only if bind() made the bucket: without one, or with a connect-made
+  // one (-1 / -1), the port is skipped exactly when it is reserved.
+  const bool made_by_bind = b.fastreuse >= 0 || b.fastreuseport >= 0;
+  if (w.obs) w.obs->bind_bucket(w, table_op::destroy, tb);
+  ns.bhash[port] = kNone;
+  b = inet_bind_bucket{};
+  w.free_tbs.push_back(tb);
+  if (made_by_bind) connect_skip_update(w, ns, port);
+}
+void inet_bind_bucket_destroy(world& w, uint32_t tb) { inet_bind_bucket_destroy_inline(w, tb); }
 
 // net/ipv4/inet_hashtables.c: inet_bind2_bucket_find() — the (port, address) bucket of tb.
 uint32_t inet_bind2_bucket_find(const world& w, uint32_t tb, const inet_addr& addr) {
@@ -322,24 +331,28 @@ void inet_bind2_bucket_set_state(world& w, uint32_t t2, int8_t fastreuse, int8_t
   if (w.obs) w.obs->bind2_bucket(w, table_op::update, t2);
 }
 
-// net/ipv4/inet_hashtables.c: inet_bind2_bucket_destroy() — frees an empty tb2; 6.18: when
-// every remaining owner was bound by connect() (SOCK_CONNECT_BIND), back to -1/-1.
-static void inet_bind2_bucket_destroy(world& w, uint32_t t2) {
+// inet_bind2_bucket_destroy() of a tb2 that keeps owners: 6.18 (d57f4b874946) puts it back to
+// -1 / -1 when every remaining owner was bound by connect() (SOCK_CONNECT_BIND).
+[[gnu::noinline]] static void inet_bind2_bucket_release(world& w, uint32_t t2) {
   inet_bind2_bucket& b2 = w.tb2s[t2];
-  if (b2.owners == kNone) {
-    if (w.obs) w.obs->bind2_bucket(w, table_op::destroy, t2);
-    uint32_t* link = &w.tbs[b2.tb].bhash2;
-    while (*link != t2) link = &w.tb2s[*link].next;
-    *link = b2.next;
-    b2 = inet_bind2_bucket{};
-    w.free_tb2s.push_back(t2);
-    return;
-  }
   if (b2.fastreuse == -1 && b2.fastreuseport == -1) return;
   if (!w.machines[w.nets[w.tbs[b2.tb].netns].machine].kp.bucket_release) return;  // d57f4b874946 (6.18)
   for (sock_id o = b2.owners; o != kNone; o = w.sk(o).bind_next)
     if (!(w.sk(o).userlocks & SOCK_CONNECT_BIND)) return;
   inet_bind2_bucket_set_state(w, t2, -1, -1);
+}
+
+// net/ipv4/inet_hashtables.c: inet_bind2_bucket_destroy() — frees an empty tb2; 6.18: when
+// every remaining owner was bound by connect() (SOCK_CONNECT_BIND), back to -1/-1.
+[[gnu::always_inline]] inline static void inet_bind2_bucket_destroy(world& w, uint32_t t2) {
+  inet_bind2_bucket& b2 = w.tb2s[t2];
+  if (b2.owners != kNone) return inet_bind2_bucket_release(w, t2);
+  if (w.obs) w.obs->bind2_bucket(w, table_op::destroy, t2);
+  uint32_t* link = &w.tbs[b2.tb].bhash2;
+  while (*link != t2) link = &w.tb2s[*link].next;
+  *link = b2.next;
+  b2 = inet_bind2_bucket{};
+  w.free_tb2s.push_back(t2);
 }
 
 static void bind_node_add(world& w, sock_id sk, uint32_t t2) {
@@ -353,7 +366,7 @@ static void bind_node_add(world& w, sock_id sk, uint32_t t2) {
   ++b2.nowners;
 }
 
-static void bind_node_del(world& w, sock_id sk) {
+[[gnu::always_inline]] inline static void bind_node_del(world& w, sock_id sk) {
   sock& s = w.sk(sk);
   inet_bind2_bucket& b2 = w.tb2s[s.tb2];
   if (s.bind_prev != kNone) w.sk(s.bind_prev).bind_next = s.bind_next;
@@ -372,16 +385,21 @@ void inet_bind_hash(world& w, sock_id sk, uint32_t tb, uint32_t t2, uint16_t por
   bind_node_add(w, sk, t2);
 }
 
-// net/ipv4/inet_hashtables.c: __inet_put_port() (inet_put_port's BH wrapper has no model).
-void inet_put_port(world& w, sock_id sk) {
+// net/ipv4/inet_hashtables.c: __inet_put_port() of a bound sock (inet_put_port below).
+[[gnu::noinline]] static void inet_put_port_bound(world& w, sock_id sk) {
   sock& s = w.sk(sk);
-  if (s.tb2 == kNone) return;
   const uint32_t t2 = s.tb2, tb = w.tb2s[t2].tb;
   bind_node_del(w, sk);
   s.num = 0;
   s.userlocks &= uint8_t(~SOCK_CONNECT_BIND);
   inet_bind2_bucket_destroy(w, t2);
-  inet_bind_bucket_destroy(w, tb);
+  inet_bind_bucket_destroy_inline(w, tb);
+}
+
+// net/ipv4/inet_hashtables.c: __inet_put_port() (inet_put_port's BH wrapper has no model);
+// nothing for a sock without a port (sock_destroy after tcp_set_state(TCP_CLOSE) released it).
+void inet_put_port(world& w, sock_id sk) {
+  if (w.sk(sk).tb2 != kNone) inet_put_port_bound(w, sk);
 }
 
 // net/ipv4/inet_hashtables.c: __inet_inherit_port() — the child joins the tb2 of its own
@@ -396,12 +414,8 @@ void inet_inherit_port(world& w, sock_id listener, sock_id child) {
 
 // net/ipv4/inet_hashtables.c: __inet_bhash2_update_saddr() — connect() fixed the source
 // address of a socket bound to the wildcard: move it to the (port, saddr) tb2.
-void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr) {
+[[gnu::noinline]] static void inet_bhash2_update_saddr_bound(world& w, sock_id sk, const inet_addr& saddr) {
   sock& s = w.sk(sk);
-  if (s.tb2 == kNone) {
-    s.rcv_saddr = saddr;
-    return;
-  }
   const uint32_t old = s.tb2, tb = w.tb2s[old].tb;
   bind_node_del(w, sk);
   inet_bind2_bucket_destroy(w, old);
@@ -412,6 +426,13 @@ void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr) {
     if (s.userlocks & SOCK_CONNECT_BIND) inet_bind2_bucket_set_state(w, t2, -1, -1);
   }
   bind_node_add(w, sk, t2);
+}
+
+// An unbound sock (tcp_disconnect() after its port went back) only takes the address.
+void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr) {
+  sock& s = w.sk(sk);
+  if (s.tb2 == kNone) s.rcv_saddr = saddr;
+  else inet_bhash2_update_saddr_bound(w, sk, saddr);
 }
 
 // --- ehash -----------------------------------------------------------------------------------
@@ -441,13 +462,27 @@ static void inet_ehash_insert_hashed(world& w, sock_id sk, uint32_t hash, const 
 // net/ipv4/inet_hashtables.c: inet_ehash_insert().
 void inet_ehash_insert(world& w, sock_id sk) { inet_ehash_insert_hashed(w, sk, sock_hash(w.sk(sk)), nullptr); }
 
-void inet_ehash_remove(world& w, sock_id sk) {
+// inet_ehash_remove() of a hashed sock.
+// A sock in the connect destination index (connect_dest_set_of) leaves it with ehash; its
+// entry keeps the ehash key of port 0 (the sock's own inet_ehashfn_port0), from which the
+// sock's ehash key follows without hashing the 4-tuple again.
+[[gnu::noinline]] static void inet_ehash_unhash(world& w, sock_id sk) {
   sock& s = w.sk(sk);
-  if (!s.hashed) return;
   if (w.obs) w.obs->ehash(w, table_op::destroy, sk);
-  w.ehash.erase(sock_hash(s), sk);
+  if (!s.in_dest) {
+    w.ehash.erase(sock_hash(s), sk);
+    s.hashed = false;
+    return;
+  }
+  connect_dest& d = dest_of_indexed(w, s);
+  w.ehash.erase(inet_ehash_port(d.hash_port0, s.num), sk);
   s.hashed = false;
-  connect_dest_refresh(w, sk);
+  dest_remove(w, s, d);
+}
+
+// net/ipv4/inet_hashtables.c: inet_unhash() / sk_nulls_del_node_init_rcu(); nothing when unhashed.
+void inet_ehash_remove(world& w, sock_id sk) {
+  if (w.sk(sk).hashed) inet_ehash_unhash(w, sk);
 }
 
 // --- connect() -----------------------------------------------------------------------------

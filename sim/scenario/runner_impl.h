@@ -92,9 +92,11 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   // connection a slot that its hold-then-close event names.
   struct WlState {
     Random rnd;
-    uint64_t next_dest = 0;
+    uint64_t next_dest = 0;  // round-robin: the index of the next destination in `to`
     std::vector<net::sock_id> pool;
     uint64_t requests = 0, requests_failed = 0;
+    int8_t external_only = -1;  // Runner::workload_external_only(), -1: not decided yet
+    double mean_gap_ns = 0;     // 1e9 / rate (Runner::next_gap), 0: not computed yet
   };
   std::vector<WlState> wl;
   // A generated connection's hold-then-close event carries a = its sock, b = workload << 32 |

@@ -8,10 +8,13 @@ namespace portsim::scenario {
 
 Nanos Runner::next_gap(uint32_t wi) {
   const WorkloadSpec& ws = sc_.workloads[wi];
-  const double mean_ns = 1e9 / ws.rate;
+  auto& st = impl_->wl[wi];
+  // 1e9 / rate, divided once per workload (0 until then; an infinite rate's 0 is recomputed).
+  if (st.mean_gap_ns == 0) st.mean_gap_ns = 1e9 / ws.rate;
+  const double mean_ns = st.mean_gap_ns;
   // Saturating: a tiny rate's gap (1e9 / 1e-300 ns) lands after every stop, not in the past.
   if (!ws.poisson) return nanos_from_double(mean_ns);
-  const double u = impl_->wl[wi].rnd.unit();
+  const double u = st.rnd.unit();
   return nanos_from_double(-std::log1p(-u) * mean_ns);
 }
 
@@ -19,7 +22,9 @@ const net::endpoint& Runner::next_dest(uint32_t wi) {
   const WorkloadSpec& ws = sc_.workloads[wi];
   auto& st = impl_->wl[wi];
   if (ws.pick_random) return ws.to[st.rnd.u32_below(uint32_t(ws.to.size()))];
-  return ws.to[st.next_dest++ % ws.to.size()];
+  const uint64_t i = st.next_dest;  // round-robin: the index wraps without a division
+  st.next_dest = i + 1 == ws.to.size() ? 0 : i + 1;
+  return ws.to[i];
 }
 
 // One generated connect (socket, options, optional bind, connect). Returns the sock or kNone.
@@ -37,12 +42,10 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
   for (const auto& o : ws.opts)
     if (!err) err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, o);
   if (!err && ws.bind) err = net::inet_bind(w_, sk, *ws.bind);
-  net::connect_info info;
-  if (!err) {
-    const auto cr = impl_->connect(sk, to);
-    err = cr.err;
-    info = cr.info;
-  }
+  // connect() unless an option or the bind failed; its autobind details are read in place.
+  const net::connect_result cr = err ? net::connect_result{err, {}} : impl_->connect(sk, to);
+  err = cr.err;
+  const net::connect_info& info = cr.info;
   if (info.autobind) rep_.examined.add(uint32_t(std::min<uint64_t>(info.examined, UINT32_MAX)));
   if (opt_.explain) {
     if (err == EINPROGRESS) impl_->explain_end(w_.now, {}, EINPROGRESS);  // the result is a block of its own
@@ -70,7 +73,7 @@ net::sock_id Runner::workload_connect(uint32_t wi, uint64_t k) {
 void Runner::workload_established(uint32_t wi, net::sock_id sk) {
   const WorkloadSpec& ws = sc_.workloads[wi];
   const net::sock& s = w_.sk(sk);
-  if (const net::netns* dst = net::route_to(w_, w_.nets[s.netns], s.daddr)) {
+  if (const net::netns* dst = workload_external_only(wi) ? nullptr : net::route_to(w_, w_.nets[s.netns], s.daddr)) {
     const net::sock_id child = net::inet_ehash_lookup(w_, dst->id, s.daddr, s.dport, s.rcv_saddr, s.num);
     if (child != net::kNone && w_.sk(child).state == net::tcp_state::SYN_RECV)
       impl_->accept_when_ready[child] = net::endpoint{s.rcv_saddr, s.num};
@@ -79,6 +82,22 @@ void Runner::workload_established(uint32_t wi, net::sock_id sk) {
   Nanos hold = ws.hold;
   if (ws.hold_exp) hold = nanos_from_double(-std::log1p(-impl_->wl[wi].rnd.unit()) * double(ws.hold));
   eng_.schedule({sat_add(w_.now, hold), engine::Prio::Call, kWlClose, sk, uint64_t(wi) << 32});
+}
+
+// Does no destination of workload wi lead into a namespace of the model (every one external, or
+// unroutable)? Then a connection of it has no server child to look for. Decided once per
+// workload: its destinations and the namespaces' addresses do not change during a run. Only
+// for AF_INET workloads to specified addresses, whose sockets' daddr is the destination itself.
+bool Runner::workload_external_only(uint32_t wi) {
+  auto& st = impl_->wl[wi];
+  if (st.external_only < 0) {
+    const WorkloadSpec& ws = sc_.workloads[wi];
+    bool ext = !ws.bind || ws.bind->addr.is_v4();
+    for (size_t i = 0; ext && i < ws.to.size(); ++i)
+      ext = ws.to[i].addr.is_v4() && !ws.to[i].addr.is_any() && !net::route_to(w_, w_.nets[size_t(ws.netns)], ws.to[i].addr);
+    st.external_only = ext;
+  }
+  return st.external_only;
 }
 
 void Runner::workload_arrival(uint32_t wi, uint64_t k) {
@@ -96,28 +115,8 @@ void Runner::workload_arrival(uint32_t wi, uint64_t k) {
   workload_connect(wi, k);
 }
 
-// The hold is over: the chosen side closes.
-void Runner::workload_close(net::sock_id sk, uint64_t wl_gen) {
-  const uint32_t wi = uint32_t(wl_gen >> 32), gen = uint32_t(wl_gen);
-  if (!w_.sk(sk).alive) return;
-  const WorkloadSpec& ws = sc_.workloads[wi];
-  if (ws.udp) {  // no answer within hold: the resolver gives up and closes
-    if (w_.sk(sk).timer_gen != gen || !impl_->wl_of_sock.count(sk)) return;  // closed at the answer
-    impl_->wl_of_sock.erase(sk);
-    ++w_.udp.st.queries_timeout;
-    net::udp_close(w_, sk);
-    return;
-  }
-  struct ExplainBlock {  // the close's --explain block, ended on every return
-    Impl& im;
-    Nanos t;
-    ~ExplainBlock() { im.explain_end(t); }
-  } block{*impl_, w_.now};
-  if (opt_.explain) impl_->explain_begin(w_.now, fmt::format("close {} ({})", impl_->name(sk),
-                                                             ws.close == WorkloadSpec::Closer::server ? "the server closes"
-                                                             : ws.close == WorkloadSpec::Closer::rst ? "the client resets: SO_LINGER 0"
-                                                             : "the client closes"),
-                                         impl_->name(sk));
+// The chosen side of a generated TCP connection closes.
+[[gnu::always_inline]] inline void Runner::workload_close_tcp(const WorkloadSpec& ws, net::sock_id sk) {
   switch (ws.close) {
     case WorkloadSpec::Closer::client:
       impl_->wl_of_sock.erase(sk);
@@ -141,6 +140,29 @@ void Runner::workload_close(net::sock_id sk, uint64_t wl_gen) {
       return;  // the client closes when it sees the FIN (peer_closed)
     }
   }
+}
+
+// The hold is over: the chosen side closes.
+void Runner::workload_close(net::sock_id sk, uint64_t wl_gen) {
+  const uint32_t wi = uint32_t(wl_gen >> 32), gen = uint32_t(wl_gen);
+  if (!w_.sk(sk).alive) return;
+  const WorkloadSpec& ws = sc_.workloads[wi];
+  if (ws.udp) {  // no answer within hold: the resolver gives up and closes
+    if (w_.sk(sk).timer_gen != gen || !impl_->wl_of_sock.count(sk)) return;  // closed at the answer
+    impl_->wl_of_sock.erase(sk);
+    ++w_.udp.st.queries_timeout;
+    net::udp_close(w_, sk);
+    return;
+  }
+  if (!opt_.explain) return workload_close_tcp(ws, sk);
+  const Nanos t = w_.now;  // the close's --explain block
+  impl_->explain_begin(t, fmt::format("close {} ({})", impl_->name(sk),
+                                      ws.close == WorkloadSpec::Closer::server ? "the server closes"
+                                      : ws.close == WorkloadSpec::Closer::rst  ? "the client resets: SO_LINGER 0"
+                                                                                : "the client closes"),
+                       impl_->name(sk));
+  workload_close_tcp(ws, sk);
+  impl_->explain_end(t);
 }
 
 void Runner::pool_open(uint32_t wi) {

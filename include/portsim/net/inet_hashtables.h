@@ -72,6 +72,7 @@ struct port_set {
 struct connect_dest {
   sock_addr saddr, daddr;  // as the socks hold them: compared with theirs without decoding
   uint16_t netns = 0, dport = 0;
+  uint64_t hash_port0 = 0;  // inet_ehashfn_port0() of its socks: the index's key (port 0) and theirs
   port_set est, tw;
   // The last SipHash of secure_ipv{4,6}_port_ephemeral() toward this destination and the
   // timeseed it used: the same inputs give the same hash, so connects within one 10-s window

@@ -130,6 +130,8 @@ class Runner final : public engine::EventHandler {
   void workload_established(uint32_t wi, net::sock_id sk);
   void workload_arrival(uint32_t wi, uint64_t k);
   void workload_close(net::sock_id sk, uint64_t wl_gen);
+  void workload_close_tcp(const WorkloadSpec& ws, net::sock_id sk);
+  bool workload_external_only(uint32_t wi);
   void pool_open(uint32_t wi);
   void pool_close(uint32_t wi);
   void take_sample();
