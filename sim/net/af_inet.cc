@@ -36,8 +36,7 @@ void world::set_state(sock_id id, tcp_state to) {
 }
 
 sock_id sys_socket(world& w, uint16_t ns, const cred& c, family f) {
-  const sock_id id = w.sock_alloc(ns);
-  sock& s = w.sk(id);
+  sock s;  // built whole, then stored once (world::sock_alloc_as)
   s.uid = c.uid;
   s.cap_net_bind_service = c.cap_net_bind_service;
   s.ss = socket_state::SS_UNCONNECTED;
@@ -45,7 +44,7 @@ sock_id sys_socket(world& w, uint16_t ns, const cred& c, family f) {
     s.v6 = true;
     s.rcv_saddr = s.daddr = inet_addr{};
   }
-  return id;
+  return w.sock_alloc_as(ns, s);
 }
 
 // Route lookup (ip_route_connect → fib): the local address itself for a local destination,
@@ -166,33 +165,33 @@ inet_addr connect_daddr(const sock& s, const inet_addr& to) {
 
 // net/ipv4/tcp_ipv4.c: tcp_v4_connect() (tcp_v6_connect for AF_INET6 sockets): route, fix
 // saddr, SYN_SENT, inet_hash_connect(), then tcp_connect() sends the SYN. 0 or an errno.
-static int tcp_v4_connect(world& w, sock_id id, const endpoint& to, connect_info& info) {
+// `s` is w.sk(id): nothing before tcp_connect() allocates a sock, so it stays valid until then.
+static int tcp_v4_connect(world& w, sock_id id, sock& s, const endpoint& to, connect_info& info) {
   // tcp_v4_connect() refuses another family's address; tcp_v6_connect() hands a v4-mapped
   // one to tcp_v4_connect (refused on an IPV6_V6ONLY socket).
-  if (!w.sk(id).v6 && !to.addr.is_v4()) return EAFNOSUPPORT;
-  const inet_addr daddr = connect_daddr(w.sk(id), to.addr);
-  if (w.sk(id).v6 && daddr.is_v4() && w.sk(id).ipv6only) return ENETUNREACH;
-  netns& ns = w.ns_of(id);
-  const inet_addr saddr = w.sk(id).rcv_saddr.is_any() ? inet_select_saddr(ns, daddr) : w.sk(id).rcv_saddr.get();
+  if (!s.v6 && !to.addr.is_v4()) return EAFNOSUPPORT;
+  const inet_addr daddr = connect_daddr(s, to.addr);
+  if (s.v6 && daddr.is_v4() && s.ipv6only) return ENETUNREACH;
+  const bool wildcard = s.rcv_saddr.is_any();  // [::] or 0.0.0.0: the route picks saddr
+  const inet_addr saddr = wildcard ? inet_select_saddr(w.nets[s.netns], daddr) : s.rcv_saddr.get();
   if (saddr.is_any()) return ENETUNREACH;
-  if (w.sk(id).rcv_saddr.is_any()) inet_bhash2_update_saddr(w, id, saddr);  // [::] or 0.0.0.0
-  w.sk(id).daddr = daddr;
-  w.sk(id).dport = to.port;
+  if (wildcard) inet_bhash2_update_saddr(w, id, saddr);
+  s.daddr = daddr;
+  s.dport = to.port;
   w.set_state(id, tcp_state::SYN_SENT);
   const int err = inet_hash_connect(w, id, info);
   w.st.candidates += info.examined;
-  explain_hash_connect(w, id, info, err);
+  if (w.obs) explain_hash_connect(w, id, info, err);
   if (err) {  // failure: tcp_set_state(TCP_CLOSE) (gives back a port bind(0) chose), saddr reset
     w.set_state(id, tcp_state::CLOSE);
-    const inet_addr any = w.sk(id).v6 ? inet_addr{} : kAnyV4;
-    if (!(w.sk(id).userlocks & SOCK_BINDADDR_LOCK)) inet_bhash2_update_saddr(w, id, any);
-    w.sk(id).daddr = any;
-    w.sk(id).dport = 0;
+    const inet_addr any = s.v6 ? inet_addr{} : kAnyV4;
+    if (!(s.userlocks & SOCK_BINDADDR_LOCK)) inet_bhash2_update_saddr(w, id, any);
+    s.daddr = any;
+    s.dport = 0;
     return err;
   }
   // write_seq from secure_tcp_seq unless a reused TIME_WAIT set it (tcp_twsk_unique).
-  if (w.sk(id).snd_nxt == 0)
-    w.sk(id).snd_nxt = tcp_init_seq(w, w.sk(id).netns, w.sk(id).rcv_saddr, w.sk(id).num, to.addr, to.port);
+  if (s.snd_nxt == 0) s.snd_nxt = tcp_init_seq(w, s.netns, s.rcv_saddr, s.num, to.addr, to.port);
   tcp_connect(w, id);  // a zero-delay path may finish the handshake before this returns
   return 0;
 }
@@ -207,39 +206,37 @@ static int tcp_v4_connect(world& w, sock_id id, const endpoint& to, connect_info
 // loopback, the whole handshake) wait in the backlog until release_sock(), after the state
 // was read. So a non-blocking connect always returns EINPROGRESS, and its outcome is seen by
 // the next call. A blocking one waits (EINPROGRESS here; world::app->connect_done() reports).
-connect_result inet_stream_connect(world& w, sock_id id, const endpoint& to, bool nonblock) {
-  connect_result res;
+int inet_stream_connect(world& w, sock_id id, const endpoint& to, bool nonblock, connect_info& info) {
+  info = connect_info{};
+  int ret;
   sock& s = w.sk(id);
   switch (s.ss) {
-    case socket_state::SS_CONNECTED: res.err = EISCONN; return res;
-    case socket_state::SS_CONNECTING: res.err = EALREADY; break;
+    case socket_state::SS_CONNECTED: return EISCONN;
+    case socket_state::SS_CONNECTING: ret = EALREADY; break;
     case socket_state::SS_UNCONNECTED: {
-      if (s.state != tcp_state::CLOSE) { res.err = EISCONN; return res; }
+      if (s.state != tcp_state::CLOSE) return EISCONN;
       // sk_err is not cleared here (the kernel neither): only sock_error() consumes it.
       s.connect_nonblock = nonblock;
       s.connect_pending = nonblock;  // a non-blocking call's outcome is its own trace record
-      if (const int err = tcp_v4_connect(w, id, to, res.info)) {
-        w.sk(id).connect_pending = false;
-        res.err = err;
-        return res;
+      if (const int err = tcp_v4_connect(w, id, s, to, info)) {
+        s.connect_pending = false;  // a failed connect sent nothing: `s` is still valid
+        return err;
       }
-      w.sk(id).ss = socket_state::SS_CONNECTING;
-      res.err = EINPROGRESS;
-      if (nonblock) return res;  // the handshake's segments wait in the backlog: the next call sees them
+      w.sk(id).ss = socket_state::SS_CONNECTING;  // tcp_connect() may have allocated socks
+      ret = EINPROGRESS;
+      if (nonblock) return ret;  // the handshake's segments wait in the backlog: the next call sees them
       break;
     }
-    default: res.err = EINVAL; return res;
+    default: return EINVAL;
   }
   sock& t = w.sk(id);
   if (t.state == tcp_state::SYN_SENT || t.state == tcp_state::SYN_RECV) {
-    if (nonblock) return res;  // EALREADY (EINPROGRESS on the first call)
+    if (nonblock) return ret;  // EALREADY (EINPROGRESS on the first call)
     t.connect_pending = true;  // inet_wait_for_connect(): world::app->connect_done() reports
     t.connect_nonblock = false;
-    res.err = EINPROGRESS;
-    return res;
+    return EINPROGRESS;
   }
-  res.err = inet_stream_connect_result(w, id);
-  return res;
+  return inet_stream_connect_result(w, id);
 }
 
 int inet_stream_connect_result(world& w, sock_id id) {

@@ -148,6 +148,8 @@ void port_set::remove_small(uint16_t port) {
   --count;
 }
 
+const connect_dest* connect_dest_find(world& w, const sock& s) { return dest_find(w, s); }
+
 // connect_dest_refresh()'s slow path: the sock's set changed (hashed, into TIME_WAIT, unhashed).
 void connect_dest_update(world& w, sock_id id) {
   const uint8_t want = connect_dest_set_of(w.sk(id));
@@ -158,11 +160,22 @@ void connect_dest_update(world& w, sock_id id) {
 
 // --- world ---------------------------------------------------------------------------------
 
-sock_id world::sock_alloc(uint16_t ns) {
-  const sock_id id = pool_alloc(socks, free_socks);
-  socks[id].netns = ns;
-  socks[id].alive = true;
-  socks[id].rto_max_ms = uint32_t(nets[ns].sys.tcp_rto_max_ms);  // tcp_init_sock(): icsk_rto_max
+sock_id world::sock_alloc(uint16_t ns) { return sock_alloc_as(ns, sock{}); }
+
+sock_id world::sock_alloc_as(uint16_t ns, sock s) {
+  s.netns = ns;
+  s.alive = true;
+  s.rto_max_ms = uint32_t(nets[ns].sys.tcp_rto_max_ms);  // tcp_init_sock(): icsk_rto_max
+  sock_id id;
+  if (!free_socks.empty()) {  // a freed slot keeps the timer_gen sock_free() bumped
+    id = free_socks.back();
+    free_socks.pop_back();
+    s.timer_gen = socks[id].timer_gen;
+    socks[id] = s;
+  } else {
+    id = sock_id(socks.size());
+    socks.push_back(s);
+  }
   if (obs) obs->sock_alloc(*this, id);
   return id;
 }
@@ -613,36 +626,41 @@ uint32_t prefetch_candidate(const world& w, const sock& s, uint32_t tb, uint32_t
   return t2;
 }
 
-pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, int low, int high,
-                      uint32_t remaining, uint32_t offset, uint32_t step, uint64_t hash_port0,
-                      check_established_fn check_established) {
+// A PortBitmap with no port set: what --explain's walk skips (nothing).
+const PortBitmap kNoSkip{};
+
+// scan_pass() for one step (2: the parity passes; 1: IP_LOCAL_PORT_RANGE's walk, the older eras'
+// sequential walks) and one mode (Explain: --explain visits every candidate one by one, without
+// the 64-port skips, and says why each fails). Compiled per case so that the hot loop carries
+// neither question.
+template <uint32_t Step, bool Explain>
+pass_result scan_pass_as(world& w, sock_id sk, netns& ns, const connect_dest* d, int low, int high, uint32_t remaining,
+                         uint32_t offset, uint64_t hash_port0, check_established_fn check_established) {
   pass_result r;
-  const uint32_t n = (remaining + step - 1) / step;  // iterations of `for (i = 0; i < remaining; i += step)`
+  const sock& s = w.sk(sk);  // no sock is allocated during the scan
+  const uint32_t n = (remaining + Step - 1) / Step;  // iterations of `for (i = 0; i < remaining; i += step)`
   const uint32_t start = uint32_t(low) + offset;
   // Segment 1: ports start, start+step, … below high. Segment 2: after the wrap.
-  const uint32_t k1 = std::min(n, (uint32_t(high) - start + step - 1) / step);
-  // --explain visits every candidate one by one (no 64-port skips) and says why each fails.
-  const bool explain = w.obs && w.obs->explaining();
-  static const PortBitmap kNoSkip;
-  const PortBitmap& skip = explain ? kNoSkip : ns.connect_skip;
-  const PortBitmap* dest_bits = d && !explain ? d->est.big.get() : nullptr;
-  const PortBitmap* tw_bits = d && !explain && d->tw.big && !tw_recyclable(w, w.sk(sk)) ? d->tw.big.get() : nullptr;
+  const uint32_t k1 = std::min(n, (uint32_t(high) - start + Step - 1) / Step);
+  const PortBitmap& skip = Explain ? kNoSkip : ns.connect_skip;
+  const PortBitmap* dest_bits = d && !Explain ? d->est.big.get() : nullptr;
+  const PortBitmap* tw_bits = d && !Explain && d->tw.big && !tw_recyclable(w, s) ? d->tw.big.get() : nullptr;
   for (uint32_t seg = 0; seg < 2; ++seg) {
     const uint32_t k_begin = seg == 0 ? 0 : k1, k_end = seg == 0 ? k1 : n;
-    const uint32_t first = seg == 0 ? start : start + k1 * step - remaining;  // port at k_begin
+    const uint32_t first = seg == 0 ? start : start + k1 * Step - remaining;  // port at k_begin
     for (uint32_t k = k_begin; k < k_end; ++k) {
-      k = k_begin + next_candidate(skip, dest_bits, tw_bits, first, step, k - k_begin, k_end - k_begin);
+      k = k_begin + next_candidate(skip, dest_bits, tw_bits, first, Step, k - k_begin, k_end - k_begin);
       if (k >= k_end) break;
-      const uint16_t port = uint16_t(first + (k - k_begin) * step);
+      const uint16_t port = uint16_t(first + (k - k_begin) * Step);
       const uint32_t tb = ns.bhash[port];
       const uint32_t hash = inet_ehash_port(hash_port0, port);  // the kernel's hash_port0 + port
-      const uint32_t t2 = tb != kNone && !explain ? prefetch_candidate(w, w.sk(sk), tb, hash) : kNone;
-      if (explain && ns.connect_skip.test(port)) {
+      const uint32_t t2 = tb != kNone && !Explain ? prefetch_candidate(w, s, tb, hash) : kNone;
+      if (Explain && ns.connect_skip.test(port)) {
         explain_skipped_candidate(w, ns, port);
         continue;
       }
       if (tb == kNone) {  // no bucket: the port is free in this netns
-        if (explain) w.obs->explain("__inet_hash_connect", fmt::format("port {}: no bind bucket: free", port));
+        if (Explain) w.obs->explain("__inet_hash_connect", fmt::format("port {}: no bind bucket: free", port));
         r = {port, k + 1, k, kNone, kNone, hash};
         return r;
       }
@@ -657,6 +675,18 @@ pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, in
   }
   r.visited = n;
   return r;
+}
+
+// One parity pass of the scan: scan_pass_as() for `step` and --explain (inlined: each caller
+// calls the right one directly).
+[[gnu::always_inline]] inline pass_result scan_pass(world& w, sock_id sk, netns& ns, const connect_dest* d, int low,
+                                                    int high, uint32_t remaining, uint32_t offset, uint32_t step,
+                                                    uint64_t hash_port0, check_established_fn check_established) {
+  if (w.obs && w.obs->explaining())
+    return step == 2 ? scan_pass_as<2, true>(w, sk, ns, d, low, high, remaining, offset, hash_port0, check_established)
+                     : scan_pass_as<1, true>(w, sk, ns, d, low, high, remaining, offset, hash_port0, check_established);
+  return step == 2 ? scan_pass_as<2, false>(w, sk, ns, d, low, high, remaining, offset, hash_port0, check_established)
+                   : scan_pass_as<1, false>(w, sk, ns, d, low, high, remaining, offset, hash_port0, check_established);
 }
 
 }  // namespace
@@ -678,7 +708,13 @@ int inet_hash_connect_dest(world& w, sock_id sk, uint64_t port_offset, uint64_t 
   int low, high;
   // 6.3-6.7 (91d0b78c5177): IP_LOCAL_PORT_RANGE narrows the range but keeps the parity passes;
   // 6.8 (207184853dbd): a socket with its own range walks step 1.
-  const bool local_ports = inet_sk_get_local_port_range(w, s, low, high) && m.kp.iplpr == iplpr_mode::no_parity;
+  bool local_ports = false;
+  if (s.has_local_port_range) {  // IP_LOCAL_PORT_RANGE set: inet_sk_get_local_port_range() narrows
+    local_ports = inet_sk_get_local_port_range(w, s, low, high) && m.kp.iplpr == iplpr_mode::no_parity;
+  } else {  // what inet_sk_get_local_port_range() answers without a socket range
+    low = ns.sys.ip_local_port_range_lo;
+    high = ns.sys.ip_local_port_range_hi;
+  }
   const uint32_t step = local_ports ? 1 : 2;
   high++;  // [32768, 60999] -> [32768, 61000[
   uint32_t remaining = uint32_t(high - low);

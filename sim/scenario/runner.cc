@@ -160,6 +160,15 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   if (!impl_->tee.empty()) w_.obs = impl_->tee.only() ? impl_->tee.only() : &impl_->tee;
   impl_->unnamed.assign(sc_.timeline.size(), false);
   if (!impl_->trace->enabled() && !opt_.explain && !w_.obs) impl_->unnamed = unreferenced_fresh_calls(sc_);
+  impl_->plans.resize(sc_.timeline.size());
+  for (uint32_t ci = 0; ci < sc_.timeline.size(); ++ci) {
+    const Call& c = sc_.timeline[ci];
+    impl_->plans[ci].creates =
+        c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen || c.op == Op::send;
+    impl_->plans[ci].fresh_rep = c.creates && c.count > 1;
+    impl_->plans[ci].fresh_connect = impl_->plans[ci].fresh_rep && impl_->unnamed[ci] && c.op == Op::connect && !c.udp &&
+                                     !c.echo && c.opts.empty() && c.netns >= 0;
+  }
   w_.timers = impl_.get();
   w_.net_wire = impl_.get();
   w_.app = impl_.get();
@@ -258,6 +267,11 @@ void Runner::handle(const engine::Event& ev) {
     eng_.stop();
     return;
   }
+  if (ev.kind == kCall) {  // the timeline's calls: most events of a timeline run
+    last_effective_ = ev.t;
+    run_call(uint32_t(ev.a), ev.b);
+    return;
+  }
   switch (ev.kind) {
     case kTimer: on_timer(ev); return;
     case kPacket: {
@@ -315,16 +329,19 @@ void Runner::on_timer(const engine::Event& ev) {
 }
 
 void Runner::run_call(uint32_t ci, uint64_t k) {
-  const Nanos now = w_.now;
   const Call& c = sc_.timeline[ci];
   if (k + 1 < c.count) eng_.schedule({c.t + (k + 1) * c.every, engine::Prio::Call, kCall, ci, k + 1});
+  if (impl_->plans[ci].fresh_connect) run_fresh_connect(ci, k, c, w_.now);
+  else run_call_any(ci, k, c, w_.now);
+}
 
-  const bool creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen || c.op == Op::send;
+// run_call() of any call (the next repetition is scheduled).
+void Runner::run_call_any(uint32_t ci, uint64_t k, const Call& c, Nanos now) {
+  const Impl::CallPlan plan = impl_->plans[ci];
   // A repeated creating call makes a fresh socket per repetition (the loader checked the names
   // are new), so the name is only formatted when a trace, a message or a lookup needs it.
-  const bool fresh_instance = c.creates && c.count > 1 && (impl_->inst[ci].size() <= k || impl_->inst[ci][k] == net::kNone);
-  const bool verbose = impl_->trace->enabled() || opt_.explain;
-  const std::string sname = fresh_instance && !verbose ? std::string() : sock_name(c.sock, k);
+  const bool fresh_instance = plan.fresh_rep && (impl_->inst[ci].size() <= k || impl_->inst[ci][k] == net::kNone);
+  const std::string sname = fresh_instance && !impl_->verbose() ? std::string() : sock_name(c.sock, k);
   Outcome out;
   if (opt_.explain) {
     impl_->explain_begin(now, fmt::format("{} {}{}", op_name(c.op), c.op == Op::sysctl ? c.sysctl.name : sname,
@@ -337,7 +354,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   }
   net::sock_id sk = c.op == Op::sysctl || fresh_instance ? net::kNone : impl_->lookup(sname);
   if (c.op != Op::sysctl && sk == net::kNone) {
-    if (!creates) {  // sname is always formatted here: fresh_instance implies creates
+    if (!plan.creates) {  // sname is always formatted here: fresh_instance implies creates
       rep_.runtime_error = fmt::format("{}: {}: socket '{}' does not exist at {} (not created yet, or closed)",
                                        sc_.file, c.path, sname, format_duration(now));
       impl_->explain_end(now);
@@ -360,10 +377,12 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   out.sk = sk;
   // Exact replay: every timeline call takes its machine's next "call_monotonic_ns" (the guest's
   // clock when it began), each connect() call also its next "connect_jiffies".
-  w_.machine_of(c.op == Op::sysctl ? w_.nets[size_t(c.netns)] : w_.ns_of(sk)).timeline_call_begin(now);
-  net::machine* connect_m = c.op == Op::connect ? &w_.machine_of(w_.ns_of(sk)) : nullptr;
+  net::machine& m = w_.machine_of(c.op == Op::sysctl ? w_.nets[size_t(c.netns)] : w_.ns_of(sk));
+  m.timeline_call_begin(now);
+  net::machine* connect_m = c.op == Op::connect ? &m : nullptr;
   if (connect_m) connect_m->connect_call_begin();
   if (!out.err && c.op != Op::sysctl && w_.sk(sk).udp) {
+    out.ui = {};
     const bool done = run_udp_call(ci, k, sk, sname, out);
     if (connect_m) connect_m->connect_call_end();
     if (!done) return;
@@ -381,22 +400,22 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
       case Op::socket: break;
       case Op::setsockopt: out.err = apply_opt(w_.machine_of(w_.ns_of(sk)).kp, w_, sk, c.opts.front()); break;
       case Op::bind:
+        out.bi = {};
         out.err = net::inet_bind(w_, sk, c.addr, &out.bi);
         out.has_bind = c.addr.port == 0 && !w_.sk(sk).bind_address_no_port;
         break;
       case Op::listen:
+        out.bi = {};
         out.has_bind = w_.sk(sk).num == 0;  // listen() autobinds an unbound socket: bind(0)'s search
         out.err = net::inet_listen(w_, sk, c.backlog, &out.bi);
         break;
       case Op::connect: {
-        const net::connect_result cr = impl_->connect(sk, c.addr, c.nonblock);
+        out.err = impl_->connect(sk, c.addr, c.nonblock, out.ci);
         connect_m->connect_call_end();
-        out.err = cr.err;
-        out.ci = cr.info;
         out.has_connect = true;
-        if (cr.err == EINPROGRESS && !c.nonblock) {  // blocking: the outcome is recorded when it comes
+        if (out.err == EINPROGRESS && !c.nonblock) {  // blocking: the outcome is recorded when it comes
           impl_->pending[sk] = {ci, k, now};
-          impl_->pending_info[sk] = cr.info;
+          impl_->pending_info[sk] = out.ci;
           if (opt_.explain) {  // the result comes as a block of its own when the handshake ends
             impl_->explain_call = kNoCall;
             impl_->explain_end(now, {}, EINPROGRESS);
@@ -436,12 +455,36 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
   finish_call(ci, k, out, now);
 }
 
+// run_call() of a CallPlan::fresh_connect call: what run_call does for it, without the
+// questions whose answers the plan knows (the socket is new, unnamed, TCP, without options; an
+// unnamed call means no trace, no --explain and no observer).
+void Runner::run_fresh_connect(uint32_t ci, uint64_t k, const Call& c, Nanos now) {
+  const net::sock_id sk = net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
+  net::machine& m = w_.machines[w_.nets[size_t(c.netns)].machine];
+  m.timeline_call_begin(now);  // exact replay: the call's "call_monotonic_ns", "connect_jiffies"
+  m.connect_call_begin();
+  Outcome out;
+  out.sk = sk;
+  out.err = impl_->connect(sk, c.addr, c.nonblock, out.ci);
+  m.connect_call_end();
+  out.has_connect = true;
+  if (out.err == EINPROGRESS && !c.nonblock) {  // blocking: the outcome is recorded when it comes
+    impl_->pending[sk] = {ci, k, now};
+    impl_->pending_info[sk] = out.ci;
+    return;
+  }
+  finish_call_inline(ci, k, out, now);
+}
+
 // Outcome bookkeeping, expectations, trace and explanation of one call (at its completion).
 // `o` is the caller's, completed here (a blocking connect's search result) rather than copied.
-void Runner::finish_call(uint32_t ci, uint64_t k, Outcome& o, Nanos t_start) {
+void Runner::finish_call(uint32_t ci, uint64_t k, Outcome& o, Nanos t_start) { finish_call_inline(ci, k, o, t_start); }
+
+// finish_call(), inlined into the hot caller (run_fresh_connect).
+[[gnu::always_inline]] inline void Runner::finish_call_inline(uint32_t ci, uint64_t k, Outcome& o, Nanos t_start) {
   const Call& c = sc_.timeline[ci];
   const net::sock_id sk = o.sk;
-  if (!o.has_connect) {
+  if (!o.has_connect && !impl_->pending_info.empty()) {
     if (auto it = impl_->pending_info.find(sk); it != impl_->pending_info.end()) {
       o.ci = it->second;
       o.has_connect = true;
@@ -449,22 +492,40 @@ void Runner::finish_call(uint32_t ci, uint64_t k, Outcome& o, Nanos t_start) {
     }
   }
   ++rep_.calls;
-  if (c.op == Op::connect && o.has_connect && o.ci.autobind)
-    rep_.examined.add(uint32_t(std::min<uint64_t>(o.ci.examined, UINT32_MAX)));
-  if (c.op == Op::connect && o.err != EINPROGRESS) count_connect(o.err);
-  if (o.err) ++rep_.errors[std::string(errno_name(o.err))];
-  else ++rep_.calls_ok;
+  if (c.op == Op::connect) {
+    if (o.has_connect && o.ci.autobind) rep_.examined.add(uint32_t(std::min<uint64_t>(o.ci.examined, UINT32_MAX)));
+    if (o.err != EINPROGRESS) count_connect(o.err);
+  }
   const bool alive = sk != net::kNone && w_.sk(sk).alive;
   const uint16_t port = alive ? w_.sk(sk).num : 0;
-  if (o.err) ++impl_->err_count[ci][o.err];
-  else ++impl_->ok_count[ci];
-  if (!o.err && c.expect_total && c.expect_total->distinct_ports && port) {
-    auto& seen = impl_->ports_seen[ci];
-    if (seen.empty()) seen.assign(65536, false);
-    seen[port] = true;
+  if (o.err) {
+    count_call_error(ci, o.err);
+  } else {
+    ++rep_.calls_ok;
+    ++impl_->ok_count[ci];
+    if (c.expect_total && c.expect_total->distinct_ports && port) {
+      auto& seen = impl_->ports_seen[ci];
+      if (seen.empty()) seen.assign(65536, false);
+      seen[port] = true;
+    }
   }
   if (c.expect) check_expect(ci, k, o, port);
-  if (w_.obs && w_.obs->wants_calls()) {
+  // Without observers nothing below applies (a trace or --explain sets w_.obs; explain_call is
+  // only ever set with --explain).
+  if (w_.obs) observe_call(ci, k, o, t_start, alive, port);
+}
+
+// finish_call()'s count of a failed call (out of line: the common call succeeds).
+void Runner::count_call_error(uint32_t ci, int err) {
+  ++rep_.errors[std::string(errno_name(err))];
+  ++impl_->err_count[ci][err];
+}
+
+// finish_call()'s part for the observers: the call event, the trace record, the explanation.
+void Runner::observe_call(uint32_t ci, uint64_t k, const Outcome& o, Nanos t_start, bool alive, uint16_t port) {
+  const Call& c = sc_.timeline[ci];
+  const net::sock_id sk = o.sk;
+  if (w_.obs->wants_calls()) {
     const int ns_idx = c.op == Op::sysctl ? c.netns : (alive ? int(w_.sk(sk).netns) : c.netns);
     const std::string detail = c.op == Op::bind ? "addr " + net::to_string(c.addr)
                                : c.op == Op::connect ? "to " + net::to_string(c.addr)
@@ -472,8 +533,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, Outcome& o, Nanos t_start) {
                                                     : std::string();
     impl_->call_event(t_start, uint16_t(std::max(ns_idx, 0)), op_name(c.op), sock_name(c.sock, k), sk, o.err, detail);
   }
-  const bool verbose = impl_->trace->enabled() || opt_.explain;
-  if (!verbose) {
+  if (!impl_->verbose()) {
     if (impl_->explain_call == ci && impl_->explain_k == k) impl_->explain_call = kNoCall;
     return;
   }

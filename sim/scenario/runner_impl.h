@@ -35,15 +35,20 @@ struct NameRef {
 using namespace runner_detail;
 
 // The outcome of one scenario call, as recorded and checked.
+// The port searches' details are valid only under their flag and are not constructed with the
+// outcome (a call fills one of them at most, ~150 bytes): whoever sets a flag writes the
+// details first (run_call resets bi / ui before the search that fills them; a connect's
+// search resets ci itself, inet_stream_connect).
 struct Runner::Outcome {
   int err = 0;
   bool has_connect = false, has_bind = false;
-  net::connect_info ci;
-  net::bind_info bi;
+  bool udp = false, has_udp = false;  // a UDP socket's call; has_udp: ui holds its port search
   net::sock_id sk = net::kNone;
   net::sock_id accepted = net::kNone;
-  bool udp = false, has_udp = false;  // a UDP socket's call; has_udp: ui holds its port search
-  net::udp_port_info ui;
+  union { net::connect_info ci; };     // has_connect
+  union { net::bind_info bi; };        // has_bind
+  union { net::udp_port_info ui; };    // has_udp
+  Outcome() {}  // NOLINT: ci, bi, ui left unconstructed on purpose (see above)
 };
 
 
@@ -110,10 +115,16 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   net::sock_id in_connect = net::kNone;                    // the socket whose connect() is running
 
   net::connect_result connect(net::sock_id sk, const net::endpoint& to, bool nonblock = false) {
-    in_connect = sk;
-    auto r = net::inet_stream_connect(r_world(), sk, to, nonblock);
-    in_connect = net::kNone;
+    net::connect_result r;
+    r.err = connect(sk, to, nonblock, r.info);
     return r;
+  }
+  // The same, the search's details written to `info` (a timeline call's outcome).
+  int connect(net::sock_id sk, const net::endpoint& to, bool nonblock, net::connect_info& info) {
+    in_connect = sk;
+    const int err = net::inet_stream_connect(r.w_, sk, to, nonblock, info);
+    in_connect = net::kNone;
+    return err;
   }
   net::world& r_world();
 
@@ -142,6 +153,17 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   // Per call: its sockets get no name index (a quiet run without observers, the call's names
   // unreferenced by any other call: unreferenced_fresh_calls). Nothing can ask for the name.
   std::vector<bool> unnamed;
+  // Per call, what every repetition would otherwise recompute from the Call.
+  struct CallPlan {
+    bool creates = false;    // the op makes its socket when the name is unbound (socket, bind, connect, listen, send)
+    bool fresh_rep = false;  // c.creates && c.count > 1: each repetition names a new socket
+    // A repeated TCP connect() whose sockets nobody names (unnamed), without options: every
+    // repetition is socket() + connect() on a fresh socket (Runner::run_fresh_connect).
+    bool fresh_connect = false;
+  };
+  std::vector<CallPlan> plans;
+  // A trace (until a write error ends it) or --explain: names are formatted, calls recorded.
+  bool verbose() const;
   std::vector<uint64_t> ok_count;                            // per call, for expect_total
   std::vector<std::map<int, uint64_t>> err_count;
   std::vector<std::vector<bool>> ports_seen;
@@ -228,6 +250,8 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
     return found;
   }
 };
+
+inline bool Runner::Impl::verbose() const { return trace->enabled() || r.opt_.explain; }
 
 // --explain: "connect NAME = 0 (local port P)" or "connect NAME = -1 ERRNO".
 inline std::string connect_result_line(const net::world& w, net::sock_id sk, int err, const std::string& name) {

@@ -32,7 +32,14 @@ struct connect_result {
 // non-blocking call returns EINPROGRESS (then EALREADY, then the outcome); a blocking one whose
 // handshake did not end inside the call returns EINPROGRESS and world::app->connect_done()
 // reports the outcome (inet_stream_connect_result() has already been applied then).
-connect_result inet_stream_connect(world& w, sock_id sk, const endpoint& to, bool nonblock = false);
+// The search details go to `info` (reset first), the result (0, an errno or EINPROGRESS) is
+// returned: the runner writes them straight into its call's outcome.
+int inet_stream_connect(world& w, sock_id sk, const endpoint& to, bool nonblock, connect_info& info);
+inline connect_result inet_stream_connect(world& w, sock_id sk, const endpoint& to, bool nonblock = false) {
+  connect_result r;
+  r.err = inet_stream_connect(w, sk, to, nonblock, r.info);
+  return r;
+}
 // The tail of __inet_stream_connect() once the handshake is over: 0 (SS_CONNECTED), or sk_err /
 // ECONNABORTED when the sock is CLOSE (SS_UNCONNECTED again, sk_err consumed).
 int inet_stream_connect_result(world& w, sock_id sk);

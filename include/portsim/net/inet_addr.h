@@ -42,10 +42,12 @@ class sock_addr {
     if (hi_ & kTag) return interned(lo_);
     return {0, uint64_t(hi_) << 32 | lo_};
   }
-  bool is_v4() const { return get().is_v4(); }
-  uint32_t v4_host() const { return get().v4_host(); }
-  bool is_loopback() const { return get().is_loopback(); }
-  bool is_any() const { return get().is_any(); }
+  // The predicates read the 8 bytes directly: an interned address is never IPv4 (v4-mapped is
+  // inline), nor ::, nor ::1 (both inline), so only inline values can answer true.
+  bool is_v4() const { return hi_ == 0xffff; }
+  uint32_t v4_host() const { return (hi_ & kTag) ? interned(lo_).v4_host() : lo_; }
+  bool is_loopback() const { return (hi_ == 0xffff && (lo_ >> 24) == 127) || (hi_ == 0 && lo_ == 1); }
+  bool is_any() const { return lo_ == 0 && (hi_ == 0xffff || hi_ == 0); }
   friend bool operator==(const sock_addr& a, const sock_addr& b) { return a.lo_ == b.lo_ && a.hi_ == b.hi_; }
   friend bool operator==(const sock_addr& a, const inet_addr& b) {
     if (a.hi_ & kTag) return interned(a.lo_) == b;

@@ -145,6 +145,8 @@ void inet_bhash2_update_saddr(world& w, sock_id sk, const inet_addr& saddr);
 // connect_dest_refresh() (netns.h) keeps the connect destination index in step with a hashed
 // sock's state; connect_dest_update() is its slow path, when the sock's set changes.
 void connect_dest_update(world& w, sock_id sk);
+// The index's entry of s's destination (netns, saddr, daddr, dport), or null (dest_find).
+const connect_dest* connect_dest_find(world& w, const sock& s);
 // Which set of the index a sock belongs in: hashed socks this host connected (not children
 // accepted from a listener), TIME_WAIT apart (2); 0: none.
 inline uint8_t connect_dest_set_of(const sock& s) {

@@ -234,6 +234,9 @@ struct world {
   void set_local_port_range(sock_id id, uint32_t range);
 
   sock_id sock_alloc(uint16_t netns);
+  // sock_alloc() of a sock whose other fields the caller set already (`s`, as sock{} plus
+  // them): stored in one go. The slot's timer_gen is kept (stale timers stay stale).
+  sock_id sock_alloc_as(uint16_t netns, sock s);
   void sock_free(sock_id id);
   // net/ipv4/tcp.c: tcp_set_state() — records the change (trace) and keeps indexes in step.
   void set_state(sock_id id, tcp_state to);

@@ -114,8 +114,13 @@ class Runner final : public engine::EventHandler {
   struct Outcome;
   void on_timer(const engine::Event& ev);
   void run_call(uint32_t ci, uint64_t k);
+  [[gnu::noinline]] void run_call_any(uint32_t ci, uint64_t k, const Call& c, Nanos now);
+  void run_fresh_connect(uint32_t ci, uint64_t k, const Call& c, Nanos now);
+  [[gnu::noinline]] void count_call_error(uint32_t ci, int err);
   bool run_udp_call(uint32_t ci, uint64_t k, net::sock_id sk, const std::string& sname, Outcome& out);
   void finish_call(uint32_t ci, uint64_t k, Outcome& out, Nanos t_start);
+  void finish_call_inline(uint32_t ci, uint64_t k, Outcome& out, Nanos t_start);
+  void observe_call(uint32_t ci, uint64_t k, const Outcome& o, Nanos t_start, bool alive, uint16_t port);
   void check_expect(uint32_t ci, uint64_t k, const Outcome& o, uint16_t port);
   void explain_call(const Call& c, const std::string& sname, const Outcome& o, uint16_t port, bool own_block);
   Nanos next_gap(uint32_t wi);
