@@ -52,15 +52,16 @@ void Prefaulter::stop() {
 
 void Prefaulter::run(uintptr_t begin, uintptr_t end) {
   const uintptr_t first = begin;
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   while (begin < end) {
     size_t limit;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || first + used_ + kAhead > begin; });
+      cv_.wait(lock, [&] { return stopping_ || ((first + used_ + kAhead) & ~(page - 1)) > begin; });
       if (stopping_) return;
       limit = used_ + kAhead;
     }
-    const uintptr_t upto = std::min(end, first + limit);
+    const uintptr_t upto = std::min(end, (first + limit) & ~(page - 1));  // madvise() takes whole pages
     while (begin < upto) {
       const size_t n = std::min<uintptr_t>(kChunk, upto - begin);
       if (madvise(reinterpret_cast<void*>(begin), n, MADV_POPULATE_WRITE) != 0) return;  // < 5.14: EINVAL

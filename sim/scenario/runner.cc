@@ -291,7 +291,6 @@ void Runner::handle(const engine::Event& ev) {
     default: break;
   }
   last_effective_ = ev.t;
-  impl_->socks_prefault.advance(w_.socks.size() * sizeof(net::sock));
   switch (ev.kind) {
     case kArrival: workload_arrival(ev.a, ev.b); return;
     case kWlClose: workload_close(ev.a, ev.b); return;
@@ -329,6 +328,7 @@ void Runner::on_timer(const engine::Event& ev) {
 }
 
 void Runner::run_call(uint32_t ci, uint64_t k) {
+  impl_->socks_prefault.advance(w_.socks.size() * sizeof(net::sock));  // the timeline's sockets
   const Call& c = sc_.timeline[ci];
   if (k + 1 < c.count) eng_.schedule({c.t + (k + 1) * c.every, engine::Prio::Call, kCall, ci, k + 1});
   if (impl_->plans[ci].fresh_connect) run_fresh_connect(ci, k, c, w_.now);

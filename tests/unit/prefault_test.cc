@@ -55,7 +55,9 @@ TEST_CASE("prefault: maps kAhead bytes ahead of use, then follows advance()", "[
     pf.advance(Prefaulter::kAhead / 4);  // below the wake-up mark: nothing moves
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     CHECK(pf.mapped() == Prefaulter::kAhead);
-    pf.advance(3 * Prefaulter::kAhead);  // the lead is restored: up to 4 kAhead
+    pf.advance(Prefaulter::kAhead + 12);  // a use that is no whole number of pages
+    CHECK(wait_mapped(pf, 2 * Prefaulter::kAhead) == 2 * Prefaulter::kAhead);
+    pf.advance(3 * Prefaulter::kAhead);  // the lead is restored again: up to 4 kAhead
     CHECK(wait_mapped(pf, 4 * Prefaulter::kAhead) == 4 * Prefaulter::kAhead);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     CHECK(pf.mapped() == 4 * Prefaulter::kAhead);
