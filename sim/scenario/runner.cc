@@ -3,6 +3,8 @@
 // workload generators' events (workload.cc).
 #include "runner_impl.h"
 
+#include "portsim/base/huge_pages.h"
+
 #include "portsim/net/secure_seq.h"
 #include "portsim/scenario/load.h"
 
@@ -125,6 +127,7 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   max_socks = std::min<uint64_t>(max_socks, 16u << 20);  // beyond that, tables grow as needed
   w_.socks.reserve(max_socks);
   w_.ehash.reserve(max_socks);
+  advise_huge_pages(w_.socks.data(), max_socks * sizeof(net::sock));  // before the prefaulter maps them
   impl_->socks_prefault.start(w_.socks.data(), max_socks * sizeof(net::sock));
   for (const auto& ws : sc_.workloads) impl_->wl.push_back({Random(seed, "workload:" + ws.name), 0, {}, 0, 0});
   impl_->inst.resize(sc_.timeline.size());

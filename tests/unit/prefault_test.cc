@@ -1,4 +1,5 @@
-// Prefaulter (prefault.h): pages mapped ahead of use, never more than kAhead beyond it.
+// Prefaulter (prefault.h): pages mapped ahead of use, never more than kAhead beyond it; and the
+// huge-page advice of large tables (huge_pages.h), read back from /proc/self/smaps.
 // Residency is read back from the kernel with mincore(2).
 #include <catch2/catch.hpp>
 
@@ -6,10 +7,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "portsim/base/prefault.h"
+#include "portsim/net/id_table.h"
 
 using namespace portsim;
 
@@ -85,4 +90,51 @@ TEST_CASE("prefault: a small array gets no thread; the contents stay as they wer
   size_t bad = 0;
   for (unsigned char c : big) bad += c != 0x5a;
   CHECK(bad == 0);
+}
+
+namespace {
+
+// The VmFlags of the mapping that holds `p` (/proc/self/smaps): "hg" = MADV_HUGEPAGE advised.
+std::string vm_flags_of(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  const uintptr_t a = uintptr_t(p);
+  while (std::getline(smaps, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+      inside = a >= lo && a < hi;
+      continue;
+    }
+    if (inside && line.rfind("VmFlags:", 0) == 0) return line;
+  }
+  return {};
+}
+
+bool has_flag(const std::string& vm_flags, const char* flag) {
+  return (vm_flags + " ").find(std::string(" ") + flag + " ") != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("huge pages: the ehash of a large run and the planned socks are advised 2 MiB pages", "[prefault]") {
+  {
+    std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string mode;
+    if (!thp || !std::getline(thp, mode)) {
+      WARN("no transparent huge pages in this kernel: nothing to check");
+      return;
+    }
+  }
+  net::IdTable big;
+  big.reserve(1 << 20);  // 1.4 M slots, 11 MiB: above kHugeMinBytes
+  const std::string flags = vm_flags_of(big.slots() + big.bytes() / 16);
+  INFO(flags);
+  CHECK(has_flag(flags, "hg"));
+  big.insert(12345, 7);  // still a working table
+  CHECK(big.find(12345, [](uint32_t id) { return id == 7; }) == 7);
+
+  net::IdTable small;  // 16 slots: left alone
+  small.reserve(100);
+  CHECK(!has_flag(vm_flags_of(small.slots()), "hg"));
 }

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "portsim/base/huge_pages.h"
+
 namespace portsim::net {
 
 class IdTable {
@@ -84,6 +86,7 @@ class IdTable {
 
   size_t size() const { return size_; }
   size_t bytes() const { return slots_.size() * sizeof(uint64_t); }
+  const uint64_t* slots() const { return slots_.data(); }  // where the table lives (tests)
   // Room for n entries without a rebuild.
   void reserve(size_t n) {
     const size_t cap = (n + n / 3 + 16) & ~size_t(15);
@@ -101,7 +104,10 @@ class IdTable {
     slots_[i] = uint64_t(hash) << 32 | (uint64_t(id) + 1);
   }
   void rebuild(size_t cap) {
-    std::vector<uint64_t> old(cap, 0);
+    std::vector<uint64_t> old;
+    old.reserve(cap);
+    advise_huge_pages(old.data(), cap * sizeof(uint64_t));  // before the first touch (huge_pages.h)
+    old.resize(cap, 0);
     old.swap(slots_);
     for (uint64_t s : old)
       if (s) place(uint32_t(s >> 32), uint32_t(s) - 1);
