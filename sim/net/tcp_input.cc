@@ -148,6 +148,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
         if (!(in.flags & TCPHDR_SYN)) return;
         s.rcv_nxt = in.seq + 1;
         s.ts_recent = in.ts;  // tstamp_ok: the SYN-ACK echoed the timestamps our SYN offered
+        s.peer_quiet = in.quiet;
         tcp_synack_rtt_meas(w, id);
         w.set_state(id, tcp_state::ESTABLISHED);
         ++s.timer_gen;  // the SYN timer stops
