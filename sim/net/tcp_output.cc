@@ -154,7 +154,9 @@ void tcp_connect(world& w, sock_id id) {
   // arm afterwards, only if still waiting and nothing re-armed it meanwhile (an unacceptable
   // ACK re-arms it at TCP_TIMEOUT_MIN) — the same expiry, without a dead heap entry.
   const uint32_t gen = s.timer_gen;
+  w.syn_sender = id;
   tcp_send(w, id, TCPHDR_SYN);
+  w.syn_sender = kNone;
   if (w.sk(id).state == tcp_state::SYN_SENT && w.sk(id).timer_gen == gen)
     arm_timer(w, id, timer_kind::retransmit, Nanos(TCP_TIMEOUT_INIT_MS) * kNsPerMs);
 }
