@@ -148,6 +148,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
         if (!(in.flags & TCPHDR_SYN)) return;
         s.rcv_nxt = in.seq + 1;
         s.ts_recent = in.ts;  // tstamp_ok: the SYN-ACK echoed the timestamps our SYN offered
+        s.peer_quiet = in.quiet;
         tcp_synack_rtt_meas(w, id);
         w.set_state(id, tcp_state::ESTABLISHED);
         ++s.timer_gen;  // the SYN timer stops
@@ -234,8 +235,19 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
 // net/ipv4/tcp_ipv4.c: tcp_v4_rcv(). A TIME_WAIT sock answers through
 // tcp_timewait_state_process(): TCP_TW_SYN goes to a listener (the TW goes), or, with none, is
 // answered like TCP_TW_ACK (tcp_v4_timewait_ack; the TW stays); TCP_TW_RST: an RST, the TW goes.
+// A segment arriving while a SYN is being sent (a zero-delay path answers inside the send) that
+// is for the sender's own 4-tuple: the sender is hashed with it, and ehash holds one sock per
+// 4-tuple, so it is the sock __inet_lookup_established() would find — without the probe.
+static bool for_syn_sender(const world& w, uint16_t ns, const segment& in) {
+  if (w.syn_sender == kNone) return false;
+  const sock& s = w.sk(w.syn_sender);
+  return s.hashed && s.netns == ns && s.num == in.dport && s.dport == in.sport && s.rcv_saddr == in.daddr &&
+         s.daddr == in.saddr;
+}
+
 void tcp_v4_rcv(world& w, uint16_t ns, const segment& in) {
-  const sock_id sk = inet_ehash_lookup(w, ns, in.daddr, in.dport, in.saddr, in.sport);
+  const sock_id sk = for_syn_sender(w, ns, in) ? w.syn_sender
+                                               : inet_ehash_lookup(w, ns, in.daddr, in.dport, in.saddr, in.sport);
   if (sk != kNone) {
     if (w.sk(sk).state != tcp_state::TIME_WAIT) {
       tcp_rcv_state_process(w, sk, in);

@@ -49,6 +49,8 @@ segment segment_of(const sock& s) {
 // Sends a segment from sk with its current sequence state.
 void tcp_send(world& w, sock_id id, uint8_t flags) {
   const sock& s = w.sk(id);
+  // A pure ACK or an RST toward a quiet external peer: it would ignore it and nothing watches.
+  if (s.peer_quiet && !(flags & (TCPHDR_SYN | TCPHDR_FIN))) return;
   segment seg = segment_of(s);
   // No data: a SYN (the ISN) and a FIN each occupy snd_nxt - 1.
   seg.seq = (flags & (TCPHDR_SYN | TCPHDR_FIN)) ? s.snd_nxt - 1 : s.snd_nxt;
@@ -147,11 +149,14 @@ void tcp_connect(world& w, sock_id id) {
   s.retrans_stamp = now_ms(w);
   s.snd_nxt += 1;  // tcp_connect_init(): snd_nxt = write_seq; the SYN takes one
   s.rcv_nxt = 0;
+  s.peer_quiet = false;  // until this peer's SYN-ACK says otherwise
   // The kernel arms the timer, then sends. A zero-delay path answers inside tcp_send(), so we
   // arm afterwards, only if still waiting and nothing re-armed it meanwhile (an unacceptable
   // ACK re-arms it at TCP_TIMEOUT_MIN) — the same expiry, without a dead heap entry.
   const uint32_t gen = s.timer_gen;
+  w.syn_sender = id;
   tcp_send(w, id, TCPHDR_SYN);
+  w.syn_sender = kNone;
   if (w.sk(id).state == tcp_state::SYN_SENT && w.sk(id).timer_gen == gen)
     arm_timer(w, id, timer_kind::retransmit, Nanos(TCP_TIMEOUT_INIT_MS) * kNsPerMs);
 }

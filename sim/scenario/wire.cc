@@ -53,7 +53,12 @@ void Runner::Impl::xmit(const net::segment& in) {
   uint16_t routed = in.to_ns;
   if (in.from_ns == net::kExternalNs) {  // an external host answers over its own path
     ext = r.w_.find_external(in.saddr, in.sport);
-    if (quiet_instant(ext)) return deliver(in);
+    if (quiet_instant(ext)) {
+      if (in.quiet || !(in.flags & net::TCPHDR_SYN) || in.proto != 0) return deliver(in);
+      net::segment q = in;  // a SYN-ACK: its receiver may leave out what it sends back (segment::quiet)
+      q.quiet = true;
+      return deliver(q);
+    }
   } else if (const net::netns* dst = net::route_to(r.w_, r.w_.nets[in.from_ns], in.daddr)) {
     routed = dst->id;
   } else {

@@ -160,6 +160,7 @@ struct world {
   std::vector<connect_dest> dests;
   std::vector<uint32_t> free_dests;
   uint32_t last_dest = kNone;       // the connect_dest dest_find() found last (a connect asks 2-3 times)
+  sock_id syn_sender = kNone;       // tcp_connect(): the sock whose SYN is being sent (tcp_v4_rcv's hint)
   observer* obs = nullptr;          // trace / explain hooks; null = off
   timer_sink* timers = nullptr;     // where TIME_WAIT and other timers are armed
   wire* net_wire = nullptr;         // where segments go (null: nowhere)

@@ -83,6 +83,10 @@ struct sock {
   bool connect_pending : 1 = false;  // a connect() waits for the handshake's outcome
   bool shut_wr : 1 = false;     // shutdown(SHUT_WR) done
   bool udp : 1 = false;         // SOCK_DGRAM (net/ipv4/udp.c); state ESTABLISHED = connected
+  // portsim's: the peer is an accepting external endpoint whose SYN-ACK came quietly (tcp.h,
+  // segment::quiet). It ignores a pure ACK or an RST (external_ignores) and nothing watches
+  // the wire, so tcp_send() leaves those out: the same outcome without routing them.
+  bool peer_quiet : 1 = false;
 };
 static_assert(sizeof(sock) <= 76, "struct sock grew: every held connection pays for it (README Performance)");
 

@@ -22,6 +22,9 @@ struct segment {
   uint32_t seq = 0, ack = 0;
   uint8_t flags = 0;
   uint8_t proto = 0;  // 0: TCP; kProtoUdp: a datagram; kProtoIcmp: ICMP port unreachable for one
+  // Set by the wire (portsim's, no kernel counterpart): sent by an external endpoint reached
+  // at once and for sure, with nothing watching the wire (Runner::Impl::quiet_instant).
+  bool quiet = false;
 };
 inline constexpr uint8_t kProtoUdp = 17, kProtoIcmp = 1;  // IPPROTO_UDP, IPPROTO_ICMP
 
