@@ -232,9 +232,6 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
 
 }  // namespace
 
-// net/ipv4/tcp_ipv4.c: tcp_v4_rcv(). A TIME_WAIT sock answers through
-// tcp_timewait_state_process(): TCP_TW_SYN goes to a listener (the TW goes), or, with none, is
-// answered like TCP_TW_ACK (tcp_v4_timewait_ack; the TW stays); TCP_TW_RST: an RST, the TW goes.
 // A segment arriving while a SYN is being sent (a zero-delay path answers inside the send) that
 // is for the sender's own 4-tuple: the sender is hashed with it, and ehash holds one sock per
 // 4-tuple, so it is the sock __inet_lookup_established() would find — without the probe.
@@ -245,6 +242,9 @@ static bool for_syn_sender(const world& w, uint16_t ns, const segment& in) {
          s.daddr == in.saddr;
 }
 
+// net/ipv4/tcp_ipv4.c: tcp_v4_rcv(). A TIME_WAIT sock answers through
+// tcp_timewait_state_process(): TCP_TW_SYN goes to a listener (the TW goes), or, with none, is
+// answered like TCP_TW_ACK (tcp_v4_timewait_ack; the TW stays); TCP_TW_RST: an RST, the TW goes.
 void tcp_v4_rcv(world& w, uint16_t ns, const segment& in) {
   const sock_id sk = for_syn_sender(w, ns, in) ? w.syn_sender
                                                : inet_ehash_lookup(w, ns, in.daddr, in.dport, in.saddr, in.sport);

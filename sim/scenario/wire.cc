@@ -54,7 +54,7 @@ void Runner::Impl::xmit(const net::segment& in) {
   if (in.from_ns == net::kExternalNs) {  // an external host answers over its own path
     ext = r.w_.find_external(in.saddr, in.sport);
     if (quiet_instant(ext)) {
-      if (in.quiet || !(in.flags & net::TCPHDR_SYN) || in.proto != 0) return deliver(in);
+      if (!(in.flags & net::TCPHDR_SYN) || in.proto != 0) return deliver(in);
       net::segment q = in;  // a SYN-ACK: its receiver may leave out what it sends back (segment::quiet)
       q.quiet = true;
       return deliver(q);
