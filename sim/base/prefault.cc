@@ -1,6 +1,8 @@
 // Prefaulter (prefault.h): madvise(MADV_POPULATE_WRITE) on a second thread, ahead of use.
 #include "portsim/base/prefault.h"
 
+#include "portsim/base/huge_pages.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -15,10 +17,9 @@ namespace portsim {
 void Prefaulter::start(const void* begin, size_t bytes) {
   stop();
   if (bytes < kMinBytes) return;
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   // Whole pages inside the array only: the partial first and last pages fault as usual.
-  const uintptr_t b = (uintptr_t(begin) + page - 1) & ~(page - 1);
-  const uintptr_t e = (uintptr_t(begin) + bytes) & ~(page - 1);
+  const page_span pages = whole_pages(begin, bytes);
+  const uintptr_t b = pages.begin, e = pages.end;
   if (e <= b) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
