@@ -44,9 +44,10 @@ uint32_t tuple_hash(uint16_t netns, const inet_addr& laddr, uint16_t lport, cons
 
 uint32_t sock_hash(const sock& s) { return tuple_hash(s.netns, s.rcv_saddr, s.num, s.daddr, s.dport); }
 
-// The destination index's key: the ehash key of port 0.
+// The destination index's key: the ehash key of port 0, from the destination's hash_port0.
+inline uint32_t dest_key(uint64_t hash_port0) { return inet_ehash_port(hash_port0, 0); }
 uint32_t dest_hash(uint16_t netns, const inet_addr& saddr, const inet_addr& daddr, uint16_t dport) {
-  return inet_ehash_port(inet_ehashfn_port0(netns, saddr, daddr, dport), 0);
+  return dest_key(inet_ehashfn_port0(netns, saddr, daddr, dport));
 }
 
 template <typename T>
@@ -85,7 +86,7 @@ inline connect_dest* dest_find(world& w, const sock& s) {
 // dest_find() for a connect whose ehash key of port 0 is known (inet_hash_connect's hash_port0).
 connect_dest* dest_find_port0(world& w, const sock& s, uint64_t hash_port0) {
   if (w.last_dest != kNone && dest_is(w.dests[w.last_dest], s)) return &w.dests[w.last_dest];
-  return dest_lookup(w, s, inet_ehash_port(hash_port0, 0));
+  return dest_lookup(w, s, dest_key(hash_port0));
 }
 
 void dest_add(world& w, sock_id id, uint8_t which) {
@@ -99,7 +100,7 @@ void dest_add(world& w, sock_id id, uint8_t which) {
     d->netns = s.netns;
     d->dport = s.dport;
     d->hash_port0 = inet_ehashfn_port0(s);
-    w.dest_table.insert(inet_ehash_port(d->hash_port0, 0), di);  // dest_hash()
+    w.dest_table.insert(dest_key(d->hash_port0), di);
   }
   (which == 1 ? d->est : d->tw).add(s.num);
   s.in_dest = which & 3;
@@ -119,7 +120,7 @@ void dest_add(world& w, sock_id id, uint8_t which) {
   s.in_dest = 0;
   if (d->est.count == 0 && d->tw.count == 0) {
     const uint32_t di = uint32_t(d - w.dests.data());
-    w.dest_table.erase(inet_ehash_port(d->hash_port0, 0), di);  // dest_hash()
+    w.dest_table.erase(dest_key(d->hash_port0), di);
     if (w.last_dest == di) w.last_dest = kNone;
     w.dests[di] = connect_dest{};
     w.free_dests.push_back(di);
