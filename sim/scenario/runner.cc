@@ -417,8 +417,7 @@ void Runner::run_call_any(uint32_t ci, uint64_t k, const Call& c, Nanos now) {
         connect_m->connect_call_end();
         out.has_connect = true;
         if (out.err == EINPROGRESS && !c.nonblock) {  // blocking: the outcome is recorded when it comes
-          impl_->pending[sk] = {ci, k, now};
-          impl_->pending_info[sk] = out.ci;
+          impl_->await_handshake(sk, ci, k, now, out.ci);
           if (opt_.explain) {  // the result comes as a block of its own when the handshake ends
             impl_->explain_call = kNoCall;
             impl_->explain_end(now, {}, EINPROGRESS);
@@ -472,8 +471,7 @@ void Runner::run_fresh_connect(uint32_t ci, uint64_t k, const Call& c, Nanos now
   m.connect_call_end();
   out.has_connect = true;
   if (out.err == EINPROGRESS && !c.nonblock) {  // blocking: the outcome is recorded when it comes
-    impl_->pending[sk] = {ci, k, now};
-    impl_->pending_info[sk] = out.ci;
+    impl_->await_handshake(sk, ci, k, now, out.ci);
     return;
   }
   finish_call_inline(ci, k, out, now);

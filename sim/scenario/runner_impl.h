@@ -87,6 +87,12 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   std::vector<uint8_t> ext_instant;  // per external: its path has no delay, jitter or loss
   std::unordered_map<net::sock_id, Pending> pending;  // blocking connects awaiting the handshake
   std::unordered_map<net::sock_id, net::connect_info> pending_info;  // their autobind details
+  // A blocking timeline connect (call ci, repetition k, begun at t_start) waits for its handshake:
+  // its outcome is recorded when connect_done() reports it.
+  void await_handshake(net::sock_id sk, uint32_t ci, uint64_t k, Nanos t_start, const net::connect_info& info) {
+    pending[sk] = {ci, k, t_start};
+    pending_info[sk] = info;
+  }
 
   // Workload generators (WorkloadSpec): per workload its RNG and counters; per generated
   // connection a slot that its hold-then-close event names.
