@@ -368,15 +368,19 @@ void external_rcv(world& w, const segment& in) {
 }
 
 void external_rcv(world& w, const external_endpoint& ep, const segment& in) {
-  if (external_ignores(ep, in)) return;
-  segment out = reverse_of(in, kExternalNs);
+  segment out;
+  if (external_reply(w, ep, in, out) && w.net_wire) w.net_wire->xmit(out);
+}
+
+bool external_reply(world& w, const external_endpoint& ep, const segment& in, segment& out) {
+  if (external_ignores(ep, in)) return false;
+  out = reverse_of(in, kExternalNs);
   out.ts = in.ts;  // a Linux peer with tcp_timestamps on echoes the timestamps it was offered
   if (ep.answer == external_answer::refuse) {
     out.flags = TCPHDR_RST | TCPHDR_ACK;
     out.ts = false;
     out.ack = in.seq + 1;
-    if (w.net_wire) w.net_wire->xmit(out);
-    return;
+    return true;
   }
   if (in.flags & TCPHDR_SYN) {  // a Linux server: its ISN from secure_tcp_seq
     out.flags = TCPHDR_SYN | TCPHDR_ACK;
@@ -388,7 +392,7 @@ void external_rcv(world& w, const external_endpoint& ep, const segment& in) {
     out.seq = in.ack;
     out.ack = in.seq + 1;
   }
-  if (w.net_wire) w.net_wire->xmit(out);
+  return true;
 }
 
 }  // namespace portsim::net

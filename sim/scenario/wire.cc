@@ -66,8 +66,13 @@ void Runner::Impl::xmit(const net::segment& in) {
     ext = r.w_.find_external(in.daddr, in.dport);
     if (quiet_instant(ext)) {  // a segment toward an external host names it already
       PORTSIM_ASSERT(in.to_ns == net::kExternalNs, "segment to an external host routed to netns {}", in.to_ns);
-      if (in.proto == 0) return net::external_rcv(r.w_, r.w_.externals[size_t(ext)], in);
-      return deliver(in);
+      if (in.proto != 0) return deliver(in);
+      // Its answer comes back over the same instant path (find_external() of the answer's source
+      // is `ext` again): handed to the receiver here, as the branch above would.
+      net::segment reply;
+      if (!net::external_reply(r.w_, r.w_.externals[size_t(ext)], in, reply)) return;
+      reply.quiet = (reply.flags & net::TCPHDR_SYN) != 0;
+      return net::tcp_v4_rcv(r.w_, reply.to_ns, reply);
     }
   }
   // Copy the segment only when routing changed its destination (a segment toward or from an

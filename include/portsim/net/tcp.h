@@ -95,6 +95,10 @@ namespace portsim::net {
 void external_rcv(world& w, const segment& seg);
 // The same, for a segment whose endpoint the caller has found already.
 void external_rcv(world& w, const external_endpoint& ep, const segment& seg);
+// What endpoint `ep` answers `seg` with, in `out` (to be sent from kExternalNs); false when it
+// sends nothing. external_rcv() sends it through the wire; a wire that delivers it at once may
+// hand it to its receiver itself.
+bool external_reply(world& w, const external_endpoint& ep, const segment& seg, segment& out);
 // The segments external_rcv() leaves unanswered: anything toward a silent endpoint, an RST, and
 // (unless the endpoint refuses) a segment without SYN or FIN — a plain ACK.
 bool external_ignores(const external_endpoint& ep, const segment& seg);
