@@ -171,6 +171,18 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
     impl_->plans[ci].fresh_rep = c.creates && c.count > 1;
     impl_->plans[ci].fresh_connect = impl_->plans[ci].fresh_rep && impl_->unnamed[ci] && c.op == Op::connect && !c.udp &&
                                      !c.echo && c.opts.empty() && c.netns >= 0;
+    Impl::CallPlan& p = impl_->plans[ci];
+    p.connect = c.op == Op::connect;
+    p.expect = c.expect.has_value();
+    p.distinct_ports = c.expect_total && c.expect_total->distinct_ports;
+    p.nonblock = c.nonblock;
+    p.family = c.family;
+    p.netns = uint16_t(std::max(c.netns, 0));
+    p.cred = c.cred;
+    p.count = c.count;
+    p.t = c.t;
+    p.every = c.every;
+    p.addr = c.addr;
   }
   w_.timers = impl_.get();
   w_.net_wire = impl_.get();
@@ -332,10 +344,10 @@ void Runner::on_timer(const engine::Event& ev) {
 
 void Runner::run_call(uint32_t ci, uint64_t k) {
   impl_->socks_prefault.advance(w_.socks.size() * sizeof(net::sock));  // the timeline's sockets
-  const Call& c = sc_.timeline[ci];
-  if (k + 1 < c.count) eng_.schedule({c.t + (k + 1) * c.every, engine::Prio::Call, kCall, ci, k + 1});
-  if (impl_->plans[ci].fresh_connect) run_fresh_connect(ci, k, c, w_.now);
-  else run_call_any(ci, k, c, w_.now);
+  const Impl::CallPlan& p = impl_->plans[ci];
+  if (k + 1 < p.count) eng_.schedule({p.t + (k + 1) * p.every, engine::Prio::Call, kCall, ci, k + 1});
+  if (p.fresh_connect) run_fresh_connect(ci, k, w_.now);
+  else run_call_any(ci, k, sc_.timeline[ci], w_.now);
 }
 
 // run_call() of any call (the next repetition is scheduled).
@@ -460,9 +472,10 @@ void Runner::run_call_any(uint32_t ci, uint64_t k, const Call& c, Nanos now) {
 // run_call() of a CallPlan::fresh_connect call: what run_call does for it, without the
 // questions whose answers the plan knows (the socket is new, unnamed, TCP, without options; an
 // unnamed call means no trace, no --explain and no observer).
-void Runner::run_fresh_connect(uint32_t ci, uint64_t k, const Call& c, Nanos now) {
-  const net::sock_id sk = net::sys_socket(w_, uint16_t(c.netns), c.cred, c.family);
-  net::machine& m = w_.machines[w_.nets[size_t(c.netns)].machine];
+void Runner::run_fresh_connect(uint32_t ci, uint64_t k, Nanos now) {
+  const Impl::CallPlan& c = impl_->plans[ci];  // the Call's fields, in one record
+  const net::sock_id sk = net::sys_socket(w_, c.netns, c.cred, c.family);
+  net::machine& m = w_.machines[w_.nets[c.netns].machine];
   m.timeline_call_begin(now);  // exact replay: the call's "call_monotonic_ns", "connect_jiffies"
   m.connect_call_begin();
   Outcome out;
@@ -483,7 +496,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, Outcome& o, Nanos t_start) { f
 
 // finish_call(), inlined into the hot caller (run_fresh_connect).
 [[gnu::always_inline]] inline void Runner::finish_call_inline(uint32_t ci, uint64_t k, Outcome& o, Nanos t_start) {
-  const Call& c = sc_.timeline[ci];
+  const Impl::CallPlan& c = impl_->plans[ci];  // the Call's fields read here (observe_call() reads the Call)
   const net::sock_id sk = o.sk;
   if (!o.has_connect && !impl_->pending_info.empty()) {
     if (auto it = impl_->pending_info.find(sk); it != impl_->pending_info.end()) {
@@ -493,7 +506,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, Outcome& o, Nanos t_start) { f
     }
   }
   ++rep_.calls;
-  if (c.op == Op::connect) {
+  if (c.connect) {
     if (o.has_connect && o.ci.autobind) rep_.examined.add(uint32_t(std::min<uint64_t>(o.ci.examined, UINT32_MAX)));
     if (o.err != EINPROGRESS) count_connect(o.err);
   }
@@ -504,7 +517,7 @@ void Runner::finish_call(uint32_t ci, uint64_t k, Outcome& o, Nanos t_start) { f
   } else {
     ++rep_.calls_ok;
     ++impl_->ok_count[ci];
-    if (c.expect_total && c.expect_total->distinct_ports && port) {
+    if (c.distinct_ports && port) {
       auto& seen = impl_->ports_seen[ci];
       if (seen.empty()) seen.assign(65536, false);
       seen[port] = true;

@@ -115,7 +115,7 @@ class Runner final : public engine::EventHandler {
   void on_timer(const engine::Event& ev);
   void run_call(uint32_t ci, uint64_t k);
   [[gnu::noinline]] void run_call_any(uint32_t ci, uint64_t k, const Call& c, Nanos now);
-  void run_fresh_connect(uint32_t ci, uint64_t k, const Call& c, Nanos now);
+  void run_fresh_connect(uint32_t ci, uint64_t k, Nanos now);
   [[gnu::noinline]] void count_call_error(uint32_t ci, int err);
   bool run_udp_call(uint32_t ci, uint64_t k, net::sock_id sk, const std::string& sname, Outcome& out);
   void finish_call(uint32_t ci, uint64_t k, Outcome& out, Nanos t_start);
