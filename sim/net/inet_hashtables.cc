@@ -200,13 +200,11 @@ static uint64_t addr_key(const inet_addr& a) { return a.hi * 0x9e3779b97f4a7c15U
 void world::add_external(const external_endpoint& e) {
   external_index[addr_key(e.addr)].push_back(uint32_t(externals.size()));
   externals.push_back(e);
-  ext_memo.valid = false;
-  for (external_memo& m : ext_recent) m.valid = false;
 }
 
 int world::find_external_slow(const inet_addr& addr, uint16_t port) const {
   external_memo& recent = ext_recent[recent_slot(addr, port)];
-  if (recent.answers(addr, port)) {
+  if (recent.answers(addr, port, externals.size())) {
     ext_memo = recent;
     return recent.index;
   }
@@ -222,7 +220,7 @@ int world::find_external_slow(const inet_addr& addr, uint16_t port) const {
       if (e.port == 0) found = int(i);
     }
   }
-  ext_memo = recent = {addr, port, true, found};
+  ext_memo = recent = {addr, port, found, uint32_t(externals.size())};
   return found;
 }
 

@@ -174,18 +174,19 @@ struct world {
   void add_external(const external_endpoint& e);
   // The external endpoint answering addr:port (an exact port beats "any port"), or -1.
   int find_external(const inet_addr& addr, uint16_t port) const {
-    if (ext_memo.answers(addr, port)) return ext_memo.index;
+    if (ext_memo.answers(addr, port, externals.size())) return ext_memo.index;
     return find_external_slow(addr, port);
   }
   int find_external_slow(const inet_addr& addr, uint16_t port) const;  // and remembers the answer
   // The last answer of find_external() (a handshake asks for the same endpoint 3-5 times in a
-  // row: SYN out, the external's SYN-ACK, the ACK); add_external() forgets it.
+  // row: SYN out, the external's SYN-ACK, the ACK). An answer holds while `externals` keeps the
+  // size it had (add_external() only appends).
   struct external_memo {
     inet_addr addr;
     uint16_t port = 0;
-    bool valid = false;
     int index = -1;
-    bool answers(const inet_addr& a, uint16_t p) const { return valid && port == p && addr == a; }
+    uint32_t n = UINT32_MAX;  // externals.size() when remembered (never: no size matches)
+    bool answers(const inet_addr& a, uint16_t p, size_t ext_n) const { return n == ext_n && port == p && addr == a; }
   };
   mutable external_memo ext_memo;
   // The last answer of route_to() (af_inet.h): a handshake's SYN and ACK ask the same question.
@@ -204,11 +205,11 @@ struct world {
   // Behind those two, direct-mapped tables of recent answers by address (and port, or source
   // namespace), for runs where many destinations take turns (exhaust-100: 100 ports of one
   // address; hold-1m: 1 000 addresses). Same validity rules as the memos above.
-  static constexpr size_t kRecentSlots = 1024;
+  static constexpr size_t kRecentSlots = 4096;
   static size_t recent_slot(const inet_addr& a, uint16_t port_or_ns) {
     // Fibonacci hashing: neighbouring addresses or ports (10.1.0.1, 10.1.0.2, ...) spread
-    // evenly (1 000 such addresses take 883 of the 1 024 slots; a random mix, ~630).
-    return size_t(((a.lo ^ (a.hi * 0xff51afd7ed558ccdULL) ^ port_or_ns) * 0x9e3779b97f4a7c15ULL) >> 54);
+    // evenly (hold-1m's 1 000 addresses take 1 000 of the 4 096 slots; with 1 024 slots, 883).
+    return size_t(((a.lo ^ (a.hi * 0xff51afd7ed558ccdULL) ^ port_or_ns) * 0x9e3779b97f4a7c15ULL) >> 52);
   }
   mutable std::array<external_memo, kRecentSlots> ext_recent{};
   mutable std::array<route_memo, kRecentSlots> route_recent{};
