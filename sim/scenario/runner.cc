@@ -166,12 +166,11 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   impl_->plans.resize(sc_.timeline.size());
   for (uint32_t ci = 0; ci < sc_.timeline.size(); ++ci) {
     const Call& c = sc_.timeline[ci];
-    impl_->plans[ci].creates =
-        c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen || c.op == Op::send;
-    impl_->plans[ci].fresh_rep = c.creates && c.count > 1;
-    impl_->plans[ci].fresh_connect = impl_->plans[ci].fresh_rep && impl_->unnamed[ci] && c.op == Op::connect && !c.udp &&
-                                     !c.echo && c.opts.empty() && c.netns >= 0;
     Impl::CallPlan& p = impl_->plans[ci];
+    p.creates = c.op == Op::socket || c.op == Op::bind || c.op == Op::connect || c.op == Op::listen || c.op == Op::send;
+    p.fresh_rep = c.creates && c.count > 1;
+    p.fresh_connect = p.fresh_rep && impl_->unnamed[ci] && c.op == Op::connect && !c.udp && !c.echo && c.opts.empty() &&
+                      c.netns >= 0;
     p.connect = c.op == Op::connect;
     p.expect = c.expect.has_value();
     p.distinct_ports = c.expect_total && c.expect_total->distinct_ports;
@@ -352,7 +351,7 @@ void Runner::run_call(uint32_t ci, uint64_t k) {
 
 // run_call() of any call (the next repetition is scheduled).
 void Runner::run_call_any(uint32_t ci, uint64_t k, const Call& c, Nanos now) {
-  const Impl::CallPlan plan = impl_->plans[ci];
+  const Impl::CallPlan& plan = impl_->plans[ci];
   // A repeated creating call makes a fresh socket per repetition (the loader checked the names
   // are new), so the name is only formatted when a trace, a message or a lookup needs it.
   const bool fresh_instance = plan.fresh_rep && (impl_->inst[ci].size() <= k || impl_->inst[ci][k] == net::kNone);
