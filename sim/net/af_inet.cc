@@ -47,17 +47,52 @@ sock_id sys_socket(world& w, uint16_t ns, const cred& c, family f) {
   return w.sock_alloc_as(ns, s);
 }
 
-// Route lookup (ip_route_connect → fib): the local address itself for a local destination,
-// 127.0.0.1 / ::1 for loopback, else the address whose subnet holds daddr, else the first
-// address of the family (default route). Unspecified (any) when there is no route.
+// IPv4 (net/ipv4/route.c ip_route_output_key_hash_rcu, fib_lookup): a local destination is its
+// own source (RTN_LOCAL); otherwise the longest-prefix connected route's preferred source, the
+// primary (first added) address of that subnet; with no such route, the default route's
+// device's first primary address (inet_select_addr). Unspecified (any) when there is none.
+// One walk over the addresses answers the three questions.
+static inet_addr select_saddr_v4(const netns& ns, const inet_addr& daddr) {
+  const ifaddr* subnet = nullptr;  // the longest prefix holding daddr, first among equals
+  const ifaddr* first = nullptr;
+  for (const auto& ia : ns.addrs) {
+    if (ia.addr == daddr) return daddr;
+    if (!ia.addr.is_v4()) continue;
+    if (!first) first = &ia;
+    if (ia.contains(daddr) && (!subnet || ia.prefix > subnet->prefix)) subnet = &ia;
+  }
+  return subnet ? subnet->addr : first ? first->addr : kAnyV4;
+}
+
+// Bits two addresses share from the top (128 when equal).
+static unsigned common_prefix_len(const inet_addr& a, const inet_addr& b) {
+  if (const uint64_t x = a.hi ^ b.hi) return unsigned(__builtin_clzll(x));
+  if (const uint64_t x = a.lo ^ b.lo) return 64u + unsigned(__builtin_clzll(x));
+  return 128;
+}
+
+// IPv6 (net/ipv6/addrconf.c ipv6_dev_get_saddr, RFC 6724 source address selection): the
+// destination itself if local (rule 1), else the longest common prefix with daddr counted no
+// further than the candidate's own prefix length (rule 8); among equals the newest address
+// (the kernel lists a device's addresses newest first). One device, every address preferred
+// and public, so rules 2-7 do not separate candidates. Unspecified when there is none.
+static inet_addr select_saddr_v6(const netns& ns, const inet_addr& daddr) {
+  const ifaddr* best = nullptr;
+  unsigned best_len = 0;
+  for (const auto& ia : ns.addrs) {
+    if (ia.addr == daddr) return daddr;
+    if (ia.addr.is_v4()) continue;
+    const unsigned len = std::min(common_prefix_len(ia.addr, daddr), unsigned(ia.prefix));
+    if (!best || len >= best_len) best = &ia, best_len = len;
+  }
+  return best ? best->addr : inet_addr{};
+}
+
+// The source address a connect() or sendto() from an unbound socket takes (ip_route_connect):
+// 127.0.0.1 / ::1 toward loopback, else the family's selection above.
 inet_addr inet_select_saddr(const netns& ns, const inet_addr& daddr) {
   if (daddr.is_loopback()) return daddr.is_v4() ? inet_addr::v4(0x7f000001) : inet_addr{0, 1};
-  if (ns.owns(daddr)) return daddr;
-  for (const auto& ia : ns.addrs)
-    if (ia.contains(daddr)) return ia.addr;
-  for (const auto& ia : ns.addrs)
-    if (ia.addr.is_v4() == daddr.is_v4()) return ia.addr;
-  return daddr.is_v4() ? kAnyV4 : inet_addr{};
+  return daddr.is_v4() ? select_saddr_v4(ns, daddr) : select_saddr_v6(ns, daddr);
 }
 
 static const netns* route_lookup(const world& w, const netns& from, const inet_addr& daddr) {

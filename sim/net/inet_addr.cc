@@ -116,18 +116,6 @@ std::string to_string(const endpoint& e, bool af_inet6) {
   return to_string(e);
 }
 
-bool ifaddr::contains(const inet_addr& a) const {
-  if (addr.is_v4() != a.is_v4()) return false;
-  const unsigned bits = addr.is_v4() ? 96u + prefix : prefix;  // compare the 128-bit forms
-  auto masked = [bits](const inet_addr& x) {
-    inet_addr m = x;
-    if (bits < 64) { m.hi = bits ? m.hi & (~0ULL << (64 - bits)) : 0; m.lo = 0; }
-    else if (bits < 128) m.lo = bits > 64 ? m.lo & (~0ULL << (128 - bits)) : 0;
-    return m;
-  };
-  return masked(addr) == masked(a);
-}
-
 std::optional<ifaddr> parse_ifaddr(std::string_view text) {
   const size_t slash = text.find('/');
   auto a = parse_addr(text.substr(0, slash));
@@ -144,7 +132,7 @@ std::optional<ifaddr> parse_ifaddr(std::string_view text) {
     }
     if (prefix > max) return std::nullopt;
   }
-  return ifaddr{*a, uint8_t(prefix)};
+  return ifaddr::make(*a, uint8_t(prefix));
 }
 
 }  // namespace portsim::net

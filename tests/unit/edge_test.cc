@@ -245,3 +245,54 @@ TEST_CASE("trace: socket ids stay unique for the whole run, also when slots are 
     for (const auto& id : ids) CHECK(all.insert(id).second);
   }
 }
+
+TEST_CASE("source address: IPv4 takes its own address, the longest-prefix subnet, else the first", "[edge][connect][route]") {
+  // Live, 6.18 host, 2026-12-01: namespaces whose addresses sit on one veth (default route
+  // through it); getsockname() after a UDP connect() to each destination. net/ipv4/route.c:
+  // an RTN_LOCAL destination is its own source; else the longest-prefix connected route's
+  // prefsrc (the subnet's primary, first added address); else the device's first primary.
+  World t(R"([{"name":"h","addresses":["10.0.0.1/24","192.168.1.5/16","fd00::1/64"]}])");
+  auto saddr = [](const World& h, const char* d) {
+    return net::to_string(net::inet_select_saddr(h.w.nets[0], *net::parse_addr(d)));
+  };
+  CHECK(saddr(t, "10.0.0.7") == "10.0.0.1");
+  CHECK(saddr(t, "192.168.9.9") == "192.168.1.5");
+  CHECK(saddr(t, "8.8.8.8") == "10.0.0.1");
+  CHECK(saddr(t, "192.168.1.5") == "192.168.1.5");
+  CHECK(saddr(t, "127.0.0.5") == "127.0.0.1");
+  World nested(R"([{"name":"h","addresses":["10.0.0.1/8","10.0.0.2/24"]}])");
+  CHECK(saddr(nested, "10.0.0.2") == "10.0.0.2");
+  CHECK(saddr(nested, "10.0.0.9") == "10.0.0.2");  // the /24 route, though 10.0.0.1/8 came first
+  CHECK(saddr(nested, "10.5.0.1") == "10.0.0.1");
+  World same(R"([{"name":"h","addresses":["10.0.0.1/24","10.0.0.2/24","10.0.0.3/16"]}])");
+  CHECK(saddr(same, "10.0.0.9") == "10.0.0.1");  // 10.0.0.2 is a secondary of the same subnet
+  CHECK(saddr(same, "10.0.5.9") == "10.0.0.3");
+  // A host without an address of the family has no route: connect() fails ENETUNREACH.
+  World v6only(R"([{"name":"h","addresses":["fd00::1/64"]}])");
+  CHECK(net::inet_select_saddr(v6only.w.nets[0], *net::parse_addr("10.0.0.9")).is_any());
+}
+
+TEST_CASE("source address: IPv6 takes the longest common prefix, newest among equals", "[edge][connect][route]") {
+  // Live, 6.18 host, 2026-12-01, as above (addresses added in the order listed; `ip -6 addr`
+  // lists them newest first). net/ipv6/addrconf.c ipv6_dev_get_saddr(): RFC 6724 rule 8, the
+  // common prefix counted up to the candidate's prefix length; the first best in list order.
+  auto saddr = [](const World& h, const char* d) {
+    return net::to_string(net::inet_select_saddr(h.w.nets[0], *net::parse_addr(d)));
+  };
+  World a(R"([{"name":"h","addresses":["10.0.0.1/24","fd00::1/64"]}])");
+  CHECK(saddr(a, "fd00::9") == "fd00::1");
+  CHECK(saddr(a, "2001:db8::1") == "fd00::1");
+  CHECK(saddr(a, "::1") == "::1");
+  World b(R"([{"name":"h","addresses":["fd00::1/48","fd00::2/64"]}])");
+  CHECK(saddr(b, "fd00::9") == "fd00::2");
+  CHECK(saddr(b, "fd00:0:0:1::9") == "fd00::2");  // 63 common bits, capped at 48 for fd00::1
+  World c(R"([{"name":"h","addresses":["fd00::1/64","fd00::2/64","fd01::5/64"]}])");
+  CHECK(saddr(c, "fd00::9") == "fd00::2");
+  CHECK(saddr(c, "fd00::3") == "fd00::2");
+  CHECK(saddr(c, "fd00:1::1") == "fd00::2");
+  CHECK(saddr(c, "fd01:1::1") == "fd01::5");
+  CHECK(saddr(c, "2001:db8::1") == "fd01::5");
+  CHECK(saddr(c, "fd00::1") == "fd00::1");
+  World v4only(R"([{"name":"h","addresses":["10.0.0.1/24"]}])");
+  CHECK(net::inet_select_saddr(v4only.w.nets[0], *net::parse_addr("2001:db8::1")).is_any());
+}

@@ -87,7 +87,20 @@ std::string to_string(const endpoint& e, bool af_inet6);
 struct ifaddr {
   inet_addr addr;
   uint8_t prefix = 32;
-  bool contains(const inet_addr& a) const;
+  inet_addr mask = prefix_mask(true, 32);  // the prefix over the 128-bit form (make() sets it)
+
+  static ifaddr make(const inet_addr& a, uint8_t prefix) { return {a, prefix, prefix_mask(a.is_v4(), prefix)}; }
+  // inet_ifa_match() / ipv6_prefix_equal(): same family and the same first `prefix` bits.
+  bool contains(const inet_addr& a) const {
+    return addr.is_v4() == a.is_v4() && ((a.hi ^ addr.hi) & mask.hi) == 0 && ((a.lo ^ addr.lo) & mask.lo) == 0;
+  }
+  // The mask of a prefix length: IPv4's over the v4-mapped form (96 bits more).
+  static constexpr inet_addr prefix_mask(bool v4, unsigned prefix) {
+    const unsigned bits = v4 ? 96u + prefix : prefix;
+    const uint64_t hi = bits >= 64 ? ~0ULL : bits ? ~0ULL << (64 - bits) : 0;
+    const uint64_t lo = bits >= 128 ? ~0ULL : bits > 64 ? ~0ULL << (128 - bits) : 0;
+    return {hi, lo};
+  }
 };
 std::optional<ifaddr> parse_ifaddr(std::string_view text);
 
