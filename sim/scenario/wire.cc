@@ -26,6 +26,10 @@ bool Runner::Impl::quiet_instant(int ext) const {
   return ext >= 0 && ext_instant[size_t(ext)] && !r.w_.obs && !(explainer && explainer->wanted());
 }
 
+// What a quiet instant external endpoint sends that its receiver may answer without recording
+// (segment::quiet): its SYN-ACK. Both instant branches of xmit() below mark it.
+static bool quiet_answer(const net::segment& seg) { return seg.proto == 0 && (seg.flags & net::TCPHDR_SYN); }
+
 void Runner::Impl::deliver(const net::segment& seg) {
   switch (seg.proto) {
     case net::kProtoUdp:
@@ -54,8 +58,8 @@ void Runner::Impl::xmit(const net::segment& in) {
   if (in.from_ns == net::kExternalNs) {  // an external host answers over its own path
     ext = r.w_.find_external(in.saddr, in.sport);
     if (quiet_instant(ext)) {
-      if (!(in.flags & net::TCPHDR_SYN) || in.proto != 0) return deliver(in);
-      net::segment q = in;  // a SYN-ACK: its receiver may leave out what it sends back (segment::quiet)
+      if (!quiet_answer(in)) return deliver(in);
+      net::segment q = in;
       q.quiet = true;
       return deliver(q);
     }
@@ -71,7 +75,7 @@ void Runner::Impl::xmit(const net::segment& in) {
       // is `ext` again): handed to the receiver here, as the branch above would.
       net::segment reply;
       if (!net::external_reply(r.w_, r.w_.externals[size_t(ext)], in, reply)) return;
-      reply.quiet = (reply.flags & net::TCPHDR_SYN) != 0;
+      reply.quiet = quiet_answer(reply);
       return net::tcp_v4_rcv(r.w_, reply.to_ns, reply);
     }
   }
