@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "portsim/base/errno_name.h"
+#include "portsim/base/huge_pages.h"
 #include "portsim/base/output_file.h"
 #include "portsim/base/spellcheck.h"
 #include "portsim/net/kernel_profile.h"
@@ -1002,6 +1003,7 @@ int run_command(const Command& c, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  portsim::advise_huge_page_heap(portsim::kHugeHeapBytes);  // before the run allocates (huge_pages.h)
   if (argc < 2) {
     usage(stderr);
     return kExitBadInput;

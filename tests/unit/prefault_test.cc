@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "portsim/base/huge_pages.h"
 #include "portsim/base/prefault.h"
 #include "portsim/net/id_table.h"
 
@@ -137,4 +138,25 @@ TEST_CASE("huge pages: the ehash of a large run and the planned socks are advise
   net::IdTable small;  // 16 slots: left alone
   small.reserve(100);
   CHECK(!has_flag(vm_flags_of(small.slots()), "hg"));
+}
+
+TEST_CASE("huge pages: the heap is advised 2 MiB pages, and a table of a few MiB lives there", "[prefault]") {
+  {
+    std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string mode;
+    if (!thp || !std::getline(thp, mode)) {
+      WARN("no transparent huge pages in this kernel: nothing to check");
+      return;
+    }
+  }
+  if (!advise_huge_page_heap(size_t(32) << 20)) {
+    WARN("not glibc's malloc (a sanitizer build): the heap is not advised");
+    return;
+  }
+  // A table of a few MiB (under M_MMAP_THRESHOLD, now 32 MiB) is carved from the advised top.
+  std::vector<uint64_t> table(size_t(3) << 17, 1);  // 3 MiB
+  const std::string flags = vm_flags_of(table.data() + table.size() / 2);
+  INFO(flags);
+  CHECK(has_flag(flags, "hg"));
+  CHECK(!has_flag(vm_flags_of(&flags), "hg"));  // the stack is left alone
 }
