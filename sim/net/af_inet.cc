@@ -75,7 +75,7 @@ static unsigned common_prefix_len(const inet_addr& a, const inet_addr& b) {
 // destination itself if local (rule 1), else the longest common prefix with daddr counted no
 // further than the candidate's own prefix length (rule 8); among equals the newest address
 // (the kernel lists a device's addresses newest first). One device, every address preferred
-// and public, so rules 2-7 do not separate candidates. Unspecified when there is none.
+// and public; rules 2-7 (scope, label, ...) are not modelled. Unspecified when there is none.
 static inet_addr select_saddr_v6(const netns& ns, const inet_addr& daddr) {
   const ifaddr* best = nullptr;
   unsigned best_len = 0;
