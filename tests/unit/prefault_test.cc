@@ -112,6 +112,13 @@ std::string vm_flags_of(const void* p) {
   return {};
 }
 
+// Does this kernel have transparent huge pages (any mode)?
+bool thp_available() {
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  return thp && std::getline(thp, mode);
+}
+
 bool has_flag(const std::string& vm_flags, const char* flag) {
   return (vm_flags + " ").find(std::string(" ") + flag + " ") != std::string::npos;
 }
@@ -119,13 +126,9 @@ bool has_flag(const std::string& vm_flags, const char* flag) {
 }  // namespace
 
 TEST_CASE("huge pages: the ehash of a large run and the planned socks are advised 2 MiB pages", "[prefault]") {
-  {
-    std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
-    std::string mode;
-    if (!thp || !std::getline(thp, mode)) {
-      WARN("no transparent huge pages in this kernel: nothing to check");
-      return;
-    }
+  if (!thp_available()) {
+    WARN("no transparent huge pages in this kernel: nothing to check");
+    return;
   }
   net::IdTable big;
   big.reserve(1 << 20);  // 1.4 M slots, 11 MiB: above kHugeMinBytes
@@ -141,13 +144,9 @@ TEST_CASE("huge pages: the ehash of a large run and the planned socks are advise
 }
 
 TEST_CASE("huge pages: the heap is advised 2 MiB pages, and a table of a few MiB lives there", "[prefault]") {
-  {
-    std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
-    std::string mode;
-    if (!thp || !std::getline(thp, mode)) {
-      WARN("no transparent huge pages in this kernel: nothing to check");
-      return;
-    }
+  if (!thp_available()) {
+    WARN("no transparent huge pages in this kernel: nothing to check");
+    return;
   }
   if (!advise_huge_page_heap(size_t(32) << 20)) {
     WARN("not glibc's malloc (a sanitizer build): the heap is not advised");
