@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "bench_main.h"
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
 
@@ -119,4 +120,4 @@ BENCHMARK(BM_run_hold_10m)->Unit(benchmark::kMillisecond)->UseManualTime()->Iter
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return portsim::bench::run_benchmarks(argc, argv); }

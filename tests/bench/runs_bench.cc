@@ -13,7 +13,7 @@
 #include <map>
 #include <string>
 
-#include "portsim/base/huge_pages.h"
+#include "bench_main.h"
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
 
@@ -57,12 +57,4 @@ BENCHMARK(BM_run_workload_1000_destinations)->Unit(benchmark::kMillisecond)->Ite
 
 }  // namespace
 
-// As `portsim run`: the heap in 2 MiB pages before anything is allocated (huge_pages.h).
-int main(int argc, char** argv) {
-  advise_huge_page_heap(kHugeHeapBytes);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return portsim::bench::run_benchmarks(argc, argv); }
