@@ -87,7 +87,7 @@ std::string to_string(const endpoint& e, bool af_inet6);
 struct ifaddr {
   inet_addr addr;
   uint8_t prefix = 32;
-  inet_addr mask = prefix_mask(true, 32);  // the prefix over the 128-bit form (make() sets it)
+  inet_addr mask = prefix_mask(false, 32);  // the prefix over the 128-bit form (make() sets it; {} is ::/32)
 
   static ifaddr make(const inet_addr& a, uint8_t prefix) { return {a, prefix, prefix_mask(a.is_v4(), prefix)}; }
   // inet_ifa_match() / ipv6_prefix_equal(): same family and the same first `prefix` bits.
