@@ -393,11 +393,8 @@ static bool inet_addr_bindable_v4(const netns& ns, const inet_addr& a) {
   const uint32_t h = a.v4_host();
   if ((h >> 28) == 0xe || h == 0xffffffffu) return true;
   if (h == 0x7fffffffu) return true;  // lo's 127.0.0.0/8 broadcast
-  for (const auto& ia : ns.addrs)
-    if (ia.addr.is_v4() && ia.prefix < 31) {
-      const uint32_t mask = ia.prefix ? ~0u << (32 - ia.prefix) : 0;
-      if ((ia.addr.v4_host() & mask) == (h & mask) && (h | mask) == ~0u) return true;
-    }
+  for (const auto& ia : ns.addrs)  // an IPv4 ifaddr's mask keeps the v4 netmask in its low 32 bits
+    if (ia.addr.is_v4() && ia.prefix < 31 && ia.contains(a) && (h | uint32_t(ia.mask.lo)) == ~0u) return true;
   return false;
 }
 
