@@ -28,6 +28,9 @@ void world::set_state(sock_id id, tcp_state to) {
   // through tcp_set_state (inet_twsk_kill unhashes it). The unhash takes the sock out of the
   // connect destination index too; any other change of a hashed sock may move it there.
   if (to == tcp_state::CLOSE && from != tcp_state::TIME_WAIT) {
+    // A socket the application keeps may connect again with this write_seq: whole numbers
+    // before the port (and so the 4-tuple a lazy ISN needs) goes back.
+    if ((s.snd_lazy || s.rcv_lazy) && !s.orphan) tcp_seq_resolve(*this, s);
     inet_ehash_remove(*this, id);
     if (!(sk(id).userlocks & SOCK_BINDPORT_LOCK)) inet_put_port(*this, id);
     return;
@@ -226,7 +229,7 @@ static int tcp_v4_connect(world& w, sock_id id, sock& s, const endpoint& to, con
     return err;
   }
   // write_seq from secure_tcp_seq unless a reused TIME_WAIT set it (tcp_twsk_unique).
-  if (s.snd_nxt == 0) s.snd_nxt = tcp_init_seq(w, s.netns, s.rcv_saddr, s.num, to.addr, to.port);
+  if (s.snd_nxt == 0 && !s.snd_lazy) tcp_write_seq_init(w, s, to.addr, to.port);
   tcp_connect(w, id);  // a zero-delay path may finish the handshake before this returns
   return 0;
 }

@@ -81,11 +81,15 @@ uint64_t secure_ipv6_port_ephemeral_noseed(const inet_addr& saddr, const inet_ad
 }
 
 // net/core/secure_seq.c: secure_tcp_seq() and seq_scale() (6.18).
+uint32_t secure_tcp_seq_hash(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport,
+                             const siphash_key& net_secret) {
+  const uint32_t ports = uint32_t(__builtin_bswap16(sport)) << 16 | __builtin_bswap16(dport);  // __be16s
+  return uint32_t(siphash_3u32(as_stored(saddr), as_stored(daddr), ports, net_secret));
+}
+
 uint32_t secure_tcp_seq(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, uint64_t realtime_ns,
                         const siphash_key& net_secret) {
-  const uint32_t ports = uint32_t(__builtin_bswap16(sport)) << 16 | __builtin_bswap16(dport);  // __be16s
-  const uint32_t hash = uint32_t(siphash_3u32(as_stored(saddr), as_stored(daddr), ports, net_secret));
-  return seq_scale(hash, realtime_ns);
+  return seq_scale(secure_tcp_seq_hash(saddr, daddr, sport, dport, net_secret), realtime_ns);
 }
 
 // net/core/secure_seq.c: secure_tcpv6_seq() (6.18).

@@ -65,6 +65,7 @@ void tcp_keepalive_timer(world& w, sock_id id) {
 // application still holds (shutdown(), then the peer's FIN) stays, CLOSE, until close() —
 // with an explicitly bound port it keeps that port after its TIME_WAIT is over.
 void tcp_time_wait(world& w, sock_id id, tcp_state substate, Nanos timeo) {
+  tcp_seq_resolve(w, w.sk(id));  // a TIME_WAIT keeps whole numbers (tcp_tw_isn reads them)
   const uint64_t rto = rto_jiffies(w, id);
   timeo = std::max(timeo, jiffies_to_nanos(w, id, (rto << 2) - (rto >> 1)));
   if (substate == tcp_state::TIME_WAIT) timeo = TCP_TIMEWAIT_LEN;
@@ -185,7 +186,10 @@ bool tcp_twsk_unique(world& w, sock_id sk, sock_id tw, bool have_twp) {
   // tw_ts_recent_stamp == 0: no timestamps, no reuse
   const bool unique = t.ts_recent && (!have_twp || (reuse && after));
   if (w.obs && w.obs->explaining()) explain_twsk_unique(w, sk, tw, have_twp, unique);
-  if (unique) w.sk(sk).snd_nxt = tcp_tw_isn(t.snd_nxt);  // write_seq continues the TIME_WAIT's sequence space
+  if (unique) {  // write_seq continues the TIME_WAIT's sequence space
+    w.sk(sk).snd_nxt = tcp_tw_isn(t.snd_nxt);
+    w.sk(sk).snd_lazy = false;
+  }
   return unique;
 }
 
@@ -352,6 +356,8 @@ void external_close(world& w, sock_id id) {
   segment out = reverse_of(segment_of(s), kExternalNs);
   out.seq = s.rcv_nxt;
   out.ack = s.snd_nxt;
+  out.seq_lazy = s.rcv_lazy;
+  out.ack_lazy = s.snd_lazy;
   out.flags = TCPHDR_FIN | TCPHDR_ACK;
   out.ts = s.ts_recent;
   if (w.net_wire) w.net_wire->xmit(out);
@@ -380,18 +386,19 @@ bool external_reply(world& w, const external_endpoint& ep, const segment& in, se
     out.flags = TCPHDR_RST | TCPHDR_ACK;
     out.ts = false;
     out.ack = in.seq + 1;
+    out.ack_lazy = in.seq_lazy;
     return true;
   }
   if (in.flags & TCPHDR_SYN) {  // a Linux server: its ISN from secure_tcp_seq
     out.flags = TCPHDR_SYN | TCPHDR_ACK;
-    out.seq = tcp_init_seq(w.external_secret, w.external_realtime0 + uint64_t(w.now), out.saddr, out.sport,
-                           out.daddr, out.dport);
-    out.ack = in.seq + 1;
+    tcp_external_isn(w, in, out);
   } else {  // a FIN: it closes at once, its FIN acknowledges ours
     out.flags = TCPHDR_FIN | TCPHDR_ACK;
     out.seq = in.ack;
-    out.ack = in.seq + 1;
+    out.seq_lazy = in.ack_lazy;
   }
+  out.ack = in.seq + 1;
+  out.ack_lazy = in.seq_lazy;
   return true;
 }
 

@@ -147,6 +147,7 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
         }
         if (!(in.flags & TCPHDR_SYN)) return;
         s.rcv_nxt = in.seq + 1;
+        s.rcv_lazy = in.seq_lazy;
         s.ts_recent = in.ts;  // tstamp_ok: the SYN-ACK echoed the timestamps our SYN offered
         s.peer_quiet = in.quiet;
         tcp_synack_rtt_meas(w, id);
@@ -242,12 +243,29 @@ static bool for_syn_sender(const world& w, uint16_t ns, const segment& in) {
          s.daddr == in.saddr;
 }
 
+// Lazy ISNs (tcp.h, tcp_seq_resolve) may meet only in the handshake of a quiet instant external
+// endpoint: its SYN-ACK, whose ack lacks the same hash as our snd_nxt, reaching a SYN_SENT sock
+// whose rcv_nxt is not set yet. Any other segment or sock with a lazy number is made whole.
+static bool lazy_numbers_fit(const world& w, sock_id sk, const segment& in) {
+  const bool seg_lazy = in.seq_lazy || in.ack_lazy;
+  if (sk == kNone) return !seg_lazy;
+  const sock& s = w.sk(sk);
+  if (!seg_lazy && !s.snd_lazy && !s.rcv_lazy) return true;
+  return s.state == tcp_state::SYN_SENT && (in.flags & (TCPHDR_SYN | TCPHDR_ACK | TCPHDR_RST | TCPHDR_FIN)) ==
+         (TCPHDR_SYN | TCPHDR_ACK) && in.ack_lazy == s.snd_lazy && !s.rcv_lazy;
+}
+
 // net/ipv4/tcp_ipv4.c: tcp_v4_rcv(). A TIME_WAIT sock answers through
 // tcp_timewait_state_process(): TCP_TW_SYN goes to a listener (the TW goes), or, with none, is
 // answered like TCP_TW_ACK (tcp_v4_timewait_ack; the TW stays); TCP_TW_RST: an RST, the TW goes.
 void tcp_v4_rcv(world& w, uint16_t ns, const segment& in) {
   const sock_id sk = for_syn_sender(w, ns, in) ? w.syn_sender
                                                : inet_ehash_lookup(w, ns, in.daddr, in.dport, in.saddr, in.sport);
+  if (!lazy_numbers_fit(w, sk, in)) {  // portsim's lazy ISNs: made whole on both sides first
+    if (sk != kNone) tcp_seq_resolve(w, w.sk(sk));
+    tcp_v4_rcv(w, ns, tcp_seq_resolved(w, in, ns));
+    return;
+  }
   if (sk != kNone) {
     if (w.sk(sk).state != tcp_state::TIME_WAIT) {
       tcp_rcv_state_process(w, sk, in);

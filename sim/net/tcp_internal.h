@@ -18,6 +18,12 @@ uint32_t tcp_init_seq(const world& w, uint16_t ns, const inet_addr& saddr, uint1
                       uint16_t dport);
 uint32_t tcp_init_seq(const siphash_key& net_secret, uint64_t realtime_ns, const inet_addr& saddr, uint16_t sport,
                       const inet_addr& daddr, uint16_t dport);
+// tcp_v4_connect(): write_seq from secure_tcp_seq — lazily (sock::snd_lazy) toward an
+// external endpoint nobody watches (external_endpoint::unwatched).
+void tcp_write_seq_init(world& w, sock& s, const inet_addr& daddr, uint16_t dport);
+// external_reply(): the ISN of an external Linux server's SYN-ACK answering `in` (its clock part
+// only, out.seq_lazy, when `in` came lazily).
+void tcp_external_isn(const world& w, const segment& in, segment& out);
 // net/ipv4/tcp_minisocks.c: the ISN that continues a TIME_WAIT's sequence space
 // (tw_snd_nxt + 65535 + 2, never 0), used when a TIME_WAIT is reused or reopened.
 inline uint32_t tcp_tw_isn(uint32_t tw_snd_nxt) {

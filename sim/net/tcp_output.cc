@@ -55,6 +55,8 @@ void tcp_send(world& w, sock_id id, uint8_t flags) {
   // No data: a SYN (the ISN) and a FIN each occupy snd_nxt - 1.
   seg.seq = (flags & (TCPHDR_SYN | TCPHDR_FIN)) ? s.snd_nxt - 1 : s.snd_nxt;
   seg.ack = (flags & TCPHDR_ACK) ? s.rcv_nxt : 0;
+  seg.seq_lazy = s.snd_lazy;
+  seg.ack_lazy = (flags & TCPHDR_ACK) && s.rcv_lazy;
   seg.flags = flags;
   // Timestamps: a SYN offers them when net.ipv4.tcp_timestamps is on; afterwards both ends use
   // them only if both did (tstamp_ok, kept as ts_recent). RSTs carry none.
@@ -76,9 +78,11 @@ void tcp_v4_send_reset(world& w, uint16_t ns, const segment& in) {
   segment seg = reverse_of(in, ns);
   if (in.flags & TCPHDR_ACK) {
     seg.seq = in.ack;
+    seg.seq_lazy = in.ack_lazy;
     seg.flags = TCPHDR_RST;
   } else {
     seg.ack = in.seq + ((in.flags & TCPHDR_SYN) ? 1 : 0) + ((in.flags & TCPHDR_FIN) ? 1 : 0);
+    seg.ack_lazy = in.seq_lazy;
     seg.flags = TCPHDR_RST | TCPHDR_ACK;
   }
   if (w.net_wire) w.net_wire->xmit(seg);
@@ -97,6 +101,52 @@ uint32_t tcp_init_seq(const world& w, uint16_t ns, const inet_addr& saddr, uint1
                       uint16_t dport) {
   const machine& m = w.machines[w.nets[ns].machine];
   return tcp_init_seq(m.net_secret, m.realtime_ns(w.now), saddr, sport, daddr, dport);
+}
+
+// The secret whoever sits in netns `ns` keys its ISNs with (kExternalNs: the external hosts').
+static const siphash_key& isn_secret(const world& w, uint16_t ns) {
+  return ns == kExternalNs ? w.external_secret : w.machines[w.nets[ns].machine].net_secret;
+}
+
+// The half of an IPv4 ISN that lazy ones leave out: secure_tcp_seq_hash() of the sender's 4-tuple.
+static uint32_t isn_hash(const world& w, uint16_t ns, const inet_addr& saddr, uint16_t sport,
+                         const inet_addr& daddr, uint16_t dport) {
+  return secure_tcp_seq_hash(saddr.v4_host(), daddr.v4_host(), sport, dport, isn_secret(w, ns));
+}
+
+void tcp_seq_resolve(const world& w, sock& s) {
+  if (s.snd_lazy) s.snd_nxt += isn_hash(w, s.netns, s.rcv_saddr, s.sport, s.daddr, s.dport);
+  if (s.rcv_lazy) s.rcv_nxt += isn_hash(w, kExternalNs, s.daddr, s.dport, s.rcv_saddr, s.sport);
+  s.snd_lazy = s.rcv_lazy = false;
+}
+
+segment tcp_seq_resolved(const world& w, const segment& in, uint16_t to_ns) {
+  segment seg = in;
+  if (seg.seq_lazy) seg.seq += isn_hash(w, seg.from_ns, seg.saddr, seg.sport, seg.daddr, seg.dport);
+  if (seg.ack_lazy) seg.ack += isn_hash(w, to_ns, seg.daddr, seg.dport, seg.saddr, seg.sport);
+  seg.seq_lazy = seg.ack_lazy = false;
+  return seg;
+}
+
+void tcp_write_seq_init(world& w, sock& s, const inet_addr& daddr, uint16_t dport) {
+  const int ext = s.rcv_saddr.is_v4() && daddr.is_v4() && s.daddr == daddr && s.sport == s.num
+                      ? w.find_external(daddr, dport) : -1;
+  if (ext >= 0 && w.externals[size_t(ext)].unwatched) {
+    s.snd_nxt = seq_scale(0, w.machine_of(w.nets[s.netns]).realtime_ns(w.now));
+    s.snd_lazy = true;
+    return;
+  }
+  s.snd_nxt = tcp_init_seq(w, s.netns, s.rcv_saddr, s.num, daddr, dport);
+}
+
+void tcp_external_isn(const world& w, const segment& in, segment& out) {
+  const uint64_t realtime = w.external_realtime0 + uint64_t(w.now);
+  if (in.seq_lazy) {  // only an IPv4 connect starts lazy
+    out.seq = seq_scale(0, realtime);
+    out.seq_lazy = true;
+    return;
+  }
+  out.seq = tcp_init_seq(w.external_secret, realtime, out.saddr, out.sport, out.daddr, out.dport);
 }
 
 // sk_reset_timer() / mod_timer(): the timer is due `after` from now, in jiffies, and runs at
@@ -149,6 +199,7 @@ void tcp_connect(world& w, sock_id id) {
   s.retrans_stamp = now_ms(w);
   s.snd_nxt += 1;  // tcp_connect_init(): snd_nxt = write_seq; the SYN takes one
   s.rcv_nxt = 0;
+  s.rcv_lazy = false;
   s.peer_quiet = false;  // until this peer's SYN-ACK says otherwise
   // The kernel arms the timer, then sends. A zero-delay path answers inside tcp_send(), so we
   // arm afterwards, only if still waiting and nothing re-armed it meanwhile (an unacceptable

@@ -161,6 +161,8 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   }
   impl_->tee.add(opt_.watch);
   if (!impl_->tee.empty()) w_.obs = impl_->tee.only() ? impl_->tee.only() : &impl_->tee;
+  for (size_t i = 0; i < w_.externals.size(); ++i)  // quiet_instant() from the first segment on
+    w_.externals[i].unwatched = impl_->ext_instant[i] && !w_.obs && !opt_.explain;
   impl_->unnamed.assign(sc_.timeline.size(), false);
   if (!impl_->trace->enabled() && !opt_.explain && !w_.obs) impl_->unnamed = unreferenced_fresh_calls(sc_);
   impl_->plans.resize(sc_.timeline.size());

@@ -80,10 +80,15 @@ void Runner::Impl::xmit(const net::segment& in) {
     }
   }
   // Copy the segment only when routing changed its destination (a segment toward or from an
-  // external host already names it): no 56-byte copy per packet on the hot path.
+  // external host already names it) or it carries a lazy ISN (net::tcp_seq_resolved: only the
+  // quiet instant path above takes those as they are): no 56-byte copy per packet on the hot path.
   net::segment routed_copy;
   const net::segment* sp = &in;
-  if (routed != in.to_ns) {
+  if (in.seq_lazy || in.ack_lazy) {
+    routed_copy = net::tcp_seq_resolved(r.w_, in, routed);
+    routed_copy.to_ns = routed;
+    sp = &routed_copy;
+  } else if (routed != in.to_ns) {
     routed_copy = in;
     routed_copy.to_ns = routed;
     sp = &routed_copy;

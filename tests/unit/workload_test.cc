@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "portsim/net/observer.h"
+#include "portsim/net/secure_seq.h"
+#include "portsim/net/tcp.h"
 #include "portsim/scenario/load.h"
 #include "portsim/scenario/runner.h"
 #include "portsim/scenario/sweep.h"
@@ -181,4 +184,88 @@ TEST_CASE("workload over a delayed link: each connect is traced as its own arriv
   const auto sampled = trace_lines(delayed(), 4);
   REQUIRE(sampled.size() == 50);
   CHECK(sampled[1].find("\"rep\":4,") != std::string::npos);
+}
+
+namespace {
+// Watches nothing; being there makes every ISN whole from the start (net/tcp.h, lazy ISNs).
+struct NullObserver final : net::observer {
+  void bind_bucket(const net::world&, net::table_op, uint32_t) override {}
+  void bind2_bucket(const net::world&, net::table_op, uint32_t) override {}
+  void ehash(const net::world&, net::table_op, net::sock_id) override {}
+  void state_change(const net::world&, net::sock_id, net::tcp_state, net::tcp_state) override {}
+  bool explaining() const override { return false; }
+  void explain(std::string_view, std::string_view) override {}
+};
+
+// Client-closed connections recycled through TIME_WAIT (tcp_tw_reuse, a 100-port range), resets,
+// a refused and a timed-out connect whose sockets connect again, and connections held to the end — all toward
+// external endpoints on instant paths.
+const char* kLazyIsnScenario = R"({"name": "lazy-isn", "seed": 5,
+  "machines": [{"name": "client", "addresses": ["10.0.0.1/24"],
+    "sysctls": {"net.ipv4.ip_local_port_range": "40000 40099", "net.ipv4.tcp_tw_reuse": "1",
+                "net.ipv4.tcp_syn_retries": "1"}}],
+  "external": ["10.0.9.1:80", "10.0.9.2:*", {"endpoint": "10.0.9.3:25", "answer": "refuse"},
+               {"endpoint": "10.0.9.4:25", "answer": "silent"}],
+  "workloads": [
+    {"name": "fin", "host": "client", "start": "0s", "stop": "3s", "rate": 150, "arrival": "poisson",
+     "to": ["10.0.9.1:80"], "hold": {"exp": "20ms"}, "close": "client"},
+    {"name": "rst", "host": "client", "start": "0s", "stop": "3s", "rate": 100, "arrival": "poisson",
+     "to": ["10.0.9.2:81"], "hold": {"exp": "50ms"}, "close": "rst"}],
+  "timeline": [
+    {"t": "0s", "host": "client", "op": "connect", "sock": "late", "to": "10.0.9.4:25", "expect": {"errno": "ETIMEDOUT"}},
+    {"t": "1s", "host": "client", "op": "connect", "sock": "held", "to": "10.0.9.2:82", "expect": {"ret": 0}},
+    {"t": "1s", "host": "client", "op": "connect", "sock": "again", "to": "10.0.9.3:25", "expect": {"errno": "ECONNREFUSED"}},
+    {"t": "2s", "host": "client", "op": "connect", "sock": "again", "to": "10.0.9.2:83", "expect": {"ret": 0}},
+    {"t": "3.5s", "host": "client", "op": "connect", "sock": "late", "to": "10.0.9.2:84", "expect": {"ret": 0}}]})";
+}  // namespace
+
+TEST_CASE("workload: ISNs toward unwatched external endpoints are the kernel's, however late portsim computes them",
+          "[workload][secure_seq]") {
+  // Source: net/core/secure_seq.c secure_tcp_seq() (tcp_v4_connect's write_seq, and an external
+  // Linux server's SYN-ACK), net/ipv4/tcp_ipv4.c tcp_twsk_unique() (tw_snd_nxt + 65535 + 2);
+  // tcp_test.cc checks those numbers on a watched wire. Unwatched, portsim adds the hash only
+  // when a number is needed (sock::snd_lazy): every socket must end with the same numbers.
+  auto lr = load_scenario_text(kLazyIsnScenario, "t.json");
+  if (lr.error) FAIL(lr.error->message);
+  NullObserver watcher;
+  RunOptions unwatched, watched;
+  unwatched.stop_at = watched.stop_at = 4 * kNsPerSec;  // the TIME_WAITs are still there
+  watched.watch = &watcher;
+  Runner lazy(*lr.scenario, unwatched), eager(*lr.scenario, watched);
+  const RunReport a = lazy.run(), b = eager.run();
+  REQUIRE(a.expectation_failures == 0);
+  CHECK(a.st.tw_recycled > 0);
+  CHECK(a.st.tw_recycled == b.st.tw_recycled);
+  const net::world& lw = lazy.world();
+  const net::world& ew = eager.world();
+  REQUIRE(lw.socks.size() == ew.socks.size());
+  size_t still_lazy = 0, alive = 0;
+  for (net::sock_id id = 0; id < lw.socks.size(); ++id) {
+    net::sock s = lw.sk(id);
+    const net::sock& e = ew.sk(id);
+    REQUIRE(s.alive == e.alive);
+    if (!s.alive) continue;
+    ++alive;
+    still_lazy += s.snd_lazy || s.rcv_lazy;
+    CHECK_FALSE((e.snd_lazy || e.rcv_lazy));
+    net::tcp_seq_resolve(lw, s);
+    INFO("sock " << id << " state " << net::tcp_state_name(s.state));
+    CHECK(s.state == e.state);
+    CHECK(s.snd_nxt == e.snd_nxt);
+    CHECK(s.rcv_nxt == e.rcv_nxt);
+  }
+  CHECK(alive > 50);
+  CHECK(still_lazy > 0);  // the held connections: neither hash was ever needed
+  // The held connection (made at 1 s) against secure_tcp_seq itself: the SYN and the SYN-ACK
+  // each took one.
+  for (net::sock_id id = 0; id < lw.socks.size(); ++id) {
+    net::sock s = lw.sk(id);
+    if (!s.alive || s.dport != 82) continue;
+    net::tcp_seq_resolve(lw, s);
+    const net::machine& m = lw.machines[0];
+    const Nanos at = kNsPerSec;
+    CHECK(s.snd_nxt == net::secure_tcp_seq(0x0a000001, 0x0a000902, s.num, 82, m.realtime_ns(at), m.net_secret) + 1);
+    CHECK(s.rcv_nxt ==
+          net::secure_tcp_seq(0x0a000902, 0x0a000001, 82, s.num, lw.external_realtime0 + uint64_t(at), lw.external_secret) + 1);
+  }
 }

@@ -32,6 +32,9 @@ struct external_endpoint {
   inet_addr addr;
   uint16_t port = 0;
   external_answer answer = external_answer::accept;
+  // portsim's, set by the runner: reached at once and for sure, and nothing watches the wire
+  // (no trace, pcap or --explain). A connect to it leaves its ISNs lazy (sock::snd_lazy).
+  bool unwatched = false;
 };
 
 // CONFIG_INET_TABLE_PERTURB_ORDER default 16 (net/ipv4/Kconfig).

@@ -53,6 +53,10 @@ constexpr uint32_t seq_scale(uint32_t hash, uint64_t realtime_ns) { return hash 
 // (Later kernels fold this into secure_tcp_seq_and_ts_off(); the seq half is unchanged.)
 uint32_t secure_tcp_seq(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, uint64_t realtime_ns,
                         const siphash_key& net_secret);
+// secure_tcp_seq() without seq_scale()'s clock: the hash half alone (secure_tcp_seq is this
+// plus uint32(realtime_ns >> 6)). portsim adds it late for ISNs nobody has looked at yet.
+uint32_t secure_tcp_seq_hash(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport,
+                             const siphash_key& net_secret);
 
 // net/core/secure_seq.c: secure_tcpv6_seq() — siphash() over the 36 bytes saddr(16) ‖
 // daddr(16) ‖ sport(2) ‖ dport(2, network order), through seq_scale().

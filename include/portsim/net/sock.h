@@ -87,6 +87,12 @@ struct sock {
   // segment::quiet). It ignores a pure ACK or an RST (external_ignores) and nothing watches
   // the wire, so tcp_send() leaves those out: the same outcome without routing them.
   bool peer_quiet : 1 = false;
+  // portsim's: the ISN hash is not added yet (tcp_seq_resolve, tcp_output.cc). snd_lazy:
+  // snd_nxt lacks secure_tcp_seq_hash() of our own ISN; rcv_lazy: rcv_nxt lacks the external
+  // peer's. Only a connect to a quiet instant external endpoint (external_endpoint::unwatched)
+  // starts one: nothing reads those numbers unless the connection goes on past its handshake.
+  bool snd_lazy : 1 = false;
+  bool rcv_lazy : 1 = false;
 };
 static_assert(sizeof(sock) <= 76, "struct sock grew: every held connection pays for it (README Performance)");
 

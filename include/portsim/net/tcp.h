@@ -25,6 +25,9 @@ struct segment {
   // Set by the wire (portsim's, no kernel counterpart): sent by an external endpoint reached
   // at once and for sure, with nothing watching the wire (Runner::Impl::quiet_instant).
   bool quiet = false;
+  // portsim's: seq (ack) lacks the ISN hash of its sender (receiver), as sock::snd_lazy. Such
+  // segments only travel the quiet instant path; the wire and tcp_v4_rcv resolve the others.
+  bool seq_lazy = false, ack_lazy = false;
 };
 inline constexpr uint8_t kProtoUdp = 17, kProtoIcmp = 1;  // IPPROTO_UDP, IPPROTO_ICMP
 
@@ -63,6 +66,15 @@ inline constexpr Nanos TCP_TIMEWAIT_LEN = 60 * kNsPerSec;
 
 // net/ipv4/tcp_output.c: tcp_connect() — send the SYN, arm the retransmit timer.
 void tcp_connect(world& w, sock_id sk);
+// portsim's lazy ISNs (no kernel counterpart): a connect to a quiet instant external endpoint
+// keeps both ISNs as seq_scale()'s clock part only, and adds secure_tcp_seq_hash() when a
+// number is first needed whole (a FIN, TIME_WAIT, a reconnect, a watched wire). Same numbers,
+// computed late or never: a held connection nobody looks at needs neither hash.
+// tcp_seq_resolve: sk's snd_nxt / rcv_nxt made whole. tcp_seq_resolved: `seg` made whole,
+// its receiver being netns `to_ns` (kExternalNs: an external host).
+void tcp_seq_resolve(const world& w, sock& s);
+segment tcp_seq_resolved(const world& w, const segment& seg, uint16_t to_ns);
+
 // net/ipv4/tcp_ipv4.c: tcp_v4_rcv() — a segment arrives in netns `ns`.
 void tcp_v4_rcv(world& w, uint16_t ns, const segment& seg);
 // net/ipv4/tcp_timer.c: tcp_retransmit_timer() for SYN_SENT / the SYN-ACK timer of a request.
