@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "portsim/net/observer.h"
 #include "portsim/net/secure_seq.h"
 #include "portsim/net/tcp.h"
 #include "portsim/scenario/load.h"
@@ -187,19 +186,9 @@ TEST_CASE("workload over a delayed link: each connect is traced as its own arriv
 }
 
 namespace {
-// Watches nothing; being there makes every ISN whole from the start (net/tcp.h, lazy ISNs).
-struct NullObserver final : net::observer {
-  void bind_bucket(const net::world&, net::table_op, uint32_t) override {}
-  void bind2_bucket(const net::world&, net::table_op, uint32_t) override {}
-  void ehash(const net::world&, net::table_op, net::sock_id) override {}
-  void state_change(const net::world&, net::sock_id, net::tcp_state, net::tcp_state) override {}
-  bool explaining() const override { return false; }
-  void explain(std::string_view, std::string_view) override {}
-};
-
 // Client-closed connections recycled through TIME_WAIT (tcp_tw_reuse, a 100-port range), resets,
-// a refused and a timed-out connect whose sockets connect again, and connections held to the end — all toward
-// external endpoints on instant paths.
+// a refused and a timed-out connect whose sockets connect again, and connections held to the
+// end — all toward external endpoints on instant paths.
 const char* kLazyIsnScenario = R"({"name": "lazy-isn", "seed": 5,
   "machines": [{"name": "client", "addresses": ["10.0.0.1/24"],
     "sysctls": {"net.ipv4.ip_local_port_range": "40000 40099", "net.ipv4.tcp_tw_reuse": "1",
@@ -227,10 +216,9 @@ TEST_CASE("workload: ISNs toward unwatched external endpoints are the kernel's, 
   // when a number is needed (sock::snd_lazy): every socket must end with the same numbers.
   auto lr = load_scenario_text(kLazyIsnScenario, "t.json");
   if (lr.error) FAIL(lr.error->message);
-  NullObserver watcher;
   RunOptions unwatched, watched;
   unwatched.stop_at = watched.stop_at = 4 * kNsPerSec;  // the TIME_WAITs are still there
-  watched.watch = &watcher;
+  watched.pcap_path = "/dev/null";  // a watched wire: every ISN whole from the start
   Runner lazy(*lr.scenario, unwatched), eager(*lr.scenario, watched);
   const RunReport a = lazy.run(), b = eager.run();
   REQUIRE(a.expectation_failures == 0);
