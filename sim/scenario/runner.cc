@@ -110,8 +110,6 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   for (const auto& x : sc_.externals) w_.add_external(x.ep);
   for (size_t i = 0; i < sc_.externals.size(); ++i)
     impl_->ext_random.emplace_back(seed, "external:" + std::to_string(i));
-  for (const auto& x : sc_.externals)
-    impl_->ext_instant.push_back(x.path.delay == 0 && x.path.jitter == 0 && x.path.loss == 0);
   for (const auto& l : sc_.links) {
     const int a = std::min(l.a, l.b), b = std::max(l.a, l.b);
     impl_->links.insert_or_assign({a, b}, std::make_pair(l.path, Random(seed, fmt::format("link:{}-{}", w_.nets[size_t(a)].name, w_.nets[size_t(b)].name))));
@@ -161,8 +159,12 @@ Runner::Runner(const Scenario& sc, RunOptions opt) : sc_(sc), opt_(std::move(opt
   }
   impl_->tee.add(opt_.watch);
   if (!impl_->tee.empty()) w_.obs = impl_->tee.only() ? impl_->tee.only() : &impl_->tee;
-  for (size_t i = 0; i < w_.externals.size(); ++i)  // quiet_instant() from the first segment on
-    w_.externals[i].unwatched = impl_->ext_instant[i] && !w_.obs && !opt_.explain;
+  // Runner::Impl::quiet_instant(): an external endpoint on an instant path (no delay, jitter or
+  // loss), with no observer at all (--explain always brings the trace's).
+  for (size_t i = 0; i < w_.externals.size(); ++i) {
+    const PathSpec& path = sc_.externals[i].path;
+    w_.externals[i].unwatched = path.delay == 0 && path.jitter == 0 && path.loss == 0 && !w_.obs;
+  }
   impl_->unnamed.assign(sc_.timeline.size(), false);
   if (!impl_->trace->enabled() && !opt_.explain && !w_.obs) impl_->unnamed = unreferenced_fresh_calls(sc_);
   impl_->plans.resize(sc_.timeline.size());

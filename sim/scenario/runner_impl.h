@@ -84,7 +84,6 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
   std::vector<uint32_t> free_pkts;
   std::map<std::pair<int, int>, std::pair<PathSpec, Random>> links;  // (a <= b) → path
   std::vector<Random> ext_random;
-  std::vector<uint8_t> ext_instant;  // per external: its path has no delay, jitter or loss
   std::unordered_map<net::sock_id, Pending> pending;  // blocking connects awaiting the handshake
   std::unordered_map<net::sock_id, net::connect_info> pending_info;  // their autobind details
   // A blocking timeline connect (call ci, repetition k, begun at t_start) waits for its handshake:

@@ -22,9 +22,7 @@ std::pair<const PathSpec*, Random*> Runner::Impl::path_of(const net::segment& se
 // path) and nothing watches the wire (no trace, pcap or --explain): a segment to or from it
 // draws nothing and records nothing, so it goes straight to its receiver — the same calls, in
 // the same order, as the general path below.
-bool Runner::Impl::quiet_instant(int ext) const {
-  return ext >= 0 && ext_instant[size_t(ext)] && !r.w_.obs && !(explainer && explainer->wanted());
-}
+bool Runner::Impl::quiet_instant(int ext) const { return ext >= 0 && r.w_.externals[size_t(ext)].unwatched; }
 
 // What a quiet instant external endpoint sends that its receiver may answer without recording
 // (segment::quiet): its SYN-ACK. Both instant branches of xmit() below mark it.
