@@ -278,6 +278,21 @@ void Runner::Impl::connect_done(net::sock_id sk, int err) {
   r.finish_call(p.call, p.k, out, p.t_start);
 }
 
+// A generated close (inet_put_port) touches a sock, its tb2 and its tb, none of them used since
+// the connect: left to itself it waits for one after the other. So while an event runs, the
+// close after next starts loading its sock and tb2 (the event carries the tb2), and the next
+// close its tb (its sock and tb2 arrived meanwhile). Hints to the CPU only: whatever comes
+// next, nothing changes. churn-random: +7 % events/s (README "Performance", session 10).
+[[gnu::always_inline]] inline void Runner::prefetch_ahead() {
+  const engine::Event* next[2];
+  eng_.peek(next);
+  if (next[1] && next[1]->kind == kWlClose) {
+    w_.prefetch_sk(next[1]->a);
+    w_.prefetch_tb2(uint32_t(next[1]->b));
+  }
+  if (next[0] && next[0]->kind == kWlClose) w_.prefetch_tb_of(next[0]->a);
+}
+
 void Runner::handle(const engine::Event& ev) {
   w_.now = ev.t;
   if (!rep_.runtime_error.empty()) return;
@@ -290,6 +305,7 @@ void Runner::handle(const engine::Event& ev) {
     run_call(uint32_t(ev.a), ev.b);
     return;
   }
+  prefetch_ahead();  // the generators' events and timers
   switch (ev.kind) {
     case kTimer: on_timer(ev); return;
     case kPacket: {

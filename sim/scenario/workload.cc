@@ -81,7 +81,8 @@ void Runner::workload_established(uint32_t wi, net::sock_id sk) {
   if (ws.pool) return;
   Nanos hold = ws.hold;
   if (ws.hold_exp) hold = nanos_from_double(-std::log1p(-impl_->wl[wi].rnd.unit()) * double(ws.hold));
-  eng_.schedule({sat_add(w_.now, hold), engine::Prio::Call, kWlClose, sk, uint64_t(wi) << 32});
+  // The event carries s.tb2 as well: a hint, Runner::prefetch_ahead loads it with the sock.
+  eng_.schedule({sat_add(w_.now, hold), engine::Prio::Call, kWlClose, sk, uint64_t(wi) << 32 | s.tb2});
 }
 
 // Does no destination of workload wi lead into a namespace of the model (every one external, or
@@ -144,7 +145,7 @@ void Runner::workload_arrival(uint32_t wi, uint64_t k) {
 
 // The hold is over: the chosen side closes.
 void Runner::workload_close(net::sock_id sk, uint64_t wl_gen) {
-  const uint32_t wi = uint32_t(wl_gen >> 32), gen = uint32_t(wl_gen);
+  const uint32_t wi = uint32_t(wl_gen >> 32), gen = uint32_t(wl_gen);  // gen: UDP's; TCP's tb2 hint
   if (!w_.sk(sk).alive) return;
   const WorkloadSpec& ws = sc_.workloads[wi];
   if (ws.udp) {  // no answer within hold: the resolver gives up and closes

@@ -80,6 +80,32 @@ class Engine {
   uint64_t run(EventHandler& h, Nanos until = UINT64_MAX, uint64_t max_events = UINT64_MAX);
   Nanos now() const { return now_; }
   uint64_t events_run() const { return events_run_; }
+  // The events run() hands out next when known without work, nullptr where not: next[0] the
+  // next one, next[1] the one after — each alone in its bucket, the two lowest non-empty ones
+  // (while the current instant has events left: next[0] its next one, next[1] unknown). A
+  // hint: a handler may start loading what they will touch while it runs the current event.
+  void peek(const Event* next[2]) const {
+    next[0] = next[1] = nullptr;
+    if (instant_mask_) {
+      const Ring& r = instant_[__builtin_ctz(instant_mask_)];
+      next[0] = &r.buf[r.head];
+      return;
+    }
+    if (!summary_) return;
+    unsigned w = unsigned(__builtin_ctz(summary_));
+    uint64_t word = nonempty_[w];
+    const Bucket* b = &buckets_[w << 6 | unsigned(__builtin_ctzll(word))];
+    if (b->size() != 1) return;
+    next[0] = b->begin;
+    if (!(word &= word - 1)) {  // the next non-empty bitmap word
+      const uint32_t rest = summary_ & (summary_ - 1);
+      if (!rest) return;
+      w = unsigned(__builtin_ctz(rest));
+      word = nonempty_[w];
+    }
+    b = &buckets_[w << 6 | unsigned(__builtin_ctzll(word))];
+    if (b->size() == 1) next[1] = b->begin;
+  }
   bool empty() const { return size_ == 0; }
   size_t pending() const { return size_; }
   // Makes run() return after the current event (the events left stay queued).
