@@ -39,15 +39,15 @@ void world::set_state(sock_id id, tcp_state to) {
 }
 
 sock_id sys_socket(world& w, uint16_t ns, const cred& c, family f) {
-  sock s;  // built whole, then stored once (world::sock_alloc_as)
-  s.uid = c.uid;
-  s.cap_net_bind_service = c.cap_net_bind_service;
-  s.ss = socket_state::SS_UNCONNECTED;
-  if (f == family::inet6) {  // AF_INET6: unbound at [::]
-    s.v6 = true;
-    s.rcv_saddr = s.daddr = inet_addr{};
-  }
-  return w.sock_alloc_as(ns, s);
+  return w.sock_alloc_with(ns, [&](sock& s) {
+    s.uid = c.uid;
+    s.cap_net_bind_service = c.cap_net_bind_service;
+    s.ss = socket_state::SS_UNCONNECTED;
+    if (f == family::inet6) {  // AF_INET6: unbound at [::]
+      s.v6 = true;
+      s.rcv_saddr = s.daddr = inet_addr{};
+    }
+  });
 }
 
 // IPv4 (net/ipv4/route.c ip_route_output_key_hash_rcu, fib_lookup): a local destination is its

@@ -161,24 +161,27 @@ void connect_dest_update(world& w, sock_id id) {
 
 // --- world ---------------------------------------------------------------------------------
 
-sock_id world::sock_alloc(uint16_t ns) { return sock_alloc_as(ns, sock{}); }
-
-sock_id world::sock_alloc_as(uint16_t ns, sock s) {
-  s.netns = ns;
-  s.alive = true;
-  s.rto_max_ms = uint32_t(nets[ns].sys.tcp_rto_max_ms);  // tcp_init_sock(): icsk_rto_max
+sock_id world::sock_slot(uint16_t ns) {
   sock_id id;
   if (!free_socks.empty()) {  // a freed slot keeps the timer_gen sock_free() bumped
     id = free_socks.back();
     free_socks.pop_back();
-    s.timer_gen = socks[id].timer_gen;
-    socks[id] = s;
+    const uint32_t gen = socks[id].timer_gen;
+    socks[id] = sock{};
+    socks[id].timer_gen = gen;
   } else {
     id = sock_id(socks.size());
-    socks.push_back(s);
+    socks.emplace_back();
   }
-  if (obs) obs->sock_alloc(*this, id);
+  sock& s = socks[id];
+  s.netns = ns;
+  s.alive = true;
+  s.rto_max_ms = uint32_t(nets[ns].sys.tcp_rto_max_ms);  // tcp_init_sock(): icsk_rto_max
   return id;
+}
+
+void world::sock_allocated(sock_id id) {
+  if (obs) obs->sock_alloc(*this, id);
 }
 
 void world::set_local_port_range(sock_id id, uint32_t range) {

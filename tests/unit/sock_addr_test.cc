@@ -1,7 +1,7 @@
 // sock_addr's predicates (is_v4, is_any, is_loopback, v4_host), which read its 8 bytes directly,
 // against inet_addr's own on the decoded address: every edge (0.0.0.0, ::, ::1, 127/8, ::ffff:*,
 // upper-half-zero addresses at and above 2^63, interned IPv6) and random addresses. And
-// world::sock_alloc_as() (the sock built whole, then stored) against sock_alloc(): a reused
+// world::sock_alloc_with() (the caller's fields set in place) against sock_alloc(): a reused
 // slot keeps the timer_gen that sock_free() bumped, everything else is a fresh sock.
 // Reference: the inet_addr predicates (include/linux/in.h ipv4_is_loopback for 127/8).
 #include <catch2/catch.hpp>
@@ -65,16 +65,17 @@ TEST_CASE("sock_addr predicates agree with inet_addr's on edges and random addre
   }
 }
 
-TEST_CASE("world::sock_alloc_as stores the sock whole and keeps a reused slot's timer_gen", "[sock_addr]") {
+TEST_CASE("world::sock_alloc_with sets the caller's fields on a fresh sock and keeps a reused slot's timer_gen", "[sock_addr]") {
   portsim::net::world w;
   w.nets.resize(2);
   w.nets[1].sys.tcp_rto_max_ms = 30000;
   const auto a = w.sock_alloc(1);
-  portsim::net::sock init;
-  init.uid = 42;
-  init.v6 = true;
-  init.rcv_saddr = inet_addr{};
-  const auto b = w.sock_alloc_as(1, init);
+  const auto init = [](portsim::net::sock& s) {
+    s.uid = 42;
+    s.v6 = true;
+    s.rcv_saddr = inet_addr{};
+  };
+  const auto b = w.sock_alloc_with(1, init);
   REQUIRE(a != b);
   CHECK(w.sk(a).alive);
   CHECK(w.sk(a).netns == 1);
@@ -85,12 +86,13 @@ TEST_CASE("world::sock_alloc_as stores the sock whole and keeps a reused slot's 
   CHECK(w.sk(b).timer_gen == 0);
   w.sk(a).timer_gen = 7;
   w.sock_free(a);  // bumps timer_gen to 8: timers armed for the old sock are stale
-  const auto c = w.sock_alloc_as(1, init);
+  w.sk(a).num = 5;  // whatever a freed slot holds, the new sock starts fresh
+  const auto c = w.sock_alloc_with(1, init);
   REQUIRE(c == a);
   CHECK(w.sk(c).timer_gen == 8);
   CHECK(w.sk(c).uid == 42);
   CHECK(w.sk(c).alive);
-  // The rest is a fresh sock's (sock_free() reset the slot; alloc stores all of `init`).
+  // The rest is a fresh sock's.
   CHECK(w.sk(c).num == 0);
   CHECK(w.sk(c).tb2 == portsim::net::kNone);
   CHECK(w.sk(c).state == portsim::net::tcp_state::CLOSE);

@@ -254,11 +254,23 @@ struct world {
   }
   void set_local_port_range(sock_id id, uint32_t range);
 
-  sock_id sock_alloc(uint16_t netns);
-  // sock_alloc() of a sock whose other fields the caller set already (`s`, as sock{} plus
-  // them): stored in one go. The slot's timer_gen is kept (stale timers stay stale).
-  sock_id sock_alloc_as(uint16_t netns, sock s);
+  // A new sock in `netns`: a slot holding sock{} (a freed slot keeps its timer_gen: stale
+  // timers stay stale), alive, then `init` sets the caller's fields in place — not built on
+  // the stack and copied, whose narrow stores the copy's wide loads would wait for — and then
+  // observers hear of it.
+  template <typename Init>
+  sock_id sock_alloc_with(uint16_t netns, Init&& init) {
+    const sock_id id = sock_slot(netns);
+    init(socks[id]);
+    sock_allocated(id);
+    return id;
+  }
+  sock_id sock_alloc(uint16_t netns) {
+    return sock_alloc_with(netns, [](sock&) {});
+  }
   void sock_free(sock_id id);
+  sock_id sock_slot(uint16_t netns);  // sock_alloc_with()'s two halves
+  void sock_allocated(sock_id id);
   // net/ipv4/tcp.c: tcp_set_state() — records the change (trace) and keeps indexes in step.
   void set_state(sock_id id, tcp_state to);
 };
