@@ -282,7 +282,7 @@ void Runner::Impl::connect_done(net::sock_id sk, int err) {
 // the connect: left to itself it waits for one after the other. So while an event runs, the
 // close after next starts loading its sock and tb2 (the event carries the tb2), and the next
 // close its tb (its sock and tb2 arrived meanwhile). Hints to the CPU only: whatever comes
-// next, nothing changes. churn-random: +7 % events/s (README "Performance", session 10).
+// next, nothing changes. churn-random: +4-7 % events/s (README "Performance", session 10).
 [[gnu::always_inline]] inline void Runner::prefetch_ahead() {
   const engine::Event* next[2];
   eng_.peek(next);
