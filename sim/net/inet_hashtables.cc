@@ -958,6 +958,48 @@ int inet_hash_connect_c4(world& w, sock_id sk, uint32_t port_offset, check_estab
 
 }  // namespace
 
+// What the next inet_hash_connect_dest() toward sk's destination examines first, should
+// nothing change in between (table_perturb, the bitmaps, the timeseed): the offset of the first
+// pass and the first port there that neither connect_skip nor the destination's established
+// ports exclude. TIME_WAIT ports are not looked at: a guess may be wrong, never harmful.
+connect_guess inet_hash_connect_guess(const world& w, sock_id sk) {
+  const sock& s = w.sk(sk);
+  const netns& ns = w.nets[s.netns];
+  const machine& m = w.machines[ns.machine];
+  if (m.kp.connect != connect_era::c5_dhps || s.has_local_port_range) return {};
+  if (w.last_dest == kNone || !dest_is(w.dests[w.last_dest], s)) return {};
+  const connect_dest& d = w.dests[w.last_dest];
+  if (!d.port_offset_seed_ok) return {};
+  const uint64_t po = m.kp.hash == port_hash::siphash32_timeseed ? uint32_t(d.port_offset_hash) : d.port_offset_hash;
+  const int low = ns.sys.ip_local_port_range_lo, high = ns.sys.ip_local_port_range_hi + 1;
+  uint32_t remaining = uint32_t(high - low);
+  if (remaining < 2) return {};
+  remaining &= ~1u;
+  const uint32_t* perturb = &m.table_perturb[po & (INET_TABLE_PERTURB_SIZE - 1)];
+  const uint32_t offset = ((*perturb + uint32_t(po >> 32)) % remaining) & ~1u;
+  const uint32_t start = uint32_t(low) + offset;
+  const uint32_t count = (uint32_t(high) - start + 1) / 2;  // the first segment, below high
+  const PortBitmap* bits = d.est.big.get();
+  const uint32_t k = find_free_step2(ns.connect_skip, bits, nullptr, start, count);
+  if (k >= count) return {};
+  const uint16_t port = uint16_t(start + 2 * k);
+  return {port, ns.bhash[port], inet_ehash_port(d.hash_port0, port), perturb, bits ? bits->word_at(port) : nullptr};
+}
+
+void prefetch_connect_guess(const world& w, const connect_guess& g, int stage) {
+  if (!g.port) return;
+  switch (stage) {
+    case 1:
+      w.prefetch_tb(g.tb);
+      w.ehash.prefetch(g.ehash_key);
+      __builtin_prefetch(g.perturb);
+      if (g.dest_word) __builtin_prefetch(g.dest_word);
+      return;
+    case 2: w.prefetch_tb2_of_tb(g.tb); return;
+    default: w.prefetch_owner_of_tb(g.tb); return;
+  }
+}
+
 // net/core/secure_seq.c: the port offset of this kernel (kernel_profile.h: port_hash), as the
 // era's __inet_hash_connect receives it (u32 until b2d057560b81).
 // `d`: the destination index's entry of s's destination (null: none yet).

@@ -178,6 +178,9 @@ struct Runner::Impl final : net::timer_sink, net::wire, net::app_events {
     uint64_t count = 1;
     Nanos t = 0, every = 0;
     net::endpoint addr;           // c.addr
+    // fresh_connect: where the next repetition's connect will likely look (guessed after this
+    // one's), for Runner::prefetch_calls_ahead().
+    net::connect_guess guess;
   };
   std::vector<CallPlan> plans;
   // A trace (until a write error ends it) or --explain: names are formatted, calls recorded.

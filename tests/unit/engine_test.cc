@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <queue>
 #include <tuple>
 #include <vector>
@@ -266,13 +267,15 @@ TEST_CASE("engine: randomized runs match a (time, prio, seq) priority queue", "[
 }
 
 // peek() is a hint that must never lie: whatever it names as the next event (and the one after)
-// is what run() hands out next, when the handler schedules nothing. Ties, all four priorities
+// is what run() hands out next, when the handler schedules nothing; so is peek_instant(k), the
+// event k + 1 places on within the current instant. Ties, all four priorities
 // and times across every digit; with times mostly apart it must also know the next event
 // most of the time (churn-random: 78 % of events), or the prefetching it serves is idle.
 TEST_CASE("engine: peek names the events that run next, or nothing", "[engine]") {
   struct Peeker : engine::EventHandler {
     engine::Engine& e;
     std::vector<uint64_t> seq, next0, next1;  // UINT64_MAX: not named
+    std::vector<std::array<uint64_t, 4>> instant;  // peek_instant(0..3)
     explicit Peeker(engine::Engine& en) : e(en) {}
     void handle(const engine::Event& ev) override {
       const engine::Event* n[2];
@@ -280,6 +283,9 @@ TEST_CASE("engine: peek names the events that run next, or nothing", "[engine]")
       seq.push_back(ev.seq);
       next0.push_back(n[0] ? n[0]->seq : UINT64_MAX);
       next1.push_back(n[1] ? n[1]->seq : UINT64_MAX);
+      std::array<uint64_t, 4> k{};
+      for (size_t i = 0; i < k.size(); ++i) k[i] = e.peek_instant(i) ? e.peek_instant(i)->seq : UINT64_MAX;
+      instant.push_back(k);
     }
   };
   for (uint64_t seed = 1; seed <= 20; ++seed) {
@@ -291,7 +297,7 @@ TEST_CASE("engine: peek names the events that run next, or nothing", "[engine]")
       e.schedule({ties ? random_delay(r) : r.below(uint64_t(1) << 40), engine::Prio(r.below(4)), 0, uint32_t(i), 0});
     Peeker p(e);
     REQUIRE(e.run(p) == 3000);
-    size_t named = 0;
+    size_t named = 0, named_instant = 0;
     for (size_t i = 0; i < p.seq.size(); ++i) {
       if (p.next0[i] != UINT64_MAX) {
         ++named;
@@ -302,7 +308,14 @@ TEST_CASE("engine: peek names the events that run next, or nothing", "[engine]")
         REQUIRE(i + 2 < p.seq.size());
         CHECK(p.next1[i] == p.seq[i + 2]);
       }
+      for (size_t k = 0; k < 4; ++k) {
+        if (p.instant[i][k] == UINT64_MAX) continue;
+        ++named_instant;
+        REQUIRE(i + 1 + k < p.seq.size());
+        CHECK(p.instant[i][k] == p.seq[i + 1 + k]);
+      }
     }
+    if (ties) CHECK(named_instant > p.seq.size());  // ties: instants of many events
     if (!ties) CHECK(named > p.seq.size() / 2);
   }
 }

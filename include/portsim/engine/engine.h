@@ -82,13 +82,14 @@ class Engine {
   uint64_t events_run() const { return events_run_; }
   // The events run() hands out next when known without work, nullptr where not: next[0] the
   // next one, next[1] the one after — each alone in its bucket, the two lowest non-empty ones
-  // (while the current instant has events left: next[0] its next one, next[1] unknown). A
-  // hint: a handler may start loading what they will touch while it runs the current event.
+  // (while the current instant has events left: its next two of the next one's prio). A hint:
+  // a handler may start loading what they will touch while it runs the current event.
   void peek(const Event* next[2]) const {
     next[0] = next[1] = nullptr;
     if (instant_mask_) {
       const Ring& r = instant_[__builtin_ctz(instant_mask_)];
       next[0] = &r.buf[r.head];
+      if (r.n > 1) next[1] = &r.buf[(r.head + 1) & (r.buf.size() - 1)];
       return;
     }
     if (!summary_) return;
@@ -105,6 +106,13 @@ class Engine {
     }
     b = &buckets_[w << 6 | unsigned(__builtin_ctzll(word))];
     if (b->size() == 1) next[1] = b->begin;
+  }
+  // The event `k` places after the next one (k = 0: the next) among the current instant's
+  // events of the next one's prio; nullptr when there is none or the instant is over.
+  const Event* peek_instant(size_t k) const {
+    if (!instant_mask_) return nullptr;
+    const Ring& r = instant_[__builtin_ctz(instant_mask_)];
+    return k < r.n ? &r.buf[(r.head + k) & (r.buf.size() - 1)] : nullptr;
   }
   bool empty() const { return size_ == 0; }
   size_t pending() const { return size_; }

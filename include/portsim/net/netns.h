@@ -228,17 +228,37 @@ struct world {
   sock& sk(sock_id id) { return socks[id]; }
   const sock& sk(sock_id id) const { return socks[id]; }
   // Hints to the CPU, nothing changes (portsim's; a close comes to a sock and buckets not used
-  // for a while): start loading sock id's record (both of its cache lines), bind2 bucket t2
-  // (any value: nothing when no bucket), the bind bucket of sock id (its tb2 read).
-  void prefetch_sk(sock_id id) const {
+  // for a while, a connect to buckets of another destination's port): start loading sock id's
+  // record (both of its cache lines), bind2 bucket t2 (any value: nothing when no bucket), bind
+  // bucket tb; the first bind2 bucket of tb (both lines; tb's read), the sock heading its owners
+  // (tb and that bucket read), the bind bucket of sock id (its tb2 read). always_inline: out of
+  // line, GCC's link-time optimizer drops calls to a function that only prefetches (IdTable).
+  [[gnu::always_inline]] void prefetch_sk(sock_id id) const {
     const char* p = reinterpret_cast<const char*>(&socks[id]);
     __builtin_prefetch(p);
     __builtin_prefetch(p + sizeof(sock) - 1);
   }
-  void prefetch_tb2(uint32_t t2) const {
+  [[gnu::always_inline]] void prefetch_tb2(uint32_t t2) const {
     if (t2 < tb2s.size()) __builtin_prefetch(&tb2s[t2]);
   }
-  void prefetch_tb_of(sock_id id) const {
+  [[gnu::always_inline]] void prefetch_tb(uint32_t tb) const {
+    if (tb < tbs.size()) __builtin_prefetch(&tbs[tb]);
+  }
+  [[gnu::always_inline]] void prefetch_tb2_of_tb(uint32_t tb) const {
+    if (tb >= tbs.size()) return;
+    if (const uint32_t t2 = tbs[tb].bhash2; t2 < tb2s.size()) {
+      const char* p = reinterpret_cast<const char*>(&tb2s[t2]);
+      __builtin_prefetch(p);
+      __builtin_prefetch(p + sizeof(inet_bind2_bucket) - 1);
+    }
+  }
+  [[gnu::always_inline]] void prefetch_owner_of_tb(uint32_t tb) const {
+    if (tb >= tbs.size()) return;
+    const uint32_t t2 = tbs[tb].bhash2;
+    if (t2 >= tb2s.size()) return;
+    if (const sock_id o = tb2s[t2].owners; o < socks.size()) __builtin_prefetch(&socks[o], 1);
+  }
+  [[gnu::always_inline]] void prefetch_tb_of(sock_id id) const {
     const uint32_t t2 = socks[id].tb2;
     if (t2 >= tb2s.size()) return;
     if (const uint32_t tb = tb2s[t2].tb; tb < tbs.size()) __builtin_prefetch(&tbs[tb]);

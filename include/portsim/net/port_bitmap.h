@@ -25,6 +25,7 @@ class PortBitmap {
   void assign(uint32_t port, bool on) { on ? set(port) : clear(port); }
   // Word `w` of parity class `par`: ports 2*(64w + b) + par for b in 0..63.
   uint64_t word(unsigned par, unsigned w) const { return cls_[par][w]; }
+  const uint64_t* word_at(uint32_t port) const { return &cls_[port & 1][port >> 7]; }  // test(port)'s word
   // Summary word `s` of class `par`: bit b set when word 64s + b is full (~0).
   uint64_t full(unsigned par, unsigned s) const { return full_[par][s]; }
   void reset() {

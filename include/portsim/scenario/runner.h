@@ -128,6 +128,7 @@ class Runner final : public engine::EventHandler {
   net::sock_id workload_connect(uint32_t wi, uint64_t k);
   net::sock_id workload_udp(uint32_t wi, uint64_t k);
   void prefetch_ahead();
+  void prefetch_calls_ahead();
   void workload_established(uint32_t wi, net::sock_id sk);
   void workload_arrival(uint32_t wi, uint64_t k);
   void workload_close(net::sock_id sk, uint64_t wl_gen);
