@@ -959,9 +959,10 @@ int inet_hash_connect_c4(world& w, sock_id sk, uint32_t port_offset, check_estab
 }  // namespace
 
 // What the next inet_hash_connect_dest() toward sk's destination examines first, should
-// nothing change in between (table_perturb, the bitmaps, the timeseed): the offset of the first
-// pass and the first port there that neither connect_skip nor the destination's established
-// ports exclude. TIME_WAIT ports are not looked at: a guess may be wrong, never harmful.
+// nothing change in between (table_perturb, the bitmaps, the timeseed): the first port of its
+// walk that neither connect_skip nor the destination's established ports (nor its TIME_WAIT
+// ones, when none can be recycled) exclude — both parity passes, each wrapping once, as
+// scan_pass_as() goes. A guess: wrong at worst, never harmful.
 connect_guess inet_hash_connect_guess(const world& w, sock_id sk) {
   const sock& s = w.sk(sk);
   const netns& ns = w.nets[s.netns];
@@ -977,13 +978,25 @@ connect_guess inet_hash_connect_guess(const world& w, sock_id sk) {
   remaining &= ~1u;
   const uint32_t* perturb = &m.table_perturb[po & (INET_TABLE_PERTURB_SIZE - 1)];
   const uint32_t offset = ((*perturb + uint32_t(po >> 32)) % remaining) & ~1u;
-  const uint32_t start = uint32_t(low) + offset;
-  const uint32_t count = (uint32_t(high) - start + 1) / 2;  // the first segment, below high
   const PortBitmap* bits = d.est.big.get();
-  const uint32_t k = find_free_step2(ns.connect_skip, bits, nullptr, start, count);
-  if (k >= count) return {};
-  const uint16_t port = uint16_t(start + 2 * k);
-  return {port, ns.bhash[port], inet_ehash_port(d.hash_port0, port), perturb, bits ? bits->word_at(port) : nullptr};
+  const PortBitmap* tw_bits = d.tw.big && !tw_recyclable(w, s) ? d.tw.big.get() : nullptr;
+  const uint32_t n = remaining / 2;  // candidates per pass
+  for (uint32_t pass = 0; pass < 2; ++pass) {
+    const uint32_t start = uint32_t(low) + offset + pass;
+    const uint32_t k1 = std::min(n, (uint32_t(high) - start + 1) / 2);  // segment 1: below high
+    uint32_t port = 0;
+    if (const uint32_t k = next_candidate(ns.connect_skip, bits, tw_bits, start, 2, 0, k1); k < k1) {
+      port = start + 2 * k;
+    } else {
+      const uint32_t first = start + 2 * k1 - remaining;  // segment 2, after the wrap
+      if (const uint32_t k2 = next_candidate(ns.connect_skip, bits, tw_bits, first, 2, 0, n - k1); k2 < n - k1)
+        port = first + 2 * k2;
+    }
+    if (port)
+      return {uint16_t(port), ns.bhash[port], inet_ehash_port(d.hash_port0, uint16_t(port)), perturb,
+              bits ? bits->word_at(port) : nullptr};
+  }
+  return {};
 }
 
 void prefetch_connect_guess(const world& w, const connect_guess& g, int stage) {
