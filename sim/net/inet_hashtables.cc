@@ -992,9 +992,13 @@ connect_guess inet_hash_connect_guess(const world& w, sock_id sk) {
       if (const uint32_t k2 = next_candidate(ns.connect_skip, bits, tw_bits, first, 2, 0, n - k1); k2 < n - k1)
         port = first + 2 * k2;
     }
-    if (port)
+    if (port) {
+      const inet_addr daddr = s.daddr;
       return {uint16_t(port), ns.bhash[port], inet_ehash_port(d.hash_port0, uint16_t(port)), perturb,
-              bits ? bits->word_at(port) : nullptr};
+              bits ? bits->word_at(port) : nullptr,
+              {w.dest_table.home_slot(dest_key(d.hash_port0)), &d, &w.ext_recent[world::recent_slot(daddr, s.dport)],
+               &w.route_recent[world::recent_slot(daddr, ns.id)]}};
+    }
   }
   return {};
 }
@@ -1007,6 +1011,7 @@ void prefetch_connect_guess(const world& w, const connect_guess& g, int stage) {
       w.ehash.prefetch(g.ehash_key);
       __builtin_prefetch(g.perturb);
       if (g.dest_word) __builtin_prefetch(g.dest_word);
+      for (const void* p : g.dest_lines) __builtin_prefetch(p);
       return;
     case 2: w.prefetch_tb2_of_tb(g.tb); return;
     default: w.prefetch_owner_of_tb(g.tb); return;

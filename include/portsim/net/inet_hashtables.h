@@ -1,6 +1,7 @@
 // The bind and established hash tables (include/net/inet_hashtables.h) and connect()'s autobind
 // (net/ipv4/inet_hashtables.c). See sim/net/inet_hashtables.cc for the story of the scan.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -191,6 +192,9 @@ struct connect_guess {
   uint32_t ehash_key = 0;     // inet_ehash_port(hash_port0, port)
   const uint32_t* perturb = nullptr;
   const void* dest_word = nullptr;  // the destination's bitmap word holding port (null: none)
+  // What a connect reads of its destination before the walk, and its handshake: the index's
+  // slot and entry (dest_find), the recent answers of find_external() and route_to().
+  std::array<const void*, 4> dest_lines{};
 };
 connect_guess inet_hash_connect_guess(const world& w, sock_id sk);
 // Hints to the CPU for a connect expected to find `g`, in three stages a few calls apart, each
