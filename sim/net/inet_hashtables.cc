@@ -1003,21 +1003,6 @@ connect_guess inet_hash_connect_guess(const world& w, sock_id sk) {
   return {};
 }
 
-void prefetch_connect_guess(const world& w, const connect_guess& g, int stage) {
-  if (!g.port) return;
-  switch (stage) {
-    case 1:
-      w.prefetch_tb(g.tb);
-      w.ehash.prefetch(g.ehash_key);
-      __builtin_prefetch(g.perturb);
-      if (g.dest_word) __builtin_prefetch(g.dest_word);
-      for (const void* p : g.dest_lines) __builtin_prefetch(p);
-      return;
-    case 2: w.prefetch_tb2_of_tb(g.tb); return;
-    default: w.prefetch_owner_of_tb(g.tb); return;
-  }
-}
-
 // net/core/secure_seq.c: the port offset of this kernel (kernel_profile.h: port_hash), as the
 // era's __inet_hash_connect receives it (u32 until b2d057560b81).
 // `d`: the destination index's entry of s's destination (null: none yet).

@@ -297,13 +297,14 @@ void Runner::Impl::connect_done(net::sock_id sk, int err) {
 // destination's memory cold (the bind bucket of its port, that port's bind2 bucket, the sock at
 // its head, the ehash slot, the perturb cell, the bitmap word). Each call's last connect left a
 // guess of where its next one will look (inet_hash_connect_guess); while one call runs, the
-// calls 6, 3 and 1 places later start loading it, a stage each (prefetch_connect_guess). Hints
-// only: a wrong guess costs wasted loads. hold-1m: README "Performance", session 11.
+// calls 6, 3 and 1 places later start loading it, a stage each
+// (world::prefetch_connect_guess). Hints only: a wrong guess costs wasted loads. hold-1m:
+// README "Performance", session 11.
 [[gnu::always_inline]] inline void Runner::prefetch_calls_ahead() {
   static constexpr size_t kAhead[3] = {5, 2, 0};  // peek_instant(k): k + 1 events ahead
   for (int stage = 1; stage <= 3; ++stage) {
     const engine::Event* e = eng_.peek_instant(kAhead[stage - 1]);
-    if (e && e->kind == kCall) net::prefetch_connect_guess(w_, impl_->plans[e->a].guess, stage);
+    if (e && e->kind == kCall) w_.prefetch_connect_guess(impl_->plans[e->a].guess, stage);
   }
 }
 

@@ -183,9 +183,8 @@ int inet_hash_connect(world& w, sock_id sk, connect_info& info);
 // Where the next autobind connect() toward sk's destination will look first if nothing changes
 // meanwhile: its first candidate port, that port's bind bucket and the 4-tuple's ehash key, and
 // the table_perturb cell and destination bitmap word the walk reads first. portsim's, not the
-// kernel's: a guess for prefetching (prefetch_connect_guess), read-only; 6.18's walk only
-// (first pass, no socket port range, the destination's SipHash remembered); port 0 when it
-// cannot tell.
+// kernel's: a guess for prefetching (world::prefetch_connect_guess), read-only; 6.18's walk only
+// (no socket port range, the destination's SipHash remembered); port 0 when it cannot tell.
 struct connect_guess {
   uint16_t port = 0;
   uint32_t tb = kNone;        // ns.bhash[port]: kNone if the port has no bucket
@@ -197,10 +196,5 @@ struct connect_guess {
   std::array<const void*, 4> dest_lines{};
 };
 connect_guess inet_hash_connect_guess(const world& w, sock_id sk);
-// Hints to the CPU for a connect expected to find `g`, in three stages a few calls apart, each
-// reading what the one before brought in: (1) the bind bucket, the ehash slot, the perturb cell,
-// the bitmap word; (2) the port's bind2 bucket; (3) the sock heading that bucket's owners, which
-// inet_bind_hash() links the new sock before. A wrong guess costs wasted loads, nothing else.
-void prefetch_connect_guess(const world& w, const connect_guess& g, int stage);
 
 }  // namespace portsim::net

@@ -258,6 +258,24 @@ struct world {
     if (t2 >= tb2s.size()) return;
     if (const sock_id o = tb2s[t2].owners; o < socks.size()) __builtin_prefetch(&socks[o], 1);
   }
+  // For a connect expected to find `g` (inet_hash_connect_guess), in three stages a few calls
+  // apart, each reading what the one before brought in: (1) the bind bucket, the ehash slot, the
+  // perturb cell, the bitmap word, the destination's lines; (2) the port's bind2 bucket; (3) the
+  // sock heading that bucket's owners, which inet_bind_hash() links the new sock before.
+  [[gnu::always_inline]] void prefetch_connect_guess(const connect_guess& g, int stage) const {
+    if (!g.port) return;
+    switch (stage) {
+      case 1:
+        prefetch_tb(g.tb);
+        ehash.prefetch(g.ehash_key);
+        __builtin_prefetch(g.perturb);
+        if (g.dest_word) __builtin_prefetch(g.dest_word);
+        for (const void* p : g.dest_lines) __builtin_prefetch(p);
+        return;
+      case 2: prefetch_tb2_of_tb(g.tb); return;
+      default: prefetch_owner_of_tb(g.tb); return;
+    }
+  }
   [[gnu::always_inline]] void prefetch_tb_of(sock_id id) const {
     const uint32_t t2 = socks[id].tb2;
     if (t2 >= tb2s.size()) return;
