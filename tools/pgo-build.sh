@@ -23,22 +23,20 @@ training=(
 [[ ${CXX:-} == *clang* ]] && { echo "pgo-build.sh: GCC only (clang's profiles take llvm-profdata)" >&2; exit 2; }
 for s in "${training[@]}"; do [[ -f $src/$s ]] || { echo "pgo-build.sh: training scenario $s is missing" >&2; exit 2; }; done
 
+build() {  # CXXFLAGS LDFLAGS: configure the tree with them and build portsim
+  cmake -S "$src" -B "$out" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$1" -DCMAKE_EXE_LINKER_FLAGS="$2" > /dev/null
+  cmake --build "$out" -j"$jobs" --target portsim
+}
 rm -rf "$data" && mkdir -p "$data"
 echo "== 1/4 instrumented build ($out)"
-cmake -S "$src" -B "$out" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS="-fprofile-generate -fprofile-dir=$data -fprofile-update=atomic" \
-  -DCMAKE_EXE_LINKER_FLAGS="-fprofile-generate" > /dev/null
-cmake --build "$out" -j"$jobs" --target portsim
+build "-fprofile-generate -fprofile-dir=$data -fprofile-update=atomic" "-fprofile-generate"
 echo "== 2/4 training"
 for s in "${training[@]}"; do
   echo "   $s"
   "$out/portsim" run --quiet "$src/$s" > /dev/null
 done
 echo "== 3/4 optimized build with the profile"
-cmake -S "$src" -B "$out" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS="-fprofile-use -fprofile-dir=$data -fprofile-correction -Wno-missing-profile" \
-  -DCMAKE_EXE_LINKER_FLAGS="" > /dev/null
-cmake --build "$out" -j"$jobs" --target portsim
+build "-fprofile-use -fprofile-dir=$data -fprofile-correction -Wno-missing-profile" ""
 echo "== 4/4 outcomes unchanged (ctest -L trace-hash)"
 ctest --test-dir "$out" -L trace-hash --output-on-failure
 echo "pgo-build.sh: $out/portsim"

@@ -579,6 +579,19 @@ bool tw_recyclable(const world& w, const sock& sk) {
   return reuse == 1 || (reuse == 2 && (sk.daddr.is_loopback() || sk.rcv_saddr.is_loopback()));
 }
 
+// One pass's candidates, the kernel's `for (i = 0; i < remaining; i += step)`: n of them; the
+// first k1 are ports start, start + step, … below high (segment 1), the rest follow the wrap from
+// port wrap_first (segment 2).
+struct pass_span {
+  uint32_t n, start, k1, wrap_first;
+};
+constexpr pass_span pass_span_of(int low, int high, uint32_t remaining, uint32_t offset, uint32_t step) {
+  const uint32_t n = (remaining + step - 1) / step;
+  const uint32_t start = uint32_t(low) + offset;
+  const uint32_t k1 = std::min(n, (uint32_t(high) - start + step - 1) / step);
+  return {n, start, k1, start + k1 * step - remaining};
+}
+
 // First k in [k0, k_end) of the segment starting at port `first` with `step` that is not
 // excluded by the bitmaps; k_end if none.
 uint32_t next_candidate(const PortBitmap& skip, const PortBitmap* dest, const PortBitmap* tw, uint32_t first,
@@ -640,16 +653,14 @@ pass_result scan_pass_as(world& w, sock_id sk, netns& ns, const connect_dest* d,
                          uint32_t offset, uint64_t hash_port0, check_established_fn check_established) {
   pass_result r;
   const sock& s = w.sk(sk);  // no sock is allocated during the scan
-  const uint32_t n = (remaining + Step - 1) / Step;  // iterations of `for (i = 0; i < remaining; i += step)`
-  const uint32_t start = uint32_t(low) + offset;
-  // Segment 1: ports start, start+step, … below high. Segment 2: after the wrap.
-  const uint32_t k1 = std::min(n, (uint32_t(high) - start + Step - 1) / Step);
+  const pass_span span = pass_span_of(low, high, remaining, offset, Step);
+  const uint32_t n = span.n, k1 = span.k1;
   const PortBitmap& skip = Explain ? kNoSkip : ns.connect_skip;
   const PortBitmap* dest_bits = d && !Explain ? d->est.big.get() : nullptr;
   const PortBitmap* tw_bits = d && !Explain && d->tw.big && !tw_recyclable(w, s) ? d->tw.big.get() : nullptr;
   for (uint32_t seg = 0; seg < 2; ++seg) {
     const uint32_t k_begin = seg == 0 ? 0 : k1, k_end = seg == 0 ? k1 : n;
-    const uint32_t first = seg == 0 ? start : start + k1 * Step - remaining;  // port at k_begin
+    const uint32_t first = seg == 0 ? span.start : span.wrap_first;  // port at k_begin
     for (uint32_t k = k_begin; k < k_end; ++k) {
       k = k_begin + next_candidate(skip, dest_bits, tw_bits, first, Step, k - k_begin, k_end - k_begin);
       if (k >= k_end) break;
@@ -980,17 +991,14 @@ connect_guess inet_hash_connect_guess(const world& w, sock_id sk) {
   const uint32_t offset = ((*perturb + uint32_t(po >> 32)) % remaining) & ~1u;
   const PortBitmap* bits = d.est.big.get();
   const PortBitmap* tw_bits = d.tw.big && !tw_recyclable(w, s) ? d.tw.big.get() : nullptr;
-  const uint32_t n = remaining / 2;  // candidates per pass
   for (uint32_t pass = 0; pass < 2; ++pass) {
-    const uint32_t start = uint32_t(low) + offset + pass;
-    const uint32_t k1 = std::min(n, (uint32_t(high) - start + 1) / 2);  // segment 1: below high
+    const pass_span sp = pass_span_of(low, high, remaining, offset + pass, 2);
     uint32_t port = 0;
-    if (const uint32_t k = next_candidate(ns.connect_skip, bits, tw_bits, start, 2, 0, k1); k < k1) {
-      port = start + 2 * k;
-    } else {
-      const uint32_t first = start + 2 * k1 - remaining;  // segment 2, after the wrap
-      if (const uint32_t k2 = next_candidate(ns.connect_skip, bits, tw_bits, first, 2, 0, n - k1); k2 < n - k1)
-        port = first + 2 * k2;
+    if (const uint32_t k = next_candidate(ns.connect_skip, bits, tw_bits, sp.start, 2, 0, sp.k1); k < sp.k1) {
+      port = sp.start + 2 * k;
+    } else if (const uint32_t k2 = next_candidate(ns.connect_skip, bits, tw_bits, sp.wrap_first, 2, 0, sp.n - sp.k1);
+               k2 < sp.n - sp.k1) {
+      port = sp.wrap_first + 2 * k2;
     }
     if (port) {
       const inet_addr daddr = s.daddr;
