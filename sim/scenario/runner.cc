@@ -517,7 +517,11 @@ void Runner::run_fresh_connect(uint32_t ci, uint64_t k, Nanos now) {
   out.sk = sk;
   out.err = impl_->connect(sk, c.addr, c.nonblock, out.ci);
   m.connect_call_end();
-  if (out.ci.autobind) impl_->plans[ci].guess = net::inet_hash_connect_guess(w_, sk);
+  // The guess serves prefetch_calls_ahead() only when other calls of this instant run before
+  // this call's next repetition (hold-1m's turns); alone, its destination's memory stays warm.
+  const engine::Event* after = eng_.peek_instant(0);
+  if (out.ci.autobind && after && after->kind == kCall && after->a != ci)
+    impl_->plans[ci].guess = net::inet_hash_connect_guess(w_, sk);
   out.has_connect = true;
   if (out.err == EINPROGRESS && !c.nonblock) {  // blocking: the outcome is recorded when it comes
     impl_->await_handshake(sk, ci, k, now, out.ci);
