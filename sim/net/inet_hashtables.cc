@@ -579,6 +579,15 @@ bool tw_recyclable(const world& w, const sock& sk) {
   return reuse == 1 || (reuse == 2 && (sk.daddr.is_loopback() || sk.rcv_saddr.is_loopback()));
 }
 
+// 6.18's walk start (see the head of this file): the table_perturb cell of port_offset, and the
+// offset (table_perturb[index] + port_offset's high 32 bits) % remaining, made even for the
+// parity passes. inet_hash_connect_dest() and inet_hash_connect_guess() both start here.
+constexpr uint32_t perturb_index(uint64_t port_offset) { return uint32_t(port_offset & (INET_TABLE_PERTURB_SIZE - 1)); }
+constexpr uint32_t walk_offset(uint32_t perturb, uint64_t port_offset, uint32_t remaining, bool parity) {
+  const uint32_t offset = (perturb + uint32_t(port_offset >> 32)) % remaining;
+  return parity ? offset & ~1u : offset;
+}
+
 // One pass's candidates, the kernel's `for (i = 0; i < remaining; i += step)`: n of them; the
 // first k1 are ports start, start + step, … below high (segment 1), the rest follow the wrap from
 // port wrap_first (segment 2).
@@ -733,10 +742,9 @@ int inet_hash_connect_dest(world& w, sock_id sk, uint64_t port_offset, uint64_t 
   uint32_t remaining = uint32_t(high - low);
   if (!local_ports && remaining > 1) remaining &= ~1u;
 
-  const uint32_t index = uint32_t(port_offset & (INET_TABLE_PERTURB_SIZE - 1));
-  uint32_t offset = m.table_perturb[index] + uint32_t(port_offset >> 32);
-  offset %= remaining;
-  if (!local_ports) offset &= ~1u;  // first pass: ports of low's parity; bind() does the opposite
+  const uint32_t index = perturb_index(port_offset);
+  // first pass: ports of low's parity; bind() does the opposite
+  uint32_t offset = walk_offset(m.table_perturb[index], port_offset, remaining, !local_ports);
   info.port_offset = port_offset;
   info.index = index;
   info.perturb = m.table_perturb[index];
@@ -987,8 +995,8 @@ connect_guess inet_hash_connect_guess(const world& w, sock_id sk) {
   uint32_t remaining = uint32_t(high - low);
   if (remaining < 2) return {};
   remaining &= ~1u;
-  const uint32_t* perturb = &m.table_perturb[po & (INET_TABLE_PERTURB_SIZE - 1)];
-  const uint32_t offset = ((*perturb + uint32_t(po >> 32)) % remaining) & ~1u;
+  const uint32_t* perturb = &m.table_perturb[perturb_index(po)];
+  const uint32_t offset = walk_offset(*perturb, po, remaining, true);
   const PortBitmap* bits = d.est.big.get();
   const PortBitmap* tw_bits = d.tw.big && !tw_recyclable(w, s) ? d.tw.big.get() : nullptr;
   for (uint32_t pass = 0; pass < 2; ++pass) {

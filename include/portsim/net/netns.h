@@ -244,18 +244,20 @@ struct world {
   [[gnu::always_inline]] void prefetch_tb(uint32_t tb) const {
     if (tb < tbs.size()) __builtin_prefetch(&tbs[tb]);
   }
+  uint32_t first_tb2_of(uint32_t tb) const {  // kNone when tb is not a bucket or has no tb2
+    const uint32_t t2 = tb < tbs.size() ? tbs[tb].bhash2 : kNone;
+    return t2 < tb2s.size() ? t2 : kNone;
+  }
   [[gnu::always_inline]] void prefetch_tb2_of_tb(uint32_t tb) const {
-    if (tb >= tbs.size()) return;
-    if (const uint32_t t2 = tbs[tb].bhash2; t2 < tb2s.size()) {
+    if (const uint32_t t2 = first_tb2_of(tb); t2 != kNone) {
       const char* p = reinterpret_cast<const char*>(&tb2s[t2]);
       __builtin_prefetch(p);
       __builtin_prefetch(p + sizeof(inet_bind2_bucket) - 1);
     }
   }
   [[gnu::always_inline]] void prefetch_owner_of_tb(uint32_t tb) const {
-    if (tb >= tbs.size()) return;
-    const uint32_t t2 = tbs[tb].bhash2;
-    if (t2 >= tb2s.size()) return;
+    const uint32_t t2 = first_tb2_of(tb);
+    if (t2 == kNone) return;
     if (const sock_id o = tb2s[t2].owners; o < socks.size()) __builtin_prefetch(&socks[o], 1);
   }
   // For a connect expected to find `g` (inet_hash_connect_guess), in three stages a few calls
