@@ -201,6 +201,14 @@ inet_addr connect_daddr(const sock& s, const inet_addr& to) {
   return s.rcv_saddr.is_v4() && !s.rcv_saddr.is_any() ? s.rcv_saddr.get() : inet_addr::v4(0x7f000001);
 }
 
+// net/ipv6/ip6_output.c: ip6_dst_lookup_tail() — an AF_INET6 socket bound to a v4-mapped
+// address (::ffff:0.0.0.0 included) has no route to a native IPv6 destination (4.10+); [::]
+// passes (052d2369d1b4: "this host", which the callers map to ::ffff:127.0.0.1).
+bool v4mapped_src_refused(const world& w, const sock& s, const inet_addr& daddr) {
+  return s.v6 && !daddr.is_v4() && !daddr.is_any() && s.rcv_saddr.is_v4() &&
+         w.machines[w.nets[s.netns].machine].kp.v4mapped_src_refused;
+}
+
 // net/ipv4/tcp_ipv4.c: tcp_v4_connect() (tcp_v6_connect for AF_INET6 sockets): route, fix
 // saddr, SYN_SENT, inet_hash_connect(), then tcp_connect() sends the SYN. 0 or an errno.
 // `s` is w.sk(id): nothing before tcp_connect() allocates a sock, so it stays valid until then.
@@ -210,6 +218,7 @@ static int tcp_v4_connect(world& w, sock_id id, sock& s, const endpoint& to, con
   if (!s.v6 && !to.addr.is_v4()) return EAFNOSUPPORT;
   const inet_addr daddr = connect_daddr(s, to.addr);
   if (s.v6 && daddr.is_v4() && s.ipv6only) return ENETUNREACH;
+  if (v4mapped_src_refused(w, s, daddr)) return EAFNOSUPPORT;
   const bool wildcard = s.rcv_saddr.is_any();  // [::] or 0.0.0.0: the route picks saddr
   const inet_addr saddr = wildcard ? inet_select_saddr(w.nets[s.netns], daddr) : s.rcv_saddr.get();
   if (saddr.is_any()) return ENETUNREACH;
@@ -299,6 +308,12 @@ int inet_listen(world& w, sock_id id, int backlog, bind_info* info) {
     return 0;
   }
   if (s.state != tcp_state::CLOSE) return EINVAL;
+  // The live 6.18.44 kernel (kernel_profile::listen_refused_after_unhash): a socket once in
+  // ehash that still names its peer (reset or closed by it, an accepted child: no
+  // tcp_disconnect() since) is refused before it gets a port; one that was disconnected (a
+  // refused connect(), AF_UNSPEC) gets its port first, below, and keeps it.
+  const bool refused = s.unhashed_once && w.machine_of(w.ns_of(id)).kp.listen_refused_after_unhash;
+  if (refused && s.dport) return EINVAL;
   // net/ipv4/inet_connection_sock.c: inet_csk_listen_start() re-runs get_port in LISTEN state.
   const tcp_state old = s.state;
   s.state = tcp_state::LISTEN;
@@ -307,6 +322,7 @@ int inet_listen(world& w, sock_id id, int backlog, bind_info* info) {
     return err;
   }
   w.sk(id).state = old;
+  if (refused) return EINVAL;  // the port stays bound, the state CLOSE (inet_sk_set_state)
   w.set_state(id, tcp_state::LISTEN);
   w.ns_of(id).listeners[w.sk(id).num].push_back(id);
   w.listening[id].backlog = backlog;

@@ -471,6 +471,7 @@ void inet_ehash_insert(world& w, sock_id sk) { inet_ehash_insert_hashed(w, sk, s
 [[gnu::noinline]] static void inet_ehash_unhash(world& w, sock_id sk) {
   sock& s = w.sk(sk);
   if (w.obs) w.obs->ehash(w, table_op::destroy, sk);
+  s.unhashed_once = true;  // kernel_profile::listen_refused_after_unhash
   if (!s.in_dest) {
     w.ehash.erase(sock_hash(s), sk);
     s.hashed = false;

@@ -189,6 +189,7 @@ void finwait2(kernel_profile& p) { p.tw_finwait2_excluded = true; }
 void iplpr_parity(kernel_profile& p) { p.iplpr = I::parity; }
 void udp_hash2_fix(kernel_profile& p) { p.udp_hash2_wildcard_check = true; }
 void sysctl_u8(kernel_profile& p) { p.sysctl_u8 = true; }
+void listen_after_unhash(kernel_profile& p) { p.listen_refused_after_unhash = true; }
 
 const std::vector<backport>& backports() {
   static const std::vector<backport> b = {
@@ -208,6 +209,8 @@ const std::vector<backport>& backports() {
       // Debian 5.10.262-1 refuses 256 and -1 for ip_nonlocal_bind, tcp_timestamps and
       // tcp_synack_retries (VM oracle sysctl probe, tests/live/vm/5.10); first point release U.
       {{5, 10, 262}, "u8 ipv4 sysctl handlers (V on 5.10.262 in a VM; first point release U)", sysctl_u8},
+      {{6, 18, 44}, "listen() refused (EINVAL) on a socket once in ehash: icsk unhashed_state (V on the live 6.18.44; "
+                    "commit and first point release U)", listen_after_unhash},
       {{5, 15, 41}, "4dfa9b438ee3 + b2d057560b81 + 9e9b70ae923b + ca7af0402550 + 4c2c8f03a5ab (V): C5", dhps_full},
       // 91d0b78c5177 came to 6.1.y as a stable dependency of "ipv{4,6}/raw: fix output xfrm
       // lookup wrt protocol" (stable revlist: between the Linux 6.1.31 and 6.1.32 tags, D). The
@@ -361,6 +364,11 @@ const std::vector<behaviour>& behaviours() {
       {"ipv4 sysctls as u8 (ip_nonlocal_bind, tcp_timestamps, tcp_synack_retries: 0..255)",
        "2021 u8 conversions (5.13/5.14, D; 5.10.262 V in a VM)",
        [](const kernel_profile& p) { return std::string(yesno(p.sysctl_u8)); }},
+      {"AF_INET6 from a v4-mapped source to a native IPv6 address: EAFNOSUPPORT", "ec5e3b0a1d41 (4.10, D)",
+       [](const kernel_profile& p) { return std::string(yesno(p.v4mapped_src_refused)); }},
+      {"listen() on a socket once in ehash (connected, reset, accepted): EINVAL, its port kept",
+       "icsk unhashed_state (6.18.44 V; commit U; cf. 404381b4f105)",
+       [](const kernel_profile& p) { return std::string(yesno(p.listen_refused_after_unhash)); }},
       {"UDP wildcard bind checked on hash2 (> 10 sockets on the port)",
        "CVE-2026-31503 \"udp: Fix wildcard bind conflict check when using hash2\" (7.0; 6.18.21, 6.12.80, 6.6.131, 6.1.168)",
        [](const kernel_profile& p) {
@@ -422,6 +430,7 @@ std::optional<kernel_profile> find_kernel_profile(std::string_view s, std::strin
       p.name = std::string(s);
       p.covers = r.covers;
       p.sysctl_u8 = v >= version{5, 14};  // as released; kBackports may add it (5.10.262)
+      p.v4mapped_src_refused = v >= version{4, 10};  // ec5e3b0a1d41 (4.10, D)
       for (const auto& b : backports())
         if (b.v.major == v.major && b.v.minor == v.minor && (!has_patch || b.v.patch <= v.patch)) b.apply(p);
       p.sysctls = sysctl_rows(p, v);

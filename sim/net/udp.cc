@@ -627,6 +627,7 @@ int udp_connect(world& w, sock_id sk, const endpoint& to, udp_port_info* info) {
   // destination to __ip4_datagram_connect (ENETUNREACH on an IPV6_V6ONLY socket).
   if (!s.v6 && !to.addr.is_v4()) return EAFNOSUPPORT;
   if (s.v6 && to.addr.is_v4() && s.ipv6only) return ENETUNREACH;
+  if (v4mapped_src_refused(w, s, to.addr)) return EAFNOSUPPORT;  // ip6_datagram_dst_update()
   const netns& ns = w.ns_of(sk);
   const inet_addr saddr = s.rcv_saddr.is_any() ? inet_select_saddr(ns, to.addr) : s.rcv_saddr.get();
   if (saddr.is_any()) return ENETUNREACH;
@@ -658,6 +659,7 @@ int udp_sendmsg(world& w, sock_id sk, const std::optional<endpoint>& to, udp_por
     if (s.state != tcp_state::ESTABLISHED) return EDESTADDRREQ;
     dst = {s.daddr, s.dport};
   }
+  if (v4mapped_src_refused(w, s, dst.addr)) return EAFNOSUPPORT;  // udpv6_sendmsg(): the route
   const netns& ns = w.ns_of(sk);
   const inet_addr saddr = s.rcv_saddr.is_any() ? inet_select_saddr(ns, dst.addr) : s.rcv_saddr.get();
   if (saddr.is_any()) return ENETUNREACH;

@@ -404,9 +404,13 @@ void Runner::run_call_any(uint32_t ci, uint64_t k, const Call& c, Nanos now) {
   }
   net::sock_id sk = c.op == Op::sysctl || fresh_instance ? net::kNone : impl_->lookup(sname);
   if (c.op != Op::sysctl && sk == net::kNone) {
-    if (!plan.creates) {  // sname is always formatted here: fresh_instance implies creates
-      rep_.runtime_error = fmt::format("{}: {}: socket '{}' does not exist at {} (not created yet, or closed)",
-                                       sc_.file, c.path, sname, format_duration(now));
+    // Without "host" a call only names a socket expected to exist: one an accept() should have
+    // made (the loader cannot know that the accept fails) is not created on no host.
+    if (!plan.creates || c.netns < 0) {  // sname is always formatted here: fresh_instance implies creates
+      rep_.runtime_error = fmt::format("{}: {}: socket '{}' does not exist at {} ({})", sc_.file, c.path, sname,
+                                       format_duration(now),
+                                       plan.creates ? "the accept() that was to make it failed, or it was closed"
+                                                    : "not created yet, or closed");
       impl_->explain_end(now);
       return;
     }

@@ -521,3 +521,50 @@ TEST_CASE("FIN_WAIT2-substate TIME_WAIT: reused by connect() on 6.6, never from 
     CHECK(net::tcp_twsk_unique(t.w, n, c, true) == (std::string(k) == "6.6"));
   }
 }
+
+TEST_CASE("AF_INET6 from a v4-mapped source to a native IPv6 address: EAFNOSUPPORT from 4.10", "[kernel_profile][connect]") {
+  // net/ipv6/ip6_output.c ip6_dst_lookup_tail(), ec5e3b0a1d41 (4.10): a v4-mapped fl6->saddr
+  // with a daddr neither v4-mapped nor [::] is refused; 4.9's lookup has no such check (the
+  // connect goes on). The live 6.18.44 kernel and Debian's 5.10/6.12 in VMs agree for 4.10+
+  // (scenarios/edge-v4mapped-source.json).
+  for (const char* k : {"4.9", "4.14", "6.18"}) {
+    INFO(k);
+    World t(machine(k, "40000 40009"));
+    const net::sock_id s = t.socket(0, {}, net::family::inet6);
+    REQUIRE(net::inet_bind(t.w, s, *net::parse_endpoint("[::ffff:127.0.0.1]:0")) == 0);
+    const int err = t.connect(s, "[::1]:5000").err;
+    if (std::string(k) == "4.9") CHECK(err != EAFNOSUPPORT);
+    else CHECK(err == EAFNOSUPPORT);
+    const net::sock_id here = t.socket(0, {}, net::family::inet6);  // [::]: this host, v4-mapped
+    REQUIRE(net::inet_bind(t.w, here, *net::parse_endpoint("[::ffff:127.0.0.1]:0")) == 0);
+    CHECK(t.connect(here, "[::]:5000").err != EAFNOSUPPORT);
+  }
+}
+
+TEST_CASE("listen() on a socket once in ehash: EINVAL on 6.18.44, a listener on 6.18.0 and 6.12", "[kernel_profile][tcp]") {
+  // Measured: the live 6.18.44 kernel (scenarios/edge-listen-after-connect.json, unshare -n) and
+  // Debian's 6.12.118 in a VM (tools/kernel-oracle --kernel 6.12: listen() = 0). A refused
+  // connect() disconnects the socket: its listen() gets a port and keeps it; a connection reset
+  // by the peer still names it: refused before any port.
+  for (const char* k : {"6.12", "6.18.0", "6.18.44"}) {
+    INFO(k);
+    const bool refuses = std::string(k) == "6.18.44";
+    test::run_scenario_expecting(k, fmt::format(R"({{"kernel": "{}",
+      "machines": [{{"name": "h", "sysctls": {{"net.ipv4.ip_local_port_range": "40000 40000"}}}}],
+      "timeline": [
+        {{"t": "0ms", "host": "h", "op": "connect", "sock": "a", "to": "127.0.0.2:5001", "expect": {{"ret": -1, "errno": "ECONNREFUSED"}}}},
+        {{"t": "1ms", "op": "listen", "sock": "a", "expect": {}}},
+        {{"t": "2ms", "host": "h", "op": "bind", "sock": "b", "addr": "0.0.0.0:40000", "expect": {{"ret": -1, "errno": "EADDRINUSE"}}}},
+        {{"t": "3ms", "op": "close", "sock": "a"}},
+        {{"t": "4ms", "host": "h", "op": "bind", "sock": "l", "addr": "127.0.0.1:7000", "expect": {{"ret": 0}}}},
+        {{"t": "5ms", "op": "listen", "sock": "l", "expect": {{"ret": 0}}}},
+        {{"t": "6ms", "host": "h", "op": "connect", "sock": "d", "to": "127.0.0.1:7000", "expect": {{"ret": 0}}}},
+        {{"t": "7ms", "op": "accept", "sock": "l", "as": "c", "expect": {{"ret": 0}}}},
+        {{"t": "8ms", "op": "setsockopt", "sock": "c", "opt": "SO_LINGER", "value": 0}},
+        {{"t": "9ms", "op": "close", "sock": "c"}},
+        {{"t": "10ms", "op": "listen", "sock": "d", "expect": {}}}
+      ]}})",
+      k, refuses ? R"({"ret": -1, "errno": "EINVAL"})" : R"({"ret": 0, "port": 40000})",
+      refuses ? R"({"ret": -1, "errno": "EINVAL"})" : R"({"ret": 0})"));
+  }
+}

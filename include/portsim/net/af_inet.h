@@ -68,6 +68,9 @@ inline const netns* route_to(const world& w, const netns& from, const inet_addr&
 
 // tcp_v6_connect() / ip_route_connect(): connect() to [::] or 0.0.0.0 means this host.
 inet_addr connect_daddr(const sock& s, const inet_addr& to);
+// ip6_dst_lookup_tail(): an AF_INET6 socket with a v4-mapped source and a native IPv6
+// destination gets no route (EAFNOSUPPORT; kernel_profile::v4mapped_src_refused).
+bool v4mapped_src_refused(const world& w, const sock& s, const inet_addr& daddr);
 
 // Route lookup (ip_route_connect): the source address for `daddr` from netns `ns`.
 inet_addr inet_select_saddr(const netns& ns, const inet_addr& daddr);

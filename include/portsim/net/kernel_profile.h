@@ -102,6 +102,22 @@ struct kernel_profile {
   // has them too (VM oracle, tests/live/vm/5.10: 256 and -1 give EINVAL); the 5.10.y point
   // release that took them is not known (U).
   bool sysctl_u8 = true;
+  // An AF_INET6 socket whose source is v4-mapped (bound to ::ffff:a.b.c.d) sending to a native
+  // IPv6 address: ip6_dst_lookup_tail() refuses the route with EAFNOSUPPORT (connect(), UDP
+  // connect() and sendto()). ec5e3b0a1d41 "ipv6: Inhibit IPv4-mapped src address on the wire"
+  // (merged during 4.10-rc, D); before it the packet left with the mapped source (U: not modelled).
+  bool v4mapped_src_refused = true;
+  // listen() on a CLOSE socket that was once in ehash (connected, even if refused or reset;
+  // an accepted child) fails with EINVAL. Disconnected since (a refused connect(): sock_error
+  // runs tcp_disconnect; AF_UNSPEC), it first gets its port (autobinding one; a conflict's
+  // EADDRINUSE wins) and keeps it, the state CLOSE; still naming its peer (reset or closed by
+  // it), it is refused before any port. Measured on the live 6.18.44 kernel (unshare -n,
+  // 2026-12-02; a connect that failed before ehash, e.g. EADDRNOTAVAIL, listens fine); Debian's
+  // 6.12.118 listens (VM oracle). Its icsk has a field `unhashed_state` (BTF) that upstream
+  // 6.18.0 lacks (net-next 404381b4f105 "tcp: Set unhashed_state in
+  // inet_twsk_hashdance_schedule()" extends it); the commit that added it and the first 6.18.y
+  // release with it are U: the profile has it from 6.18.44 (V).
+  bool listen_refused_after_unhash = false;
   // sysctl name -> spec, in the order of the 6.18 table (sysctl_names()).
   std::vector<std::pair<std::string_view, sysctl_spec>> sysctls;
 
