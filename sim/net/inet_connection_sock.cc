@@ -478,6 +478,10 @@ int inet_bind(world& w, sock_id sk, const endpoint& addr, bind_info* info) {
   }
   if (!addr.addr.is_any()) w.sk(sk).userlocks |= SOCK_BINDADDR_LOCK;
   if (addr.port) w.sk(sk).userlocks |= SOCK_BINDPORT_LOCK;
+  // inet_sport = htons(inet_num) (0 with IP_BIND_ADDRESS_NO_PORT: a failed connect's old port
+  // goes from getsockname()); inet_dport = 0.
+  w.sk(sk).sport = w.sk(sk).num;
+  w.sk(sk).dport = 0;
   return 0;
 }
 

@@ -296,3 +296,19 @@ TEST_CASE("source address: IPv6 takes the longest common prefix, newest among eq
   World v4only(R"([{"name":"h","addresses":["10.0.0.1/24"]}])");
   CHECK(net::inet_select_saddr(v4only.w.nets[0], *net::parse_addr("2001:db8::1")).is_any());
 }
+
+TEST_CASE("bind: getsockname() shows inet_num, 0 with IP_BIND_ADDRESS_NO_PORT after a refused connect", "[edge][bind]") {
+  // Source: __inet_bind() / __inet6_bind() end with inet_sport = htons(inet_num). Live 6.18.44:
+  // scenarios/edge-bind-no-port-after-refused.json (the refused connect's port 40000 stays in
+  // getsockname() until the bind; after it, port 0), found by tools/oracle-fuzz.
+  for (const net::family f : {net::family::inet, net::family::inet6}) {
+    World t(R"([{"name":"h","sysctls":{"net.ipv4.ip_local_port_range":"40000 40000"}}])");
+    const net::sock_id s = t.socket(0, {}, f);
+    t.w.sk(s).bind_address_no_port = true;
+    CHECK(t.connect(s, f == net::family::inet ? "127.0.0.1:5001" : "[::ffff:127.0.0.1]:5001").err == ECONNREFUSED);
+    CHECK(t.w.sk(s).num == 0);
+    CHECK(t.w.sk(s).sport == 40000);  // inet_put_port() leaves inet_sport
+    REQUIRE(net::inet_bind(t.w, s, ep(f == net::family::inet ? "127.0.0.2:0" : "[::ffff:127.0.0.2]:0")) == 0);
+    CHECK(t.w.sk(s).sport == 0);
+  }
+}
