@@ -7,7 +7,7 @@
 namespace portsim {
 
 namespace {
-constexpr std::array<std::pair<int, std::string_view>, 20> kErrnos{{
+constexpr std::array<std::pair<int, std::string_view>, 21> kErrnos{{
     {0, "OK"},
     {EADDRINUSE, "EADDRINUSE"},
     {EADDRNOTAVAIL, "EADDRNOTAVAIL"},
@@ -28,6 +28,7 @@ constexpr std::array<std::pair<int, std::string_view>, 20> kErrnos{{
     {ENETUNREACH, "ENETUNREACH"},
     {ENOPROTOOPT, "ENOPROTOOPT"},
     {ECONNABORTED, "ECONNABORTED"},
+    {EDESTADDRREQ, "EDESTADDRREQ"},  // send() on an unconnected UDP socket without an address
 }};
 }  // namespace
 

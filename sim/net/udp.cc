@@ -637,7 +637,8 @@ int udp_connect(world& w, sock_id sk, const endpoint& to, udp_port_info* info) {
   }
   s.daddr = to.addr;
   s.dport = to.port;
-  s.sk_err = 0;
+  // sk_err stays: an ICMP error for the old peer fails the next send (live 6.18.44,
+  // scenarios/udp-connect-keeps-error.json; __ip4_datagram_connect() does not touch it).
   s.state = tcp_state::ESTABLISHED;  // UDP has no state machine: ESTABLISHED = connected
   // reuseport_has_conns_set(): the group now falls back to scoring.
   if (const uint32_t g = usk(w, sk).group; g != kNone) w.udp.groups[g].has_conns = true;
