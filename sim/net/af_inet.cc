@@ -303,17 +303,20 @@ int inet_stream_connect_result(world& w, sock_id id) {
 int inet_listen(world& w, sock_id id, int backlog, bind_info* info) {
   backlog = std::min(backlog, w.ns_of(id).sys.somaxconn);  // net/socket.c: __sys_listen()
   sock& s = w.sk(id);
+  // net/ipv4/af_inet.c: inet_listen() — sock->state first: a socket that connected stays
+  // SS_CONNECTED after a reset or the peer's close, as does an accepted one (inet_accept); a
+  // connect still running is SS_CONNECTING. Debian's 5.10.262, 6.1.192, 6.12.118 and the live
+  // 6.18.44 all answer EINVAL (scenarios/edge-listen-after-connect.json, found by oracle-fuzz).
+  if (s.ss != socket_state::SS_UNCONNECTED) return EINVAL;
   if (s.state == tcp_state::LISTEN) {
     w.listening[id].backlog = backlog;  // listen() again only changes the backlog
     return 0;
   }
   if (s.state != tcp_state::CLOSE) return EINVAL;
   // The live 6.18.44 kernel (kernel_profile::listen_refused_after_unhash): a socket once in
-  // ehash that still names its peer (reset or closed by it, an accepted child: no
-  // tcp_disconnect() since) is refused before it gets a port; one that was disconnected (a
-  // refused connect(), AF_UNSPEC) gets its port first, below, and keeps it.
+  // ehash and disconnected since (a refused connect(), AF_UNSPEC) gets its port, below, keeps
+  // it, and is refused.
   const bool refused = s.unhashed_once && w.machine_of(w.ns_of(id)).kp.listen_refused_after_unhash;
-  if (refused && s.dport) return EINVAL;
   // net/ipv4/inet_connection_sock.c: inet_csk_listen_start() re-runs get_port in LISTEN state.
   const tcp_state old = s.state;
   s.state = tcp_state::LISTEN;

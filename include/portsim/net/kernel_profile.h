@@ -107,13 +107,13 @@ struct kernel_profile {
   // connect() and sendto()). ec5e3b0a1d41 "ipv6: Inhibit IPv4-mapped src address on the wire"
   // (merged during 4.10-rc, D); before it the packet left with the mapped source (U: not modelled).
   bool v4mapped_src_refused = true;
-  // listen() on a CLOSE socket that was once in ehash (connected, even if refused or reset;
-  // an accepted child) fails with EINVAL. Disconnected since (a refused connect(): sock_error
-  // runs tcp_disconnect; AF_UNSPEC), it first gets its port (autobinding one; a conflict's
-  // EADDRINUSE wins) and keeps it, the state CLOSE; still naming its peer (reset or closed by
-  // it), it is refused before any port. Measured on the live 6.18.44 kernel (unshare -n,
-  // 2026-12-02; a connect that failed before ehash, e.g. EADDRNOTAVAIL, listens fine); Debian's
-  // 6.12.118 listens (VM oracle). Its icsk has a field `unhashed_state` (BTF) that upstream
+  // listen() on a socket that was once in ehash and is disconnected again (SS_UNCONNECTED: a
+  // refused connect(), whose sock_error runs tcp_disconnect; AF_UNSPEC) gets its port
+  // (autobinding one; a conflict's EADDRINUSE wins), keeps it, and fails with EINVAL, the
+  // state CLOSE. (Still SS_CONNECTED — reset or closed by the peer, accepted — every kernel
+  // refuses it in inet_listen.) Measured on the live 6.18.44 kernel (unshare -n, 2026-12-02;
+  // a connect that failed before ehash, e.g. EADDRNOTAVAIL, listens fine); Debian's 5.10.262,
+  // 6.1.192 and 6.12.118 listen (VM oracle). Its icsk has a field `unhashed_state` (BTF) that upstream
   // 6.18.0 lacks (net-next 404381b4f105 "tcp: Set unhashed_state in
   // inet_twsk_hashdance_schedule()" extends it); the commit that added it and the first 6.18.y
   // release with it are U: the profile has it from 6.18.44 (V).

@@ -95,7 +95,7 @@ struct sock {
   bool rcv_lazy : 1 = false;
   // Once in ehash and taken out again (a connect that got as far as inet_hash_connect(), an
   // accepted child): the live 6.18.44 kernel then refuses listen() (kernel_profile::
-  // listen_refused_after_unhash; its icsk carries an `unhashed_state` that 6.12 lacks).
+  // listen_refused_after_unhash; its icsk carries an `unhashed_state` that 6.12.118 lacks).
   bool unhashed_once : 1 = false;
 };
 static_assert(sizeof(sock) <= 76, "struct sock grew: every held connection pays for it (README Performance)");
