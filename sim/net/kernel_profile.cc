@@ -209,7 +209,7 @@ const std::vector<backport>& backports() {
       // Debian 5.10.262-1 refuses 256 and -1 for ip_nonlocal_bind, tcp_timestamps and
       // tcp_synack_retries (VM oracle sysctl probe, tests/live/vm/5.10); first point release U.
       {{5, 10, 262}, "u8 ipv4 sysctl handlers (V on 5.10.262 in a VM; first point release U)", sysctl_u8},
-      {{6, 18, 44}, "listen() refused (EINVAL) on a socket once in ehash: icsk unhashed_state (V on the live 6.18.44; "
+      {{6, 18, 44}, "listen() refused (EINVAL) on a disconnected socket once in ehash: icsk unhashed_state (V on the live 6.18.44; "
                     "commit and first point release U)", listen_after_unhash},
       {{5, 15, 41}, "4dfa9b438ee3 + b2d057560b81 + 9e9b70ae923b + ca7af0402550 + 4c2c8f03a5ab (V): C5", dhps_full},
       // 91d0b78c5177 came to 6.1.y as a stable dependency of "ipv{4,6}/raw: fix output xfrm
@@ -366,7 +366,7 @@ const std::vector<behaviour>& behaviours() {
        [](const kernel_profile& p) { return std::string(yesno(p.sysctl_u8)); }},
       {"AF_INET6 from a v4-mapped source to a native IPv6 address: EAFNOSUPPORT", "ec5e3b0a1d41 (4.10, D)",
        [](const kernel_profile& p) { return std::string(yesno(p.v4mapped_src_refused)); }},
-      {"listen() on a socket once in ehash (connected, reset, accepted): EINVAL, its port kept",
+      {"listen() on a socket once in ehash, disconnected since (refused connect, AF_UNSPEC): EINVAL, its port kept",
        "icsk unhashed_state (6.18.44 V; commit U; cf. 404381b4f105)",
        [](const kernel_profile& p) { return std::string(yesno(p.listen_refused_after_unhash)); }},
       {"UDP wildcard bind checked on hash2 (> 10 sockets on the port)",

@@ -113,8 +113,8 @@ struct kernel_profile {
   // state CLOSE. (Still SS_CONNECTED — reset or closed by the peer, accepted — every kernel
   // refuses it in inet_listen.) Measured on the live 6.18.44 kernel (unshare -n, 2026-12-02;
   // a connect that failed before ehash, e.g. EADDRNOTAVAIL, listens fine); Debian's 5.10.262,
-  // 6.1.192 and 6.12.118 listen (VM oracle). Its icsk has a field `unhashed_state` (BTF) that upstream
-  // 6.18.0 lacks (net-next 404381b4f105 "tcp: Set unhashed_state in
+  // 6.1.192 and 6.12.118 listen (VM oracle). Its icsk has a field `unhashed_state` (BTF) that
+  // upstream 6.18.0 lacks (net-next 404381b4f105 "tcp: Set unhashed_state in
   // inet_twsk_hashdance_schedule()" extends it); the commit that added it and the first 6.18.y
   // release with it are U: the profile has it from 6.18.44 (V).
   bool listen_refused_after_unhash = false;
