@@ -24,9 +24,10 @@ void advise_huge_pages(const void* p, size_t bytes);
 // The process heap in 2 MiB pages as well: the run's many smaller tables (bind buckets, the
 // destination bitmaps, the event queue, memo tables, an ehash under 32 MiB) are read at random
 // too, and under nested paging (a VM) every TLB miss walks two page tables. What glibc's
-// tunable glibc.malloc.hugetlb=1 does, from inside: the main heap grows by `bytes` in pieces,
-// advised before any of it is touched, and keeps them (no trimming); blocks up to 32 MiB come
-// from the heap. Call first thing in main(). Memory is committed 2 MiB at a time where touched.
+// tunable glibc.malloc.hugetlb=1 does, from inside: the main heap grows by `bytes`, from a 2 MiB
+// boundary (so that no 4 KiB page of the run's heap is a fault of its own), advised before any
+// of it is touched, and keeps it (no trimming); blocks up to 32 MiB come from the heap. Call
+// first thing in main(). Memory is committed 2 MiB at a time where touched.
 // False when nothing was advised: not glibc's malloc (AddressSanitizer's, whose mallopt()
 // refuses), or madvise() refused. Measured (README "Performance", session 8): churn-random
 // 3.7 -> 4.7-4.9 M events/s, the 1 000-destination workload 2.1 -> 3.1 M events/s.
