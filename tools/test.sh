@@ -3,8 +3,9 @@
 # goldens, determinism, the fuzz target, and the `slurm` label: sharded sweeps on a single-node
 # Slurm that the tests bring up and down themselves, and with GNU parallel; the VM oracle's frozen
 # fixtures and exact-mode fixtures, label vm-fixtures), then all but the slurm and vm-fixtures
-# labels again with ASan+UBSan, then the optional profile-guided build (tools/pgo-build.sh) and
-# its trace-hash check. The README's test command and .ci/run both call this. Left out:
+# labels again with ASan+UBSan. build/portsim is the profile-guided build (CMakeLists.txt,
+# PORTSIM_PGO): every CLI test above runs it, trace-hash included. The README's test command
+# and .ci/run both call this. Left out:
 # the `oracle` label (the live kernel, ~18 min) and the VM oracle's `oracle-vm` / `oracle-vm-smoke`
 # / `oracle-vm-exact` labels (qemu, tools/install-deps.sh --vm); `-LE oracle` is a regular
 # expression and excludes all four.
@@ -23,7 +24,3 @@ ctest --test-dir build --output-on-failure -j2 -LE oracle
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 -DPORTSIM_FUZZ=ON >/dev/null
 cmake --build build-asan -j2
 ctest --test-dir build-asan --output-on-failure -j2 -LE 'oracle|slurm|vm-fixtures'
-# The optional profile-guided build (README "Performance", session 11), built here so that it
-# keeps working: an instrumented build, its training runs, the build with the profile, and the
-# trace-hash label against that binary (~2.5 min on 2 cores).
-tools/pgo-build.sh build-pgo
