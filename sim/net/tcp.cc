@@ -250,6 +250,7 @@ int tcp_disconnect(world& w, sock_id id) {
     default: break;
   }
   ++w.sk(id).timer_gen;  // tcp_clear_xmit_timers()
+  w.sk(id).shut_wr = false;  // sk_shutdown = 0
   w.sk(id).dport = 0;
   const inet_addr any = w.sk(id).v6 ? inet_addr{} : kAnyV4;
   if (!(w.sk(id).userlocks & SOCK_BINDADDR_LOCK)) inet_bhash2_update_saddr(w, id, any);  // inet_bhash2_reset_saddr
@@ -325,7 +326,10 @@ int tcp_close(world& w, sock_id id) {
 // still SS_CONNECTING is SS_DISCONNECTING if its handshake has not ended, else SS_CONNECTED.
 // CLOSE: ENOTCONN. LISTEN: nothing (only SHUT_RD stops a listener), 0. SYN_SENT: the connect is
 // aborted (tcp_disconnect: port given back unless bound explicitly, sk_err ECONNRESET), 0.
-// ESTABLISHED / CLOSE_WAIT: our FIN (FIN_WAIT1 / LAST_ACK); other states: nothing, 0.
+// ESTABLISHED / CLOSE_WAIT: our FIN (FIN_WAIT1 / LAST_ACK); other states: nothing, 0. Every
+// state but LISTEN and SYN_SENT keeps SEND_SHUTDOWN in sk_shutdown (shut_wr), CLOSE too (its
+// ENOTCONN comes after the write), until tcp_disconnect() clears it: a simultaneous open
+// completed later sends its FIN at once (tcp_rcv_state_process, TCP_SYN_RECV).
 int tcp_shutdown(world& w, sock_id id) {
   sock& s = w.sk(id);
   if (s.ss == socket_state::SS_CONNECTING)
@@ -333,7 +337,7 @@ int tcp_shutdown(world& w, sock_id id) {
                ? socket_state::SS_DISCONNECTING
                : socket_state::SS_CONNECTED;
   switch (s.state) {
-    case tcp_state::CLOSE: return ENOTCONN;
+    case tcp_state::CLOSE: s.shut_wr = true; return ENOTCONN;
     case tcp_state::LISTEN: return 0;
     case tcp_state::SYN_SENT: {
       tcp_disconnect(w, id);
@@ -344,7 +348,7 @@ int tcp_shutdown(world& w, sock_id id) {
     }
     case tcp_state::ESTABLISHED: w.set_state(id, tcp_state::FIN_WAIT1); break;
     case tcp_state::CLOSE_WAIT: w.set_state(id, tcp_state::LAST_ACK); break;
-    default: return 0;
+    default: s.shut_wr = true; return 0;
   }
   w.sk(id).shut_wr = true;
   tcp_send_fin(w, id);
