@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
@@ -37,7 +38,12 @@ bool advise_huge_page_heap(size_t bytes) {
   // So the region is one block (mmap() off while it is made: no size limit), starting at a
   // 2 MiB boundary with its header just below it; a block kept for good and never touched
   // (address space only) fills the gap from the heap's top, which starts anywhere (ASLR).
-  bytes = (bytes + kHuge - 1) & ~(kHuge - 1);
+  // A free block below the top chunk that is large enough would serve a request instead of the
+  // top (a heap already in use, as in the unit tests' process): the region is made larger than
+  // all of them together. At the start of main() they are a few KiB.
+  const struct mallinfo2 mi = mallinfo2();
+  const size_t below_top = mi.fordblks > mi.keepcost ? mi.fordblks - mi.keepcost : 0;
+  bytes = (std::max(bytes, below_top + kHuge) + kHuge - 1) & ~(kHuge - 1);
   if (mallopt(M_MMAP_MAX, 0) != 1) return false;
   static void* head_holes[4] = {};  // still reachable: never freed on purpose
   for (void*& hole : head_holes) {  // a small gap's block may come from a free one: look again
