@@ -299,13 +299,8 @@ int tcp_close(world& w, sock_id id) {
       w.set_state(id, tcp_state::CLOSE);
       sock_destroy(w, id);
       return 0;
-    case tcp_state::ESTABLISHED:  // tcp_close_state(): FIN_WAIT1, send FIN
-      w.set_state(id, tcp_state::FIN_WAIT1);
-      tcp_send_fin(w, id);
-      return 0;
-    case tcp_state::CLOSE_WAIT:  // LAST_ACK, send FIN
-      w.set_state(id, tcp_state::LAST_ACK);
-      tcp_send_fin(w, id);
+    case tcp_state::ESTABLISHED: case tcp_state::CLOSE_WAIT:  // FIN_WAIT1 / LAST_ACK, send FIN
+      if (tcp_close_state(w, id)) tcp_send_fin(w, id);
       return 0;
     case tcp_state::FIN_WAIT2:  // after shutdown(): tcp_fin_time() and the > 60 s keepalive split
       tcp_orphan_fin_wait2(w, id, false);
@@ -346,13 +341,19 @@ int tcp_shutdown(world& w, sock_id id) {
       w.sk(id).ss = socket_state::SS_UNCONNECTED;
       return 0;
     }
-    case tcp_state::ESTABLISHED: w.set_state(id, tcp_state::FIN_WAIT1); break;
-    case tcp_state::CLOSE_WAIT: w.set_state(id, tcp_state::LAST_ACK); break;
-    default: s.shut_wr = true; return 0;
+    default: break;
   }
-  w.sk(id).shut_wr = true;
-  tcp_send_fin(w, id);
+  s.shut_wr = true;
+  if (tcp_close_state(w, id)) tcp_send_fin(w, id);
   return 0;
+}
+
+bool tcp_close_state(world& w, sock_id id) {
+  switch (w.sk(id).state) {
+    case tcp_state::ESTABLISHED: w.set_state(id, tcp_state::FIN_WAIT1); return true;
+    case tcp_state::CLOSE_WAIT: w.set_state(id, tcp_state::LAST_ACK); return true;
+    default: return false;
+  }
 }
 
 void external_close(world& w, sock_id id) {

@@ -173,10 +173,8 @@ void tcp_rcv_state_process(world& w, sock_id id, const segment& in) {
           // shutdown(SHUT_WR) came before the connect (sk_shutdown has SEND_SHUTDOWN): the FIN
           // leaves now (tcp_shutdown). A connect waiting on it reads the state the exchange
           // left (live 6.18.44: a self-connect ends in TIME_WAIT, connect() ECONNABORTED).
-          if (s.shut_wr) {
-            w.set_state(id, tcp_state::FIN_WAIT1);
-            tcp_send_fin(w, id);  // a zero-delay path answers inside: s may have moved
-          }
+          // (tcp_send_fin: a zero-delay path answers inside it, and s may move.)
+          if (s.shut_wr && tcp_close_state(w, id)) tcp_send_fin(w, id);
           tcp_connect_finish(w, id, 0);
         } else if (in.flags & TCPHDR_SYN) {
           tcp_send(w, id, TCPHDR_SYN | TCPHDR_ACK);

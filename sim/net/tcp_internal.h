@@ -7,6 +7,10 @@ namespace portsim::net {
 
 void tcp_send(world& w, sock_id id, uint8_t flags);
 void tcp_send_fin(world& w, sock_id id);
+// net/ipv4/tcp.c: tcp_close_state() — the application closes or shuts down its sending side:
+// ESTABLISHED → FIN_WAIT1, CLOSE_WAIT → LAST_ACK, true (a FIN to send); any other state stays,
+// false. (The kernel's table also moves SYN_RECV, with a FIN; not modelled.)
+bool tcp_close_state(world& w, sock_id id);
 void tcp_v4_send_reset(world& w, uint16_t ns, const segment& in);
 void arm_timer(world& w, sock_id id, timer_kind kind, Nanos after);
 uint32_t now_ms(const world& w);
